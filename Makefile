@@ -1,0 +1,34 @@
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo
+
+.PHONY: demo test lint bench clean
+
+# The venv is rebuilt when the dependency pins change.
+$(BIN)/consentgate: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/consentgate
+	$(BIN)/consentgate generate --out $(DEMO_DIR)/input --events 20000 --seed 7
+	CONSENTGATE_PSEUDONYM_KEY=$${CONSENTGATE_PSEUDONYM_KEY:-demo-key-not-secret-0123456789abcdef} \
+	  $(BIN)/consentgate run --input $(DEMO_DIR)/input --consent $(DEMO_DIR)/input/consent.jsonl \
+	  --out $(DEMO_DIR)/run
+	@echo "Report: $(abspath $(DEMO_DIR))/run/report.html"
+
+test: $(BIN)/consentgate
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/consentgate
+	$(BIN)/ruff check pipelines tests
+	$(BIN)/ruff format --check pipelines tests
+	$(BIN)/mypy
+
+bench: $(BIN)/consentgate
+	$(BIN)/python -m tests.benchmarks.run
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

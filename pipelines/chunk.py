@@ -1,0 +1,587 @@
+"""The unit of work that moves through the pipeline: a chunk of one input file, as Arrow tables.
+
+Each stage is a pure function from chunk to chunk (or to output tables), so the Beam layer in
+`pipelines/transforms/` only wires them. Columns whose names start with `_` are internal
+bookkeeping and never reach an output file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.config import Config
+from pipelines.contract import Contract, EventType
+from pipelines.rules import classify, detect
+from pipelines.rules.classify import HASH, LOC, REJECT_SCHEMA
+from pipelines.rules.deidentify import Pseudonymizer, country_of, redact_spans
+from pipelines.rules.route import (
+    CONFLICT,
+    DESTINATIONS,
+    DUPLICATE,
+    DedupVerdicts,
+    content_decision,
+    service_decision,
+)
+
+__all__ = [
+    "AUDIT_SCHEMA",
+    "FINDING_TYPE",
+    "QUARANTINE_SCHEMA",
+    "RESTRICTED_SCHEMA",
+    "ChunkOutputs",
+    "EventChunk",
+    "scannable_fields",
+    "training_schema",
+]
+
+FINDINGS = "_findings"
+DEST = "_destination"
+REASON = "_reason"
+LINE_BITS = 32
+
+FINDING_TYPE = pa.struct(
+    [
+        pa.field("detector", pa.string()),
+        pa.field("field", pa.string()),
+        pa.field("start", pa.int32()),
+        pa.field("end", pa.int32()),
+    ]
+)
+AUDIT_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string()),
+        pa.field("event_type", pa.string()),
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("source_line", pa.int64(), nullable=False),
+        pa.field("record_class", pa.string(), nullable=False),
+        pa.field("destination", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("rules", pa.list_(pa.string()), nullable=False),
+        pa.field("detectors", pa.list_(FINDING_TYPE), nullable=False),
+        pa.field("consent", pa.string()),
+        pa.field("host_only", pa.bool_()),
+    ]
+)
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string()),
+        pa.field("event_type", pa.string()),
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("source_line", pa.int64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+        pa.field("raw", pa.binary()),
+    ]
+)
+RESTRICTED_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("event_type", pa.string(), nullable=False),
+        pa.field("event_ts", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("account_id", pa.string(), nullable=False),
+        pa.field("meeting_id", pa.string()),
+        pa.field("subjects", pa.list_(pa.string()), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("withheld_fields", pa.list_(pa.string()), nullable=False),
+    ]
+)
+_ENVELOPE_IDS = ("account_id", "meeting_id", "participant_id")
+
+
+def loc_of(file_index: int, record_number: int) -> int:
+    return (file_index << LINE_BITS) | record_number
+
+
+def scannable_fields(event_type: EventType) -> tuple[str, ...]:
+    """String fields of a service record that detectors scan: free text and open service text.
+
+    Enumerations and patterned values cannot carry free words, so they are skipped.
+    """
+    names = []
+    for spec in event_type.fields:
+        if spec.arrow_type != pa.string():
+            continue
+        if spec.category == "free_text" or spec.category == "service":
+            names.append(spec.name)
+    return tuple(names)
+
+
+def _payload_rule(config: Config, spec: Any) -> str:
+    """What de-identification does with one payload field of a service record."""
+    if spec.category in config.deidentify.drop_categories:
+        return "drop"
+    if spec.category == "identifier":
+        return config.deidentify.field_rules.get(spec.name, config.deidentify.identifier_rule)
+    return "keep"
+
+
+def training_schema(config: Config, contract: Contract, event_type: EventType) -> pa.Schema:
+    """Columns of a de-identified training row of `event_type`, in output order."""
+    fields = [pa.field("record_class", pa.string(), nullable=False)]
+    for spec in contract.envelope:
+        fields.append(pa.field(spec.name, spec.arrow_type, nullable=spec.nullable))
+    for spec in event_type.fields:
+        rule = _payload_rule(config, spec)
+        if rule == "country":
+            fields.append(pa.field(f"{spec.name}_country", pa.string()))
+        elif rule in ("keep", "pseudonymise"):
+            fields.append(pa.field(spec.name, spec.arrow_type, nullable=spec.nullable))
+    return pa.schema(fields)
+
+
+def pseudonym_columns(config: Config, contract: Contract, event_type: EventType) -> tuple[str, ...]:
+    """Training columns that hold pseudonyms."""
+    names = [n for n in _ENVELOPE_IDS]
+    names += [s.name for s in event_type.fields if _payload_rule(config, s) == "pseudonymise"]
+    return tuple(names)
+
+
+@dataclass
+class ChunkOutputs:
+    """What one chunk contributes to each output table, plus its counts."""
+
+    chunk_id: str
+    training: dict[str, pa.Table]
+    restricted: pa.Table
+    quarantine: pa.Table
+    audit: pa.Table
+    counts: dict[str, Any]
+
+
+@dataclass
+class EventChunk:
+    """Records of one slice of one input file: typed tables by event type, and rejects."""
+
+    file_index: int
+    chunk_index: int
+    source: str
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    rejects: pa.Table = field(default_factory=REJECT_SCHEMA.empty_table)
+
+    @property
+    def chunk_id(self) -> str:
+        return f"{self.file_index:05d}-{self.chunk_index:05d}"
+
+    # -- ClassifyEvents -------------------------------------------------------------------
+    @classmethod
+    def from_lines(
+        cls,
+        contract: Contract,
+        file_index: int,
+        chunk_index: int,
+        source: str,
+        lines: list[tuple[int, bytes]],
+    ) -> EventChunk:
+        """Decode, check and group JSON Lines `(line_number, bytes)`."""
+
+        def items() -> Iterator[tuple[int, Any, str | None, bytes | None]]:
+            for number, line in lines:
+                record, reason = classify.decode_line(line)
+                yield loc_of(file_index, number), record, reason, line
+
+        found = classify.classify_records(contract, items())
+        return cls(file_index, chunk_index, source, found.tables, found.rejects)
+
+    @classmethod
+    def from_rows(
+        cls,
+        contract: Contract,
+        file_index: int,
+        chunk_index: int,
+        source: str,
+        first_row: int,
+        rows: list[dict[str, Any]],
+    ) -> EventChunk:
+        """Check and group rows of a columnar file (payload as a JSON string column)."""
+
+        def items() -> Iterator[tuple[int, Any, str | None, bytes | None]]:
+            for offset, row in enumerate(rows):
+                loc = loc_of(file_index, first_row + offset)
+                raw = orjson.dumps(row, default=str)
+                payload = row.get("payload")
+                if isinstance(payload, str):
+                    decoded, reason = classify.decode_line(payload.encode("utf-8"))
+                    if reason is not None:
+                        yield loc, None, f"payload_{reason}", raw
+                        continue
+                    row = {**row, "payload": decoded}
+                row = {k: v for k, v in row.items() if v is not None or k in _NULLABLE_TOP}
+                yield loc, row, None, raw
+
+        found = classify.classify_records(contract, items())
+        return cls(file_index, chunk_index, source, found.tables, found.rejects)
+
+    def record_count(self) -> int:
+        return self.rejects.num_rows + sum(t.num_rows for t in self.tables.values())
+
+    # -- inputs to the run-wide context -----------------------------------------------------
+    def dedup_keys(self) -> pa.Table:
+        """(event_id, hash, loc) of every record that has an event id, for de-duplication."""
+        parts = [t.select(["event_id", HASH, LOC]) for t in self.tables.values()]
+        rejects = self.rejects.filter(pc.is_valid(self.rejects["event_id"]))
+        parts.append(rejects.select(["event_id", HASH, LOC]))
+        return pa.concat_tables(parts)
+
+    def identifier_values(self, contract: Contract) -> set[str]:
+        """Distinct identifier strings of this chunk (names, emails, ids), for known-identifier scans."""
+        values: set[str] = set()
+        for name, table in self.tables.items():
+            specs = [*contract.envelope, *contract.event_types[name].fields]
+            for spec in specs:
+                if spec.category != "identifier":
+                    continue
+                column = table[spec.name]
+                if pa.types.is_list(column.type):
+                    column = pc.list_flatten(column)
+                if column.type == pa.string():
+                    values.update(v for v in pc.unique(column).to_pylist() if v)
+        return values
+
+    def content_texts(self, contract: Contract) -> Iterator[tuple[str, str]]:
+        """(meeting_id, text) of every worded content field, for the content-echo index."""
+        for name, table in self.tables.items():
+            event_type = contract.event_types[name]
+            texts = [s for s in event_type.fields if s.category == "content" and s.name not in _NOT_WORDS]
+            if not texts:
+                continue
+            meetings = table["meeting_id"].to_pylist()
+            for spec in texts:
+                column = table[spec.name]
+                if pa.types.is_list(column.type):
+                    values: list[Any] = [_words_of(v) for v in column.to_pylist()]
+                else:
+                    values = column.to_pylist()
+                for meeting, text in zip(meetings, values, strict=True):
+                    if meeting and text:
+                        yield meeting, text
+
+    # -- DetectLeaks -----------------------------------------------------------------------
+    def with_findings(
+        self,
+        config: Config,
+        contract: Contract,
+        known: detect.KnownIdentifiers | None,
+        echo: detect.EchoIndex | None,
+    ) -> EventChunk:
+        """Scan the text fields of service-generated records; add a findings column."""
+        overrides = config.taxonomy.record_class_overrides
+        tables = {}
+        for name, table in self.tables.items():
+            event_type = contract.event_types[name]
+            per_row: list[list[dict]] = [[] for _ in range(table.num_rows)]
+            if classify.record_class_of(event_type, overrides) == "service_generated":
+                meetings = table["meeting_id"]
+                for field_name in scannable_fields(event_type):
+                    found = detect.scan_column(
+                        table[field_name],
+                        config.detectors,
+                        known=known,
+                        echo=echo,
+                        meeting_ids=meetings,
+                    )
+                    for row, findings in enumerate(found):
+                        per_row[row].extend(
+                            {"detector": f.detector, "field": field_name, "start": f.start, "end": f.end}
+                            for f in findings
+                        )
+            tables[name] = table.append_column(
+                pa.field(FINDINGS, pa.list_(FINDING_TYPE)), pa.array(per_row, pa.list_(FINDING_TYPE))
+            )
+        return replace(self, tables=tables)
+
+    # -- RouteRecords ----------------------------------------------------------------------
+    def routed(self, config: Config, contract: Contract, verdicts: DedupVerdicts) -> EventChunk:
+        """Add destination and reason columns to every table (default deny)."""
+        overrides = config.taxonomy.record_class_overrides
+        tables = {}
+        for name, table in self.tables.items():
+            record_class = classify.record_class_of(contract.event_types[name], overrides)
+            if record_class == "service_generated":
+                dest, reason = service_decision(table, verdicts, config.policy.on_detector_finding)
+            elif record_class == "customer_content":
+                dest, reason = content_decision(table, verdicts, config.policy.content_policy)
+            else:
+                dest = pa.array(["quarantine"] * table.num_rows, pa.string())
+                reason = pa.array(["unknown_record_class"] * table.num_rows, pa.string())
+            tables[name] = table.append_column(DEST, dest).append_column(REASON, reason)
+        return replace(self, tables=tables)
+
+    # -- Deidentify and materialise ---------------------------------------------------------
+    def outputs(self, config: Config, contract: Contract, pseudonyms: Pseudonymizer,
+                verdicts: DedupVerdicts) -> ChunkOutputs:
+        """Build this chunk's rows for every output table, de-identifying what may train."""
+        overrides = config.taxonomy.record_class_overrides
+        training: dict[str, pa.Table] = {}
+        restricted: list[pa.Table] = []
+        quarantine: list[pa.Table] = []
+        audit: list[pa.Table] = []
+        for name, table in sorted(self.tables.items()):
+            event_type = contract.event_types[name]
+            record_class = classify.record_class_of(event_type, overrides)
+            dest = table[DEST]
+            to_training = table.filter(pc.equal(dest, "training"))
+            if to_training.num_rows:
+                training[name] = _deidentify(config, contract, event_type, record_class,
+                                             to_training, pseudonyms)
+            to_restricted = table.filter(pc.equal(dest, "restricted"))
+            if to_restricted.num_rows:
+                restricted.append(_restricted_rows(contract, event_type, to_restricted, pseudonyms))
+            to_quarantine = table.filter(pc.equal(dest, "quarantine"))
+            if to_quarantine.num_rows:
+                quarantine.append(self._quarantine_rows(to_quarantine))
+            audit.append(self._audit_rows(table, record_class, name))
+        rejects = self._rejects_routed(verdicts)
+        if rejects.num_rows:
+            kept = rejects.filter(pc.equal(rejects[DEST], "quarantine"))
+            quarantine.append(
+                pa.table(
+                    {
+                        "event_id": kept["event_id"],
+                        "event_type": kept["event_type"],
+                        "source_file": pa.array([self.source] * kept.num_rows, pa.string()),
+                        "source_line": _line_numbers(kept[LOC]),
+                        "reason": kept[REASON],
+                        "detail": kept["detail"],
+                        "raw": kept["raw"],
+                    },
+                    schema=QUARANTINE_SCHEMA,
+                )
+            )
+            audit.append(self._reject_audit_rows(rejects))
+        outputs = ChunkOutputs(
+            chunk_id=self.chunk_id,
+            training=training,
+            restricted=_concat(restricted, RESTRICTED_SCHEMA),
+            quarantine=_concat(quarantine, QUARANTINE_SCHEMA),
+            audit=_concat(audit, AUDIT_SCHEMA),
+            counts={},
+        )
+        outputs.counts = count_outputs(outputs.audit)
+        return outputs
+
+    def _rejects_routed(self, verdicts: DedupVerdicts) -> pa.Table:
+        """Rejects keep their own reason, except that identical repeats count as duplicates."""
+        rejects = self.rejects
+        reasons = rejects["reason"].to_pylist()
+        dests = ["quarantine"] * rejects.num_rows
+        for i, (event_id, loc) in enumerate(
+            zip(rejects["event_id"].to_pylist(), rejects[LOC].to_pylist(), strict=True)
+        ):
+            verdict = verdicts.verdict(event_id, loc)
+            if verdict == DUPLICATE:
+                dests[i], reasons[i] = "duplicate", "duplicate"
+            elif verdict == CONFLICT:
+                reasons[i] = "conflicting_duplicate"
+        return rejects.append_column(DEST, pa.array(dests, pa.string())).set_column(
+            rejects.schema.get_field_index("reason"), REASON, pa.array(reasons, pa.string())
+        )
+
+    def _quarantine_rows(self, table: pa.Table) -> pa.Table:
+        internal = [c for c in table.column_names if c.startswith("_")]
+        records = table.drop_columns(internal).to_pylist()
+        raws = [orjson.dumps(r, default=str) for r in records]
+        details = [_finding_detail(f) for f in table[FINDINGS].to_pylist()]
+        return pa.table(
+            {
+                "event_id": table["event_id"],
+                "event_type": table["event_type"],
+                "source_file": pa.array([self.source] * table.num_rows, pa.string()),
+                "source_line": _line_numbers(table[LOC]),
+                "reason": table[REASON],
+                "detail": pa.array(details, pa.string()),
+                "raw": pa.array(raws, pa.binary()),
+            },
+            schema=QUARANTINE_SCHEMA,
+        )
+
+    def _audit_rows(self, table: pa.Table, record_class: str, event_type: str) -> pa.Table:
+        n = table.num_rows
+        rules = [f"schema:{event_type}", f"class:{record_class}"]
+        return pa.table(
+            {
+                "event_id": table["event_id"],
+                "event_type": table["event_type"],
+                "source_file": pa.array([self.source] * n, pa.string()),
+                "source_line": _line_numbers(table[LOC]),
+                "record_class": pa.array([record_class] * n, pa.string()),
+                "destination": table[DEST],
+                "reason": table[REASON],
+                "rules": pa.array([rules] * n, pa.list_(pa.string())),
+                "detectors": table[FINDINGS],
+                "consent": pa.nulls(n, pa.string()),
+                "host_only": pa.nulls(n, pa.bool_()),
+            },
+            schema=AUDIT_SCHEMA,
+        )
+
+    def _reject_audit_rows(self, rejects: pa.Table) -> pa.Table:
+        n = rejects.num_rows
+        return pa.table(
+            {
+                "event_id": rejects["event_id"],
+                "event_type": rejects["event_type"],
+                "source_file": pa.array([self.source] * n, pa.string()),
+                "source_line": _line_numbers(rejects[LOC]),
+                "record_class": pa.array(["unknown"] * n, pa.string()),
+                "destination": rejects[DEST],
+                "reason": rejects[REASON],
+                "rules": pa.array([["schema:rejected"]] * n, pa.list_(pa.string())),
+                "detectors": pa.array([[]] * n, pa.list_(FINDING_TYPE)),
+                "consent": pa.nulls(n, pa.string()),
+                "host_only": pa.nulls(n, pa.bool_()),
+            },
+            schema=AUDIT_SCHEMA,
+        )
+
+
+_NULLABLE_TOP = frozenset({"meeting_id", "participant_id"})
+# Content fields that hold media or links rather than words; echo shingles skip them.
+_NOT_WORDS = frozenset({"data_b64", "download_url", "uri"})
+
+
+def _words_of(value: Any) -> str:
+    """Flatten a list content field (whiteboard elements, next steps) into one text."""
+    if not value:
+        return ""
+    parts = [v.get("text") if isinstance(v, dict) else v for v in value]
+    return " \n ".join(p for p in parts if isinstance(p, str))
+
+
+def _line_numbers(locs: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return pc.bit_wise_and(locs, (1 << LINE_BITS) - 1)
+
+
+def _finding_detail(findings: list[dict] | None) -> str | None:
+    if not findings:
+        return None
+    return ", ".join(f"{f['detector']}@{f['field']}[{f['start']}:{f['end']}]" for f in findings)
+
+
+def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    if not tables:
+        return schema.empty_table()
+    return pa.concat_tables([t.cast(schema) for t in tables])
+
+
+def _deidentify(
+    config: Config,
+    contract: Contract,
+    event_type: EventType,
+    record_class: str,
+    table: pa.Table,
+    pseudonyms: Pseudonymizer,
+) -> pa.Table:
+    schema = training_schema(config, contract, event_type)
+    columns: dict[str, Any] = {
+        "record_class": pa.array([record_class] * table.num_rows, pa.string())
+    }
+    for spec in contract.envelope:
+        column = table[spec.name]
+        columns[spec.name] = pseudonyms.array(column) if spec.name in _ENVELOPE_IDS else column
+    for spec in event_type.fields:
+        rule = _payload_rule(config, spec)
+        if rule == "pseudonymise":
+            columns[spec.name] = pseudonyms.array(table[spec.name])
+        elif rule == "country":
+            columns[f"{spec.name}_country"] = country_of(table[spec.name])
+        elif rule == "keep":
+            columns[spec.name] = table[spec.name]
+    columns.update(_redacted_fields(table))
+    order = sorted(range(table.num_rows), key=table["event_id"].to_pylist().__getitem__)
+    return pa.table(columns, schema=schema).take(pa.array(order, pa.int64()))
+
+
+def _redacted_fields(table: pa.Table) -> dict[str, pa.Array]:
+    """Fields with detector findings, each finding's span replaced (policy `redact`)."""
+    spans: dict[str, dict[int, list[tuple[int, int, str]]]] = {}
+    for row, findings in enumerate(table[FINDINGS].to_pylist()):
+        for f in findings or ():
+            spans.setdefault(f["field"], {}).setdefault(row, []).append(
+                (f["start"], f["end"], f["detector"])
+            )
+    columns = {}
+    for name, rows in spans.items():
+        values = table[name].to_pylist()
+        for row, found in rows.items():
+            values[row] = redact_spans(values[row], found)
+        columns[name] = pa.array(values, pa.string())
+    return columns
+
+
+def content_subjects(event_type: EventType, table: pa.Table) -> list[list[str]]:
+    """Whose consent each content record needs, per the contract's subject rule."""
+    rule = event_type.subjects or {}
+    if "field" in rule:
+        return [[v] if v else [] for v in table[rule["field"]].to_pylist()]
+    if "envelope" in rule:
+        return [[v] if v else [] for v in table[rule["envelope"]].to_pylist()]
+    if "list_field" in rule:
+        return [sorted(set(v or [])) for v in table[rule["list_field"]].to_pylist()]
+    return [[] for _ in range(table.num_rows)]
+
+
+def _restricted_rows(
+    contract: Contract, event_type: EventType, table: pa.Table, pseudonyms: Pseudonymizer
+) -> pa.Table:
+    subjects = pa.array(content_subjects(event_type, table), pa.list_(pa.string()))
+    withheld = [s.name for s in event_type.fields if s.category in ("content", "derived")]
+    return pa.table(
+        {
+            "event_id": table["event_id"],
+            "event_type": table["event_type"],
+            "event_ts": table["event_ts"],
+            "account_id": pseudonyms.array(table["account_id"]),
+            "meeting_id": pseudonyms.array(table["meeting_id"]),
+            "subjects": pseudonyms.array(subjects),
+            "reason": table[REASON],
+            "withheld_fields": pa.array([withheld] * table.num_rows, pa.list_(pa.string())),
+        },
+        schema=RESTRICTED_SCHEMA,
+    )
+
+
+def count_outputs(audit: pa.Table) -> dict[str, Any]:
+    """Counts of one chunk's audit rows; they add up across chunks (see `add_counts`)."""
+    counts: dict[str, Any] = {"input_records": audit.num_rows}
+    for dest in DESTINATIONS:
+        counts[dest] = 0
+    by_type: dict[str, dict[str, int]] = {}
+    by_reason: dict[str, int] = {}
+    by_class: dict[str, dict[str, int]] = {}
+    for row in audit.select(["event_type", "record_class", "destination", "reason"]).to_pylist():
+        dest = row["destination"]
+        counts[dest] += 1
+        key = row["event_type"] if row["record_class"] != "unknown" else "(not an event)"
+        by_type.setdefault(key, {}).setdefault(dest, 0)
+        by_type[key][dest] += 1
+        by_class.setdefault(row["record_class"], {}).setdefault(dest, 0)
+        by_class[row["record_class"]][dest] += 1
+        if dest == "quarantine":
+            by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + 1
+    detectors: dict[str, int] = {}
+    for findings in audit["detectors"].to_pylist():
+        for f in findings:
+            key = f"{f['detector']}@{f['field']}"
+            detectors[key] = detectors.get(key, 0) + 1
+    counts["by_event_type"] = by_type
+    counts["by_record_class"] = by_class
+    counts["quarantine_reasons"] = by_reason
+    counts["detector_hits"] = detectors
+    return counts
+
+
+def add_counts(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Sum two nested count dicts."""
+    out = dict(a)
+    for key, value in b.items():
+        if isinstance(value, Mapping):
+            out[key] = add_counts(out.get(key, {}), value)
+        else:
+            out[key] = out.get(key, 0) + value
+    return out

@@ -1,0 +1,152 @@
+"""The `consentgate` command: options, messages and exit codes; no pipeline logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from pipelines.config import CONTENT_POLICIES
+from pipelines.errors import ConfigError, ConsentgateError
+
+__all__ = ["main"]
+
+_LOG = logging.getLogger("pipelines")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consentgate",
+        description="Keep customer content out of ML training data: classify, de-identify, "
+        "route and gate meeting-platform events.",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="the batch job: read, classify, de-identify, route, validate, publish",
+        description="Run the batch job. Beam options go after `--`, untouched "
+        "(e.g. `-- --runner=DataflowRunner`). The pseudonymisation key is read from "
+        "CONSENTGATE_PSEUDONYM_KEY.",
+    )
+    run.add_argument("--input", action="append", required=True, metavar="PATH",
+                     help="file, folder or glob of events (.jsonl, .jsonl.gz, .parquet); repeatable")
+    run.add_argument("--out", required=True, metavar="DIR", help="run folder")
+    run.add_argument("--consent", metavar="PATH", help="consent ledger (JSON Lines or Parquet)")
+    run.add_argument("--content-policy", choices=CONTENT_POLICIES,
+                     help="what customer content may enter training (default: never)")
+    run.add_argument("--config", metavar="FILE", help="JSON file merged over configs/")
+    run.add_argument("--date", metavar="YYYY-MM-DD", help="the run's date partition")
+
+    gen = commands.add_parser("generate", help="write a synthetic input set with planted leaks")
+    gen.add_argument("--out", required=True, metavar="DIR")
+    gen.add_argument("--events", type=int, default=20000, metavar="N")
+    gen.add_argument("--seed", type=int, default=0, metavar="S")
+    gen.add_argument("--shards", type=int, default=1, metavar="K")
+    gen.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
+    gen.add_argument("--date", default="2026-11-26", metavar="YYYY-MM-DD")
+
+    commands.add_parser(
+        "detect",
+        help="read text lines on stdin, write one JSON line of findings per input line",
+    )
+
+    rep = commands.add_parser("report", help="(re)write the report of a finished run")
+    rep.add_argument("run_dir", metavar="RUN_DIR")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipelines.run import RunRequest, run_job
+
+    manifest = run_job(
+        RunRequest(
+            inputs=args.input,
+            out=args.out,
+            consent=args.consent,
+            content_policy=args.content_policy,
+            config_file=args.config,
+            date=args.date,
+            beam_args=beam_args,
+        )
+    )
+    counts = manifest["counts"]
+    _LOG.info(
+        "published run %s: %d records in, %d to training, %d restricted, %d quarantined, "
+        "%d duplicates. Report: %s/report.html",
+        manifest["run_id"],
+        counts["input_records"],
+        counts["training"],
+        counts["restricted"],
+        counts["quarantine"],
+        counts["duplicates"],
+        args.out.rstrip("/"),
+    )
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from pipelines.generate import generate
+
+    truth = generate(
+        args.out, events=args.events, seed=args.seed, shards=args.shards, fmt=args.format,
+        date=args.date,
+    )
+    _LOG.info("wrote %d events to %s (truth.json lists %d planted cases)",
+              truth["events"], args.out, len(truth["planted"]))
+    return 0
+
+
+def _cmd_detect() -> int:
+    from pipelines.rules.detect import find_all
+
+    for line in sys.stdin:
+        text = line.rstrip("\n")
+        findings = [{"detector": f.detector, "start": f.start, "end": f.end} for f in find_all(text)]
+        sys.stdout.write(json.dumps(findings) + "\n")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipelines.errors import InputError
+    from pipelines.report.html import write_report
+
+    manifest_path = Path(args.run_dir) / "manifest.json"
+    if not manifest_path.is_file():
+        raise InputError(f"{manifest_path}: no manifest; is {args.run_dir} a run folder?")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    write_report(Path(args.run_dir) / "report.html", manifest)
+    _LOG.info("wrote %s", Path(args.run_dir) / "report.html")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `consentgate` console script and `python -m pipelines`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    beam_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, beam_args = argv[:cut], argv[cut + 1 :]
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _LOG.setLevel(logging.ERROR if args.quiet else logging.INFO)
+    try:
+        if args.command == "run":
+            return _cmd_run(args, beam_args)
+        if beam_args:
+            raise ConfigError("Beam options after `--` only apply to `consentgate run`")
+        if args.command == "generate":
+            return _cmd_generate(args)
+        if args.command == "detect":
+            return _cmd_detect()
+        return _cmd_report(args)
+    except ConsentgateError as exc:
+        print(f"consentgate: error: {exc}", file=sys.stderr)
+        return exc.exit_code

@@ -1,0 +1,242 @@
+"""configs/ and schemas/ -> one frozen Config, checked at start-up with the file and key named."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.contract import CATEGORIES, RECORD_CLASSES, Contract, compile_contract, read_schemas
+from pipelines.errors import ConfigError
+from pipelines.rules.detect import DetectorSettings
+
+__all__ = [
+    "CONTENT_POLICIES",
+    "Config",
+    "DeidentifySettings",
+    "Policy",
+    "Taxonomy",
+    "default_home",
+    "load_config",
+]
+
+CONTENT_POLICIES = ("never", "per_participant")
+_SECTIONS = ("taxonomy", "detectors", "deidentify", "policy")
+_FIELD_RULES = ("pseudonymise", "drop", "country", "keep")
+
+
+def default_home() -> Path:
+    """Folder holding `configs/` and `schemas/`: $CONSENTGATE_HOME, else the project checkout."""
+    env = os.environ.get("CONSENTGATE_HOME")
+    return Path(env) if env else Path(__file__).resolve().parents[1]
+
+
+class _Reader:
+    """Typed look-ups in one config section that name the file and key when they fail."""
+
+    def __init__(self, data: Mapping[str, Any], source: str) -> None:
+        self.data = data
+        self.source = source
+
+    def fail(self, key: str, why: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {key} {why}")
+
+    def get(self, key: str, kind: type | tuple[type, ...]) -> Any:
+        if key not in self.data:
+            raise self.fail(key, "is missing")
+        value = self.data[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(key, f"must be of type {getattr(kind, '__name__', kind)}, not {value!r}")
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...]) -> str:
+        value = self.get(key, str)
+        if value not in options:
+            raise self.fail(key, f"must be one of {list(options)}, not {value!r}")
+        return str(value)
+
+    def positive_int(self, key: str) -> int:
+        value = self.get(key, int)
+        if value < 1:
+            raise self.fail(key, f"must be >= 1, not {value}")
+        return int(value)
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """Record classes and data categories with their fideslang keys, and the data use."""
+
+    data_use: str
+    record_class_fides: dict[str, str]
+    category_fides: dict[str, str]
+    field_fides: dict[str, str]
+    record_class_overrides: dict[str, str]
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str) -> Taxonomy:
+        r = _Reader(data, source)
+        classes = r.get("record_classes", dict)
+        categories = r.get("categories", dict)
+        for name in RECORD_CLASSES:
+            _Reader(classes, source).get(name, dict)
+        for name in CATEGORIES:
+            _Reader(categories, source).get(name, dict)
+        overrides = r.get("record_class_overrides", dict)
+        for event_type, record_class in overrides.items():
+            if record_class not in RECORD_CLASSES:
+                raise r.fail(f"record_class_overrides.{event_type}", f"must be one of {RECORD_CLASSES}")
+        return cls(
+            data_use=r.get("data_use", str),
+            record_class_fides={k: _Reader(v, source).get("fides", str) for k, v in classes.items()},
+            category_fides={k: _Reader(v, source).get("fides", str) for k, v in categories.items()},
+            field_fides=dict(r.get("field_fides", dict)),
+            record_class_overrides=dict(overrides),
+        )
+
+
+@dataclass(frozen=True)
+class DeidentifySettings:
+    """How identifiers and non-trainable fields of service records are treated."""
+
+    pseudonym_prefix: str
+    pseudonym_hex_chars: int
+    field_rules: dict[str, str]
+    identifier_rule: str
+    drop_categories: frozenset[str]
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str) -> DeidentifySettings:
+        r = _Reader(data, source)
+        rules = r.get("field_rules", dict)
+        for name, rule in rules.items():
+            if rule not in _FIELD_RULES:
+                raise r.fail(f"field_rules.{name}", f"must be one of {list(_FIELD_RULES)}")
+        hex_chars = r.positive_int("pseudonym_hex_chars")
+        if hex_chars > 64 or hex_chars < 16:
+            raise r.fail("pseudonym_hex_chars", "must be between 16 and 64")
+        drop = r.get("drop_categories", list)
+        missing = {"content", "derived"} - set(drop)
+        if missing:
+            # Content and derived fields never reach the service bucket, whatever a config says.
+            raise r.fail("drop_categories", f"must include {sorted(missing)}")
+        r.choice("free_text_rule", ("keep_if_clean",))
+        return cls(
+            pseudonym_prefix=r.get("pseudonym_prefix", str),
+            pseudonym_hex_chars=hex_chars,
+            field_rules=dict(rules),
+            identifier_rule=r.choice("identifier_rule", ("pseudonymise", "drop")),
+            drop_categories=frozenset(drop),
+        )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Routing policy and the run's batching knobs."""
+
+    content_policy: str
+    on_detector_finding: str
+    chunk_records: int
+    dedup_buckets: int
+    parquet_compression: str
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str) -> Policy:
+        r = _Reader(data, source)
+        return cls(
+            content_policy=r.choice("content_policy", CONTENT_POLICIES),
+            on_detector_finding=r.choice("on_detector_finding", ("quarantine", "redact")),
+            chunk_records=r.positive_int("chunk_records"),
+            dedup_buckets=r.positive_int("dedup_buckets"),
+            parquet_compression=r.choice("parquet_compression", ("zstd", "snappy")),
+        )
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run is configured by; plain data, so it pickles to every Beam worker."""
+
+    taxonomy: Taxonomy
+    detectors: DetectorSettings
+    deidentify: DeidentifySettings
+    policy: Policy
+    schemas: dict[str, dict[str, Any]]
+    config_hash: str
+
+    def contract(self) -> Contract:
+        """Compile the contract (validators are closures: build them where they are used)."""
+        return compile_contract(self.schemas)
+
+    def with_policy(self, **changes: Any) -> Config:
+        from dataclasses import replace
+
+        return replace(self, policy=replace(self.policy, **changes))
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file is missing") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must hold a JSON object")
+    return data
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(home: str | Path | None = None, override_file: str | Path | None = None) -> Config:
+    """Read `configs/*.json` and `schemas/` under `home`, with `override_file` merged on top.
+
+    The override file is a JSON object whose keys are section names (`taxonomy`, `detectors`,
+    `deidentify`, `policy`); each value is merged key by key over that section's defaults.
+    """
+    root = Path(home) if home is not None else default_home()
+    sections = {name: _read_object(root / "configs" / f"{name}.json") for name in _SECTIONS}
+    sources = {name: f"{root / 'configs' / name}.json" for name in _SECTIONS}
+    if override_file is not None:
+        over = _read_object(Path(override_file))
+        for name, value in over.items():
+            if name not in _SECTIONS:
+                raise ConfigError(f"{override_file}: {name} is not a config section {list(_SECTIONS)}")
+            if not isinstance(value, dict):
+                raise ConfigError(f"{override_file}: {name} must be a JSON object")
+            sections[name] = _merge(sections[name], value)
+            sources[name] = f"{override_file} (over {sources[name]})"
+    try:
+        detectors = DetectorSettings.from_mapping(sections["detectors"], sources["detectors"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    schemas = read_schemas(root / "schemas")
+    compile_contract(schemas)  # fail now, with the schema file named, not on a worker
+    taxonomy = Taxonomy.from_mapping(sections["taxonomy"], sources["taxonomy"])
+    unknown = sorted(
+        set(taxonomy.record_class_overrides)
+        - {p.removeprefix("events/v1/").removesuffix(".json") for p in schemas}
+    )
+    if unknown:
+        raise ConfigError(
+            f"{sources['taxonomy']}: record_class_overrides names unknown event types {unknown}"
+        )
+    canonical = json.dumps({"config": sections, "schemas": schemas}, sort_keys=True)
+    return Config(
+        taxonomy=taxonomy,
+        detectors=detectors,
+        deidentify=DeidentifySettings.from_mapping(sections["deidentify"], sources["deidentify"]),
+        policy=Policy.from_mapping(sections["policy"], sources["policy"]),
+        schemas=schemas,
+        config_hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
+    )

@@ -1,0 +1,422 @@
+"""The input contract, read from `schemas/`: event types, field categories, Arrow types, checks.
+
+The JSON Schemas under `schemas/events/v1/` are the single source of field categories
+(`x-category`), record classes (`x-record-class`) and content subjects
+(`x-content-subjects`). Records are checked by validators compiled here from a small,
+explicit subset of JSON Schema; a schema that uses a keyword outside that subset is a
+configuration error, so the contract can never say more than the code enforces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pipelines.errors import ConfigError
+
+__all__ = [
+    "CATEGORIES",
+    "ENVELOPE_FIELDS",
+    "RECORD_CLASSES",
+    "Contract",
+    "EventType",
+    "FieldSpec",
+    "Violation",
+    "compile_contract",
+    "load_contract",
+    "read_schemas",
+    "parse_timestamp",
+]
+
+CATEGORIES = ("service", "identifier", "free_text", "derived", "content")
+RECORD_CLASSES = ("service_generated", "customer_content", "unknown")
+ENVELOPE_FIELDS = (
+    "event_id",
+    "event_type",
+    "event_ts",
+    "account_id",
+    "meeting_id",
+    "participant_id",
+    "schema_version",
+)
+
+_SUPPORTED_KEYWORDS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "title",
+        "description",
+        "type",
+        "enum",
+        "const",
+        "required",
+        "properties",
+        "additionalProperties",
+        "items",
+        "anyOf",
+        "minLength",
+        "minimum",
+        "maximum",
+        "pattern",
+        "format",
+    }
+)
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """Why a record breaks the contract: a reason code and the JSON path it concerns."""
+
+    code: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.code} at {self.path}"
+
+
+Check = Callable[[Any, str], Violation | None]
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """RFC 3339 timestamp -> aware UTC datetime (microseconds), or None if it does not parse."""
+    m = _RFC3339.match(value)
+    if m is None:
+        return None
+    frac = (m.group(7) or "")[1:7].ljust(6, "0")
+    zone = m.group(8).upper()
+    text = f"{value[:19]}.{frac}{'+00:00' if zone == 'Z' else zone}"
+    try:
+        return datetime.fromisoformat(text.replace("t", "T")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def _type_ok(value: Any, name: str) -> bool:
+    if name == "string":
+        return isinstance(value, str)
+    if name == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if name == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if name == "boolean":
+        return isinstance(value, bool)
+    if name == "null":
+        return value is None
+    if name == "object":
+        return isinstance(value, dict)
+    if name == "array":
+        return isinstance(value, list)
+    raise AssertionError(name)
+
+
+def _compile(schema: Mapping[str, Any], where: str) -> Check:
+    """Compile one schema node into a check returning the first violation or None."""
+    unknown = sorted(k for k in schema if not k.startswith("x-") and k not in _SUPPORTED_KEYWORDS)
+    if unknown:
+        raise ConfigError(f"{where}: unsupported JSON Schema keyword(s) {unknown}")
+    checks: list[Check] = []
+
+    if "anyOf" in schema:
+        options = [_compile(s, f"{where}/anyOf/{i}") for i, s in enumerate(schema["anyOf"])]
+
+        def any_of(value: Any, path: str) -> Violation | None:
+            found = [opt(value, path) for opt in options]
+            if any(v is None for v in found):
+                return None
+            kinds = {v.code for v in found if v is not None}
+            return Violation("wrong_type" if kinds == {"wrong_type"} else "bad_value", path)
+
+        checks.append(any_of)
+
+    if "type" in schema:
+        allowed = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+
+        def type_check(value: Any, path: str) -> Violation | None:
+            if any(_type_ok(value, t) for t in allowed):
+                return None
+            return Violation("wrong_type", path)
+
+        checks.append(type_check)
+
+    if "const" in schema:
+        const = schema["const"]
+        checks.append(
+            lambda v, p: (
+                None if v == const and type(v) is type(const) else Violation("bad_value", p)
+            )
+        )
+    if "enum" in schema:
+        members = tuple(schema["enum"])
+        checks.append(lambda v, p: None if v in members else Violation("bad_value", p))
+    if "minLength" in schema:
+        n = schema["minLength"]
+        checks.append(
+            lambda v, p: Violation("bad_value", p) if isinstance(v, str) and len(v) < n else None
+        )
+    if "pattern" in schema:
+        rx = re.compile(schema["pattern"])
+        checks.append(
+            lambda v, p: (
+                Violation("bad_value", p) if isinstance(v, str) and not rx.search(v) else None
+            )
+        )
+    if "format" in schema:
+        if schema["format"] != "date-time":
+            raise ConfigError(f"{where}/format: only 'date-time' is supported")
+        checks.append(
+            lambda v, p: (
+                Violation("bad_timestamp", p)
+                if isinstance(v, str) and parse_timestamp(v) is None
+                else None
+            )
+        )
+    for key, fails in (("minimum", lambda v, b: v < b), ("maximum", lambda v, b: v > b)):
+        if key in schema:
+            bound = schema[key]
+
+            def bound_check(v: Any, p: str, bound: Any = bound, fails: Any = fails) -> Any:
+                numeric = isinstance(v, int | float) and not isinstance(v, bool)
+                return Violation("bad_value", p) if numeric and fails(v, bound) else None
+
+            checks.append(bound_check)
+
+    if "properties" in schema or "required" in schema:
+        props = {
+            name: _compile(sub, f"{where}/properties/{name}")
+            for name, sub in schema.get("properties", {}).items()
+        }
+        required = tuple(schema.get("required", ()))
+        closed = schema.get("additionalProperties", True) is False
+
+        def object_check(value: Any, path: str) -> Violation | None:
+            if not isinstance(value, dict):
+                return None
+            for name in required:
+                if name not in value:
+                    return Violation("missing_field", f"{path}.{name}")
+            for name, item in value.items():
+                sub = props.get(name)
+                if sub is None:
+                    if closed:
+                        return Violation("undeclared_field", f"{path}.{name}")
+                    continue
+                found = sub(item, f"{path}.{name}")
+                if found is not None:
+                    return found
+            return None
+
+        checks.append(object_check)
+
+    if "items" in schema:
+        item_check = _compile(schema["items"], f"{where}/items")
+
+        def items_check(value: Any, path: str) -> Violation | None:
+            if not isinstance(value, list):
+                return None
+            for i, item in enumerate(value):
+                found = item_check(item, f"{path}[{i}]")
+                if found is not None:
+                    return found
+            return None
+
+        checks.append(items_check)
+
+    def run(value: Any, path: str) -> Violation | None:
+        for check in checks:
+            found = check(value, path)
+            if found is not None:
+                return found
+        return None
+
+    return run
+
+
+def _arrow_type(schema: Mapping[str, Any], where: str) -> pa.DataType:
+    if "anyOf" in schema:
+        # `recipients`: the string "everyone" or a list of ids; stored as a list of strings.
+        return pa.list_(pa.string())
+    types = schema.get("type")
+    types = [t for t in (types if isinstance(types, list) else [types]) if t != "null"]
+    if types == ["string"]:
+        return pa.string()
+    if types == ["integer"]:
+        return pa.int64()
+    if types == ["number"]:
+        return pa.float64()
+    if types == ["boolean"]:
+        return pa.bool_()
+    if types == ["array"]:
+        return pa.list_(_arrow_type(schema["items"], f"{where}/items"))
+    if types == ["object"] and "properties" in schema:
+        return pa.struct(
+            [
+                pa.field(name, _arrow_type(sub, f"{where}/{name}"))
+                for name, sub in schema["properties"].items()
+            ]
+        )
+    raise ConfigError(f"{where}: no Arrow type for JSON type {schema.get('type')!r}")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of an event: its name, data category and Arrow type."""
+
+    name: str
+    category: str
+    arrow_type: pa.DataType
+    nullable: bool
+    generalise: str | None = None
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One of the contract's event types with its payload fields and content-subject rule."""
+
+    name: str
+    record_class: str
+    fields: tuple[FieldSpec, ...]
+    subjects: Mapping[str, str] | None
+    check: Check = field(repr=False, compare=False)
+
+    def fields_of(self, category: str) -> tuple[FieldSpec, ...]:
+        return tuple(f for f in self.fields if f.category == category)
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The whole input contract: envelope, the event types by name, the consent ledger."""
+
+    envelope: tuple[FieldSpec, ...]
+    event_types: Mapping[str, EventType]
+    consent_fields: tuple[FieldSpec, ...]
+    envelope_check: Check = field(repr=False, compare=False)
+    consent_check: Check = field(repr=False, compare=False)
+
+    def validate(self, record: Any) -> Violation | None:
+        """The first way `record` breaks the contract, or None when it conforms."""
+        if not isinstance(record, dict):
+            return Violation("not_object", "$")
+        event_type = record.get("event_type")
+        if "event_type" not in record:
+            return Violation("missing_field", "$.event_type")
+        if not isinstance(event_type, str):
+            return Violation("wrong_type", "$.event_type")
+        spec = self.event_types.get(event_type)
+        if spec is None:
+            return Violation("unknown_event_type", "$.event_type")
+        found = self.envelope_check(record, "$")
+        if found is not None:
+            return found
+        return spec.check(record["payload"], "$.payload")
+
+    def validate_consent(self, row: Any) -> Violation | None:
+        if not isinstance(row, dict):
+            return Violation("not_object", "$")
+        return self.consent_check(row, "$")
+
+
+def _field_specs(schema: Mapping[str, Any], where: str) -> tuple[FieldSpec, ...]:
+    specs = []
+    required = set(schema.get("required", ()))
+    for name, sub in schema["properties"].items():
+        category = sub.get("x-category")
+        if category not in (*CATEGORIES, "per_field"):
+            raise ConfigError(f"{where}/properties/{name}/x-category: {category!r} is not one of {CATEGORIES}")
+        if category == "per_field":
+            continue
+        types = sub.get("type")
+        nullable = name not in required or (isinstance(types, list) and "null" in types)
+        arrow = (
+            pa.timestamp("us", tz="UTC")
+            if sub.get("format") == "date-time"
+            else _arrow_type(sub, f"{where}/properties/{name}")
+        )
+        specs.append(FieldSpec(name, category, arrow, nullable, sub.get("x-generalise")))
+    return tuple(specs)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: schema file is missing") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a schema must be a JSON object")
+    return data
+
+
+def read_schemas(schemas_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """The contract's schema files as plain data, keyed by path relative to `schemas_dir`.
+
+    Plain data pickles to any Beam worker; each worker compiles it with `Contract.from_schemas`.
+    """
+    root = Path(schemas_dir)
+    if not (root / "events" / "v1").is_dir():
+        raise ConfigError(f"{root}: no events/v1/ folder of event schemas")
+    paths = [
+        *sorted((root / "events" / "v1").glob("*.json")),
+        root / "consent" / "v1.json",
+        *sorted((root / "outputs").glob("*.json")),
+    ]
+    return {str(p.relative_to(root)): _read_json(p) for p in paths}
+
+
+def load_contract(schemas_dir: str | Path) -> Contract:
+    """Read and compile the contract in `schemas_dir`."""
+    return compile_contract(read_schemas(schemas_dir))
+
+
+def compile_contract(schemas: Mapping[str, Mapping[str, Any]]) -> Contract:
+    """Build a Contract from `read_schemas` output (paths relative to the schemas folder)."""
+    envelope_path = "events/v1/envelope.json"
+    if envelope_path not in schemas:
+        raise ConfigError(f"schemas/{envelope_path}: schema file is missing")
+    envelope_schema = schemas[envelope_path]
+    envelope = _field_specs(envelope_schema, f"schemas/{envelope_path}")
+    if tuple(f.name for f in envelope) != ENVELOPE_FIELDS:
+        raise ConfigError(f"{envelope_path}: envelope fields must be {ENVELOPE_FIELDS}")
+    event_types: dict[str, EventType] = {}
+    for path, schema in sorted(schemas.items()):
+        if not path.startswith("events/v1/") or path == envelope_path:
+            continue
+        name = schema.get("x-event-type")
+        if name != path.removeprefix("events/v1/").removesuffix(".json"):
+            raise ConfigError(f"schemas/{path}: x-event-type {name!r} must equal the file name")
+        record_class = schema.get("x-record-class")
+        if record_class not in RECORD_CLASSES[:2]:
+            raise ConfigError(f"schemas/{path}: x-record-class {record_class!r} is not one of {RECORD_CLASSES[:2]}")
+        subjects = schema.get("x-content-subjects")
+        if (record_class == "customer_content") != (subjects is not None):
+            raise ConfigError(f"schemas/{path}: x-content-subjects is required for customer_content only")
+        event_types[name] = EventType(
+            name=name,
+            record_class=record_class,
+            fields=_field_specs(schema, f"schemas/{path}"),
+            subjects=subjects,
+            check=_compile(schema, f"schemas/{path}"),
+        )
+    if not event_types:
+        raise ConfigError("schemas/events/v1: no event type schemas found")
+    consent_path = "consent/v1.json"
+    if consent_path not in schemas:
+        raise ConfigError(f"schemas/{consent_path}: schema file is missing")
+    consent_schema = schemas[consent_path]
+    return Contract(
+        envelope=envelope,
+        event_types=event_types,
+        consent_fields=_field_specs(consent_schema, f"schemas/{consent_path}"),
+        envelope_check=_compile(envelope_schema, f"schemas/{envelope_path}"),
+        consent_check=_compile(consent_schema, f"schemas/{consent_path}"),
+    )

@@ -1,0 +1,88 @@
+"""The job's wiring, and nothing else: which stage feeds which."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.chunk import add_counts
+from pipelines.config import Config
+from pipelines.gate.staged import GateStaged, empty_results
+from pipelines.transforms.context import CollectRunContext, FindDuplicates
+from pipelines.transforms.process import Deidentify, DetectLeaks, RouteRecords
+from pipelines.transforms.read import ClassifyEvents, InputFile, ReadEvents
+from pipelines.transforms.write import StagedChunk, WriteStaged
+
+__all__ = ["SUMMARY_NAME", "build"]
+
+SUMMARY_NAME = "_summary.json"
+
+
+class _SumCounts(beam.CombineFn):
+    def create_accumulator(self) -> dict[str, Any]:
+        return {}
+
+    def add_input(self, acc: dict[str, Any], staged: StagedChunk) -> dict[str, Any]:
+        acc = add_counts(acc, staged.counts)
+        acc.setdefault("files", []).extend(
+            {"table": f.table, "event_type": f.event_type, "path": f.path, "rows": f.rows}
+            for f in staged.files
+        )
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for acc in accs:
+            files = out.get("files", []) + acc.get("files", [])
+            out = add_counts({k: v for k, v in out.items() if k != "files"},
+                             {k: v for k, v in acc.items() if k != "files"})
+            out["files"] = files
+        return out
+
+    def extract_output(self, acc: dict[str, Any]) -> dict[str, Any]:
+        acc.setdefault("files", [])
+        acc["files"].sort(key=lambda f: f["path"])
+        return acc
+
+
+def _write_summary(counts: dict[str, Any], gate: dict[str, Any], path: str) -> None:
+    with FileSystems.create(path) as sink:
+        sink.write(json.dumps({"counts": counts, "gate": gate}, sort_keys=True).encode())
+
+
+def build(
+    pipeline: beam.Pipeline, config: Config, inputs: list[InputFile], staging: str
+) -> None:
+    """Add the whole job to `pipeline`: read -> classify -> detect -> route -> de-identify ->
+    write staged Parquet -> gate -> one summary file in `staging`."""
+    chunks = (
+        pipeline
+        | "ListInputs" >> beam.Create(inputs)
+        | "ReadEvents" >> ReadEvents(config.policy.chunk_records)
+        | "ClassifyEvents" >> ClassifyEvents(config)
+    )
+    context = chunks | "CollectRunContext" >> CollectRunContext(config)
+    verdicts = chunks | "FindDuplicates" >> FindDuplicates(config.policy.dedup_buckets)
+    staged = (
+        chunks
+        | "DetectLeaks" >> DetectLeaks(config, context)
+        | "RouteRecords" >> RouteRecords(config, verdicts)
+        | "Deidentify" >> Deidentify(config, verdicts)
+        | "WriteStaged" >> WriteStaged(staging, config.policy.parquet_compression)
+    )
+    gate = staged | "GateStaged" >> GateStaged(config, context)
+    counts = staged | "SumCounts" >> beam.CombineGlobally(_SumCounts())
+    summary_path = f"{staging.rstrip('/')}/{SUMMARY_NAME}"
+    (
+        counts
+        | "WriteSummary"
+        >> beam.Map(
+            lambda c, g, path: _write_summary(c, g or empty_results(), path),
+            beam.pvalue.AsSingleton(gate),
+            summary_path,
+        )
+    )

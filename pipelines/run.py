@@ -1,0 +1,209 @@
+"""`consentgate run`: check the request, run the Beam job into staging, gate, publish, manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipelines import __version__
+from pipelines.config import Config, load_config
+from pipelines.errors import ConfigError, GateFailed, InputError, RunFailed
+from pipelines.pipeline import SUMMARY_NAME, build
+from pipelines.publish import RunFolder
+from pipelines.report.html import write_report
+from pipelines.rules.deidentify import KEY_ENV, key_fingerprint, key_from_env
+from pipelines.rules.route import DESTINATIONS
+from pipelines.transforms.read import InputFile
+
+__all__ = ["LOCAL_RUNNER", "RunRequest", "expand_inputs", "pipeline_options", "run_job"]
+
+_LOG = logging.getLogger(__name__)
+# Beam's DirectRunner first tries to download the Prism runner; name the in-process runner.
+LOCAL_RUNNER = "FnApiRunner"
+_EVENT_SUFFIXES = {".jsonl": "jsonl", ".jsonl.gz": "jsonl", ".parquet": "parquet"}
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for on the command line."""
+
+    inputs: Sequence[str]
+    out: str
+    consent: str | None = None
+    content_policy: str | None = None
+    config_file: str | None = None
+    date: str | None = None
+    beam_args: Sequence[str] = field(default_factory=list)
+
+
+def _format_of(path: str) -> str | None:
+    for suffix, fmt in _EVENT_SUFFIXES.items():
+        if path.endswith(suffix):
+            return fmt
+    return None
+
+
+def expand_inputs(patterns: Sequence[str], exclude: Sequence[str] = ()) -> list[InputFile]:
+    """Files, folders or globs -> sorted, de-duplicated event files; nothing found is an error."""
+    excluded = {os.path.abspath(p) if "://" not in p else p for p in exclude}
+    found: dict[str, int] = {}
+    for pattern in patterns:
+        is_dir = "://" not in pattern and os.path.isdir(pattern)
+        glob = pattern.rstrip("/") + "/*" if is_dir else pattern
+        try:
+            matched = FileSystems.match([glob])[0].metadata_list
+        except Exception as exc:  # Beam raises BeamIOError and friends
+            raise InputError(f"--input {pattern}: cannot be listed ({exc})") from None
+        files = [m for m in matched if _format_of(m.path) is not None or not is_dir]
+        files = [m for m in files if (os.path.abspath(m.path) if "://" not in m.path else m.path) not in excluded]
+        if not files:
+            raise InputError(
+                f"--input {pattern}: no event files found (expected .jsonl, .jsonl.gz or .parquet)"
+            )
+        for m in files:
+            if _format_of(m.path) is None:
+                raise InputError(
+                    f"--input {m.path}: unknown file type; use .jsonl, .jsonl.gz or .parquet"
+                )
+            found[m.path] = m.size_in_bytes
+    return [
+        InputFile(index=i, path=path, size=found[path], format=_format_of(path) or "")
+        for i, path in enumerate(sorted(found))
+    ]
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
+    """Beam options exactly as given after `--`, with the local runner named when none is."""
+    options = PipelineOptions(list(beam_args))
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = LOCAL_RUNNER
+    return options
+
+
+def _new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+
+
+def _conservation(counts: dict[str, Any]) -> dict[str, Any]:
+    total = sum(counts.get(d, 0) for d in DESTINATIONS)
+    return {
+        "passed": total == counts.get("input_records", 0),
+        "violations": abs(total - counts.get("input_records", 0)),
+        "rows_checked": counts.get("input_records", 0),
+        "examples": [] if total == counts.get("input_records", 0)
+        else [f"input {counts.get('input_records', 0)} != destinations {total}"],
+    }
+
+
+def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, Any]:
+    """Run the whole job; return the manifest. Raises a ConsentgateError with its exit code."""
+    started = time.monotonic()
+    config = config or load_config(override_file=request.config_file)
+    if request.content_policy:
+        config = config.with_policy(content_policy=request.content_policy)
+    if config.policy.content_policy != "never":
+        raise ConfigError(
+            f"--content-policy {config.policy.content_policy}: only 'never' is available in this "
+            "version; per-participant consent routing is not built yet"
+        )
+    key = key_from_env()
+    if "://" in request.out:
+        raise ConfigError(f"--out {request.out}: only local output folders are supported so far")
+    if request.consent and not FileSystems.exists(request.consent):
+        raise InputError(f"--consent {request.consent}: no such file")
+    inputs = expand_inputs(request.inputs, exclude=[request.consent] if request.consent else [])
+    options = pipeline_options(request.beam_args)
+
+    folder = RunFolder(request.out)
+    run_id = _new_run_id()
+    staging = folder.prepare(run_id)
+    previous = folder.read_manifest()
+    manifest: dict[str, Any] = {
+        "run_id": run_id,
+        "status": "failed",
+        "code_version": __version__,
+        "config_hash": config.config_hash,
+        "content_policy": config.policy.content_policy,
+        "pseudonym_key_env": KEY_ENV,
+        "pseudonym_key_fingerprint": key_fingerprint(key),
+        "pseudonym_key_version": os.environ.get("CONSENTGATE_PSEUDONYM_KEY_VERSION", "unversioned"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "inputs": [{"path": f.path, "size": f.size, "sha256": _sha256(f.path)} for f in inputs],
+        "consent": request.consent,
+        "runner": options.view_as(StandardOptions).runner,
+        "previous_run_id": previous.get("run_id") if previous else None,
+        "published_run_id": previous.get("published_run_id") if previous else None,
+    }
+    _LOG.info("run %s: %d input file(s), staging in %s", run_id, len(inputs), staging)
+    try:
+        with beam.Pipeline(options=options) as pipeline:
+            build(pipeline, config, inputs, str(staging))
+        summary = json.loads((staging / SUMMARY_NAME).read_text(encoding="utf-8"))
+    except Exception as exc:
+        manifest["error"] = f"{type(exc).__name__}: {exc}".replace(key.decode("utf-8", "replace"), "***")
+        manifest["duration_s"] = round(time.monotonic() - started, 3)
+        folder.write_manifest(manifest)
+        raise RunFailed(f"run {run_id} failed: {manifest['error']}") from None
+
+    counts = summary["counts"]
+    files = counts.pop("files", [])
+    for dest in DESTINATIONS:
+        counts.setdefault(dest, 0)
+    counts.setdefault("input_records", 0)
+    counts["duplicates"] = counts.pop("duplicate")
+    gate = dict(summary["gate"])
+    gate["conservation"] = _conservation({**counts, "duplicate": counts["duplicates"]})
+    passed = all(check["passed"] for check in gate.values())
+    manifest.update(
+        counts=counts,
+        gate={"passed": passed, "checks": gate},
+        files=[{**f, "path": os.path.relpath(f["path"], staging)} for f in files],
+        duration_s=round(time.monotonic() - started, 3),
+    )
+    if passed:
+        manifest["status"] = "published"
+        manifest["published_run_id"] = run_id
+        write_report(staging / "report.html", manifest)
+        folder.publish(run_id, manifest)
+        _replace_report(folder, run_id)
+        return manifest
+    manifest["status"] = "gate_failed"
+    write_report(staging / "report.html", manifest)
+    folder.write_manifest(manifest)
+    _replace_report(folder, run_id)
+    failed = [name for name, check in gate.items() if not check["passed"]]
+    raise GateFailed(f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published")
+
+
+def _replace_report(folder: RunFolder, run_id: str) -> None:
+    source = folder.staging(run_id) / "report.html"
+    tmp = folder.root / f".report.html.{run_id}.tmp"
+    tmp.write_bytes(source.read_bytes())
+    os.replace(tmp, folder.root / "report.html")
+
+
+def demo_hint(out: str) -> str:
+    return str(Path(out).resolve() / "report.html")

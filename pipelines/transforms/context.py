@@ -1,0 +1,131 @@
+"""Run-wide facts every chunk is judged against: duplicates, known identifiers, content shingles.
+
+Both are built from small keys, never whole records: (event id, hash, position) for
+de-duplication, and distinct identifier strings plus 64-bit content shingle hashes for the
+detectors. Each ends as a singleton side input.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+
+from pipelines.chunk import EventChunk
+from pipelines.config import Config
+from pipelines.rules.detect import EchoIndex, KnownIdentifiers
+from pipelines.rules.route import DedupVerdicts, find_duplicates
+
+__all__ = ["CollectRunContext", "FindDuplicates", "RunContext"]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the detectors need to know about the whole run."""
+
+    known: KnownIdentifiers
+    echo: EchoIndex
+
+
+class _MergeContext(beam.CombineFn):
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def create_accumulator(self) -> RunContext:
+        settings = self.config.detectors
+        return RunContext(
+            KnownIdentifiers.from_values([], settings.known_identifier_min_length),
+            EchoIndex.build([], settings.content_echo_shingle_words),
+        )
+
+    def add_input(self, acc: RunContext, item: RunContext) -> RunContext:
+        return RunContext(acc.known.merge(item.known), acc.echo.merge(item.echo))
+
+    def merge_accumulators(self, accs: Iterable[RunContext]) -> RunContext:
+        out = self.create_accumulator()
+        for acc in accs:
+            out = self.add_input(out, acc)
+        return out
+
+    def extract_output(self, acc: RunContext) -> RunContext:
+        return acc
+
+
+class _ChunkContext(beam.DoFn):
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def setup(self) -> None:
+        self.contract = self.config.contract()
+
+    def process(self, chunk: EventChunk) -> Iterator[RunContext]:
+        settings = self.config.detectors
+        yield RunContext(
+            KnownIdentifiers.from_values(
+                chunk.identifier_values(self.contract), settings.known_identifier_min_length
+            ),
+            EchoIndex.build(chunk.content_texts(self.contract), settings.content_echo_shingle_words),
+        )
+
+
+class CollectRunContext(beam.PTransform):
+    """EventChunks -> one RunContext: the run's identifiers and content shingles."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+
+    def expand(self, chunks: beam.PCollection) -> beam.PCollection:
+        return (
+            chunks
+            | "PerChunk" >> beam.ParDo(_ChunkContext(self.config))
+            | "Merge" >> beam.CombineGlobally(_MergeContext(self.config))
+        )
+
+
+def _bucketed_keys(chunk: EventChunk, buckets: int) -> Iterator[tuple[int, pa.Table]]:
+    keys = chunk.dedup_keys()
+    if keys.num_rows == 0:
+        return
+    ids = keys["event_id"].to_pylist()
+    bucket_of = pa.array([zlib.crc32(i.encode("utf-8")) % buckets for i in ids], pa.int32())
+    for bucket in sorted(set(bucket_of.to_pylist())):
+        yield bucket, keys.filter(pa.compute.equal(bucket_of, bucket))
+
+
+class _MergeVerdicts(beam.CombineFn):
+    def create_accumulator(self) -> DedupVerdicts:
+        return DedupVerdicts()
+
+    def add_input(self, acc: DedupVerdicts, item: DedupVerdicts) -> DedupVerdicts:
+        return acc.merge(item)
+
+    def merge_accumulators(self, accs: Iterable[DedupVerdicts]) -> DedupVerdicts:
+        out = DedupVerdicts()
+        for acc in accs:
+            out = out.merge(acc)
+        return out
+
+    def extract_output(self, acc: DedupVerdicts) -> Any:
+        return acc
+
+
+class FindDuplicates(beam.PTransform):
+    """EventChunks -> one DedupVerdicts, shuffling only (event_id, hash, position) keys."""
+
+    def __init__(self, buckets: int) -> None:
+        super().__init__()
+        self.buckets = buckets
+
+    def expand(self, chunks: beam.PCollection) -> beam.PCollection:
+        return (
+            chunks
+            | "KeyByBucket" >> beam.FlatMap(_bucketed_keys, self.buckets)
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "VerdictPerBucket" >> beam.MapTuple(lambda _bucket, keys: find_duplicates(keys))
+            | "Merge" >> beam.CombineGlobally(_MergeVerdicts())
+        )

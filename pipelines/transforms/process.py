@@ -1,0 +1,93 @@
+"""DetectLeaks, RouteRecords and Deidentify: the per-chunk stages between classification and write."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import apache_beam as beam
+from apache_beam.pvalue import AsSingleton
+
+from pipelines.chunk import ChunkOutputs, EventChunk
+from pipelines.config import Config
+from pipelines.rules.deidentify import Pseudonymizer, key_from_env
+from pipelines.rules.route import DedupVerdicts
+from pipelines.transforms.context import RunContext
+
+__all__ = ["DetectLeaks", "Deidentify", "RouteRecords"]
+
+
+class _Detect(beam.DoFn):
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def setup(self) -> None:
+        self.contract = self.config.contract()
+
+    def process(self, chunk: EventChunk, context: RunContext) -> Iterator[EventChunk]:
+        yield chunk.with_findings(self.config, self.contract, context.known, context.echo)
+
+
+class DetectLeaks(beam.PTransform):
+    """Scan service records' text fields against the detectors and the run's context."""
+
+    def __init__(self, config: Config, context: beam.PCollection) -> None:
+        super().__init__()
+        self.config = config
+        self.context = context
+
+    def expand(self, chunks: beam.PCollection) -> beam.PCollection:
+        return chunks | "Scan" >> beam.ParDo(_Detect(self.config), AsSingleton(self.context))
+
+
+class _Route(beam.DoFn):
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def setup(self) -> None:
+        self.contract = self.config.contract()
+
+    def process(self, chunk: EventChunk, verdicts: DedupVerdicts) -> Iterator[EventChunk]:
+        yield chunk.routed(self.config, self.contract, verdicts)
+
+
+class RouteRecords(beam.PTransform):
+    """Give every record a destination and a reason, default deny."""
+
+    def __init__(self, config: Config, verdicts: beam.PCollection) -> None:
+        super().__init__()
+        self.config = config
+        self.verdicts = verdicts
+
+    def expand(self, chunks: beam.PCollection) -> beam.PCollection:
+        return chunks | "Decide" >> beam.ParDo(_Route(self.config), AsSingleton(self.verdicts))
+
+
+class _Deidentify(beam.DoFn):
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def setup(self) -> None:
+        # The key is read on the worker, from its environment; it never travels in the graph.
+        self.contract = self.config.contract()
+        settings = self.config.deidentify
+        self.pseudonyms = Pseudonymizer(
+            key_from_env(), settings.pseudonym_prefix, settings.pseudonym_hex_chars
+        )
+
+    def process(self, chunk: EventChunk, verdicts: DedupVerdicts) -> Iterator[ChunkOutputs]:
+        yield chunk.outputs(self.config, self.contract, self.pseudonyms, verdicts)
+
+
+class Deidentify(beam.PTransform):
+    """Routed chunks -> output rows: pseudonymised and generalised training rows, restricted
+    manifest rows without content, quarantine rows, and one audit row per record."""
+
+    def __init__(self, config: Config, verdicts: beam.PCollection) -> None:
+        super().__init__()
+        self.config = config
+        self.verdicts = verdicts
+
+    def expand(self, chunks: beam.PCollection) -> beam.PCollection:
+        return chunks | "Materialise" >> beam.ParDo(
+            _Deidentify(self.config), AsSingleton(self.verdicts)
+        )
