@@ -229,7 +229,7 @@ class EventChunk:
         return pa.concat_tables(parts)
 
     def identifier_values(self, contract: Contract) -> set[str]:
-        """Distinct identifier strings of this chunk (names, emails, ids), for known-identifier scans."""
+        """Distinct identifier strings of this chunk (names, emails, ids) for the detectors."""
         values: set[str] = set()
         for name, table in self.tables.items():
             specs = [*contract.envelope, *contract.event_types[name].fields]
@@ -247,7 +247,9 @@ class EventChunk:
         """(meeting_id, text) of every worded content field, for the content-echo index."""
         for name, table in self.tables.items():
             event_type = contract.event_types[name]
-            texts = [s for s in event_type.fields if s.category == "content" and s.name not in _NOT_WORDS]
+            texts = [
+                s for s in event_type.fields if s.category == "content" and s.name not in _NOT_WORDS
+            ]
             if not texts:
                 continue
             meetings = table["meeting_id"].to_pylist()
@@ -287,11 +289,17 @@ class EventChunk:
                     )
                     for row, findings in enumerate(found):
                         per_row[row].extend(
-                            {"detector": f.detector, "field": field_name, "start": f.start, "end": f.end}
+                            {
+                                "detector": f.detector,
+                                "field": field_name,
+                                "start": f.start,
+                                "end": f.end,
+                            }
                             for f in findings
                         )
             tables[name] = table.append_column(
-                pa.field(FINDINGS, pa.list_(FINDING_TYPE)), pa.array(per_row, pa.list_(FINDING_TYPE))
+                pa.field(FINDINGS, pa.list_(FINDING_TYPE)),
+                pa.array(per_row, pa.list_(FINDING_TYPE)),
             )
         return replace(self, tables=tables)
 
@@ -313,8 +321,9 @@ class EventChunk:
         return replace(self, tables=tables)
 
     # -- Deidentify and materialise ---------------------------------------------------------
-    def outputs(self, config: Config, contract: Contract, pseudonyms: Pseudonymizer,
-                verdicts: DedupVerdicts) -> ChunkOutputs:
+    def outputs(
+        self, config: Config, contract: Contract, pseudonyms: Pseudonymizer, verdicts: DedupVerdicts
+    ) -> ChunkOutputs:
         """Build this chunk's rows for every output table, de-identifying what may train."""
         overrides = config.taxonomy.record_class_overrides
         training: dict[str, pa.Table] = {}
@@ -327,8 +336,9 @@ class EventChunk:
             dest = table[DEST]
             to_training = table.filter(pc.equal(dest, "training"))
             if to_training.num_rows:
-                training[name] = _deidentify(config, contract, event_type, record_class,
-                                             to_training, pseudonyms)
+                training[name] = _deidentify(
+                    config, contract, event_type, record_class, to_training, pseudonyms
+                )
             to_restricted = table.filter(pc.equal(dest, "restricted"))
             if to_restricted.num_rows:
                 restricted.append(_restricted_rows(contract, event_type, to_restricted, pseudonyms))

@@ -32,12 +32,20 @@ def _parser() -> argparse.ArgumentParser:
         "(e.g. `-- --runner=DataflowRunner`). The pseudonymisation key is read from "
         "CONSENTGATE_PSEUDONYM_KEY.",
     )
-    run.add_argument("--input", action="append", required=True, metavar="PATH",
-                     help="file, folder or glob of events (.jsonl, .jsonl.gz, .parquet); repeatable")
+    run.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="file, folder or glob of events (.jsonl, .jsonl.gz, .parquet); repeatable",
+    )
     run.add_argument("--out", required=True, metavar="DIR", help="run folder")
     run.add_argument("--consent", metavar="PATH", help="consent ledger (JSON Lines or Parquet)")
-    run.add_argument("--content-policy", choices=CONTENT_POLICIES,
-                     help="what customer content may enter training (default: never)")
+    run.add_argument(
+        "--content-policy",
+        choices=CONTENT_POLICIES,
+        help="what customer content may enter training (default: never)",
+    )
     run.add_argument("--config", metavar="FILE", help="JSON file merged over configs/")
     run.add_argument("--date", metavar="YYYY-MM-DD", help="the run's date partition")
 
@@ -92,11 +100,19 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from pipelines.generate import generate
 
     truth = generate(
-        args.out, events=args.events, seed=args.seed, shards=args.shards, fmt=args.format,
+        args.out,
+        events=args.events,
+        seed=args.seed,
+        shards=args.shards,
+        fmt=args.format,
         date=args.date,
     )
-    _LOG.info("wrote %d events to %s (truth.json lists %d planted cases)",
-              truth["events"], args.out, len(truth["planted"]))
+    _LOG.info(
+        "wrote %d events to %s (truth.json lists %d planted cases)",
+        truth["events"],
+        args.out,
+        len(truth["planted"]),
+    )
     return 0
 
 
@@ -105,7 +121,9 @@ def _cmd_detect() -> int:
 
     for line in sys.stdin:
         text = line.rstrip("\n")
-        findings = [{"detector": f.detector, "start": f.start, "end": f.end} for f in find_all(text)]
+        findings = [
+            {"detector": f.detector, "start": f.start, "end": f.end} for f in find_all(text)
+        ]
         sys.stdout.write(json.dumps(findings) + "\n")
     return 0
 

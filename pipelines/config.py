@@ -50,7 +50,9 @@ class _Reader:
             raise self.fail(key, "is missing")
         value = self.data[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.fail(key, f"must be of type {getattr(kind, '__name__', kind)}, not {value!r}")
+            raise self.fail(
+                key, f"must be of type {getattr(kind, '__name__', kind)}, not {value!r}"
+            )
         return value
 
     def choice(self, key: str, options: tuple[str, ...]) -> str:
@@ -88,10 +90,14 @@ class Taxonomy:
         overrides = r.get("record_class_overrides", dict)
         for event_type, record_class in overrides.items():
             if record_class not in RECORD_CLASSES:
-                raise r.fail(f"record_class_overrides.{event_type}", f"must be one of {RECORD_CLASSES}")
+                raise r.fail(
+                    f"record_class_overrides.{event_type}", f"must be one of {RECORD_CLASSES}"
+                )
         return cls(
             data_use=r.get("data_use", str),
-            record_class_fides={k: _Reader(v, source).get("fides", str) for k, v in classes.items()},
+            record_class_fides={
+                k: _Reader(v, source).get("fides", str) for k, v in classes.items()
+            },
             category_fides={k: _Reader(v, source).get("fides", str) for k, v in categories.items()},
             field_fides=dict(r.get("field_fides", dict)),
             record_class_overrides=dict(overrides),
@@ -211,7 +217,9 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
         over = _read_object(Path(override_file))
         for name, value in over.items():
             if name not in _SECTIONS:
-                raise ConfigError(f"{override_file}: {name} is not a config section {list(_SECTIONS)}")
+                raise ConfigError(
+                    f"{override_file}: {name} is not a config section {list(_SECTIONS)}"
+                )
             if not isinstance(value, dict):
                 raise ConfigError(f"{override_file}: {name} must be a JSON object")
             sections[name] = _merge(sections[name], value)

@@ -31,8 +31,8 @@ __all__ = [
     "Violation",
     "compile_contract",
     "load_contract",
-    "read_schemas",
     "parse_timestamp",
+    "read_schemas",
 ]
 
 CATEGORIES = ("service", "identifier", "free_text", "derived", "content")
@@ -331,7 +331,9 @@ def _field_specs(schema: Mapping[str, Any], where: str) -> tuple[FieldSpec, ...]
     for name, sub in schema["properties"].items():
         category = sub.get("x-category")
         if category not in (*CATEGORIES, "per_field"):
-            raise ConfigError(f"{where}/properties/{name}/x-category: {category!r} is not one of {CATEGORIES}")
+            raise ConfigError(
+                f"{where}/properties/{name}/x-category: {category!r} is not one of {CATEGORIES}"
+            )
         if category == "per_field":
             continue
         types = sub.get("type")
@@ -396,10 +398,15 @@ def compile_contract(schemas: Mapping[str, Mapping[str, Any]]) -> Contract:
             raise ConfigError(f"schemas/{path}: x-event-type {name!r} must equal the file name")
         record_class = schema.get("x-record-class")
         if record_class not in RECORD_CLASSES[:2]:
-            raise ConfigError(f"schemas/{path}: x-record-class {record_class!r} is not one of {RECORD_CLASSES[:2]}")
+            raise ConfigError(
+                f"schemas/{path}: x-record-class {record_class!r} must be one of "
+                f"{RECORD_CLASSES[:2]}"
+            )
         subjects = schema.get("x-content-subjects")
         if (record_class == "customer_content") != (subjects is not None):
-            raise ConfigError(f"schemas/{path}: x-content-subjects is required for customer_content only")
+            raise ConfigError(
+                f"schemas/{path}: x-content-subjects is required for customer_content only"
+            )
         event_types[name] = EventType(
             name=name,
             record_class=record_class,

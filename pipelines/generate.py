@@ -602,7 +602,7 @@ class _Case:
 
 def _plan_cases(rng: random.Random, events: int, kinds: tuple[str, ...]) -> list[_Case]:
     """Every planted case with a target position, stratified so they spread through the file."""
-    per_kind = min(3 + events // 10_000, 40)
+    per_kind = min(4 + events // 10_000, 40)  # 4: every variant of the 4-variant kinds
     cases = [(kind, i) for kind in kinds for i in range(per_kind)]
     rng.shuffle(cases)
     spacing = events / len(cases)
@@ -657,7 +657,7 @@ def _pattern_leak(rng: random.Random, kind: str, v: int) -> tuple[str, str]:
             f"https://hooks.example.com/v2/notify/{hex_token(6)}?token={token}",
             f"https://sso.example.com/login?user=svc-sync&password=Harbor{_digits(r, 4)}!",
             f"https://rec-eu.s3.eu-west-1.amazonaws.com/{hex_token(12)}.mp4?X-Amz-Algorithm="
-            f"AWS4-HMAC-SHA256&X-Amz-Expires=3600&X-Amz-Signature={hex_token(32)}",
+            f"AWS4-HMAC-SHA256&X-Amz-Expires=3600&X-Amz-Signature={hex_token(24)}",
         )[v % 4]
         templates = ("fetch failed for {}", "redirecting to {}", "upload retry {}")
     elif kind == "payment_card":
@@ -739,9 +739,9 @@ def _bad_record(
             ("usage.feature_used", {"feature": "chat", "count": 1}),
             ("qos.system", system),
         )
-        envelope = ("account_id", "event_ts")
-        if not parquet and v % 5 >= 3:  # every Parquet row has every column
-            return "qos.audio", _qos_audio(r), _Mark(kind, reason, drop=envelope[v % 5 - 3])
+        if not parquet and v % 2:  # every Parquet row has every column
+            drop = ("account_id", "event_ts")[v // 2 % 2]
+            return "qos.audio", _qos_audio(r), _Mark(kind, reason, drop=drop)
     elif kind == "undeclared_field":
         variants = (
             ("qos.audio", {**_qos_audio(r), "mos_score": int(30 + r() * 15) / 10}),
@@ -1128,7 +1128,8 @@ class _Meeting:
     def _plant_copy(self, rows: list[_Row], case: _Case) -> None:
         """Redeliver an earlier clean record later: identical (duplicate) or changed (conflict)."""
         r = self.r
-        clean = [i for i, row in enumerate(rows) if row[5] is None]
+        copied = {row[0] for row in rows if row[5] is not None and row[5].kind in DUPLICATE_KINDS}
+        clean = [i for i, row in enumerate(rows) if row[5] is None and row[0] not in copied]
         if case.kind == "duplicate":  # service only, so the original still goes to training
             pool = [i for i in clean if not rows[i][1].startswith("content.")]
         else:

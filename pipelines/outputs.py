@@ -67,10 +67,13 @@ def output_schema_documents(config: Config) -> dict[str, dict[str, Any]]:
     """File name under `schemas/outputs/` -> JSON Schema document."""
     contract = config.contract()
     service = sorted(
-        name for name, spec in contract.event_types.items()
+        name
+        for name, spec in contract.event_types.items()
         if spec.record_class == "service_generated"
     )
-    training = {name: training_schema(config, contract, contract.event_types[name]) for name in service}
+    training = {
+        name: training_schema(config, contract, contract.event_types[name]) for name in service
+    }
     docs: dict[str, dict[str, Any]] = {
         "training.json": {
             "$schema": _DRAFT,
@@ -87,8 +90,16 @@ def output_schema_documents(config: Config) -> dict[str, dict[str, Any]]:
         }
     }
     for name, schema, title in (
-        ("restricted.json", RESTRICTED_SCHEMA, "restricted/: customer content kept out, no content"),
-        ("quarantine.json", QUARANTINE_SCHEMA, "quarantine/: records that failed, with reason codes"),
+        (
+            "restricted.json",
+            RESTRICTED_SCHEMA,
+            "restricted/: customer content kept out, no content",
+        ),
+        (
+            "quarantine.json",
+            QUARANTINE_SCHEMA,
+            "quarantine/: records that failed, with reason codes",
+        ),
         ("audit.json", AUDIT_SCHEMA, "audit/: one decision row per input record"),
     ):
         docs[name] = {

@@ -38,8 +38,10 @@ class _SumCounts(beam.CombineFn):
         out: dict[str, Any] = {}
         for acc in accs:
             files = out.get("files", []) + acc.get("files", [])
-            out = add_counts({k: v for k, v in out.items() if k != "files"},
-                             {k: v for k, v in acc.items() if k != "files"})
+            out = add_counts(
+                {k: v for k, v in out.items() if k != "files"},
+                {k: v for k, v in acc.items() if k != "files"},
+            )
             out["files"] = files
         return out
 
@@ -54,9 +56,7 @@ def _write_summary(counts: dict[str, Any], gate: dict[str, Any], path: str) -> N
         sink.write(json.dumps({"counts": counts, "gate": gate}, sort_keys=True).encode())
 
 
-def build(
-    pipeline: beam.Pipeline, config: Config, inputs: list[InputFile], staging: str
-) -> None:
+def build(pipeline: beam.Pipeline, config: Config, inputs: list[InputFile], staging: str) -> None:
     """Add the whole job to `pipeline`: read -> classify -> detect -> route -> de-identify ->
     write staged Parquet -> gate -> one summary file in `staging`."""
     chunks = (

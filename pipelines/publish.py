@@ -47,7 +47,9 @@ class RunFolder:
         except FileNotFoundError:
             return None
         except (OSError, json.JSONDecodeError) as exc:
-            raise RunFailed(f"{self.manifest_path}: cannot read the previous manifest ({exc})") from None
+            raise RunFailed(
+                f"{self.manifest_path}: cannot read the previous manifest ({exc})"
+            ) from None
         return data if isinstance(data, dict) else None
 
     def published_run_id(self) -> str | None:
@@ -109,7 +111,7 @@ class RunFolder:
         os.replace(tmp, link)
 
     def _prune(self, keep: set[str]) -> None:
-        """Remove staged runs that are neither published, nor among the few newest kept for review."""
+        """Remove staged runs neither published nor among the newest few kept for review."""
         if not self.runs.is_dir():
             return
         published = self.published_run_id()

@@ -69,7 +69,11 @@ def expand_inputs(patterns: Sequence[str], exclude: Sequence[str] = ()) -> list[
         except Exception as exc:  # Beam raises BeamIOError and friends
             raise InputError(f"--input {pattern}: cannot be listed ({exc})") from None
         files = [m for m in matched if _format_of(m.path) is not None or not is_dir]
-        files = [m for m in files if (os.path.abspath(m.path) if "://" not in m.path else m.path) not in excluded]
+        files = [
+            m
+            for m in files
+            if (os.path.abspath(m.path) if "://" not in m.path else m.path) not in excluded
+        ]
         if not files:
             raise InputError(
                 f"--input {pattern}: no event files found (expected .jsonl, .jsonl.gz or .parquet)"
@@ -113,7 +117,8 @@ def _conservation(counts: dict[str, Any]) -> dict[str, Any]:
         "passed": total == counts.get("input_records", 0),
         "violations": abs(total - counts.get("input_records", 0)),
         "rows_checked": counts.get("input_records", 0),
-        "examples": [] if total == counts.get("input_records", 0)
+        "examples": []
+        if total == counts.get("input_records", 0)
         else [f"input {counts.get('input_records', 0)} != destinations {total}"],
     }
 
@@ -163,7 +168,9 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
             build(pipeline, config, inputs, str(staging))
         summary = json.loads((staging / SUMMARY_NAME).read_text(encoding="utf-8"))
     except Exception as exc:
-        manifest["error"] = f"{type(exc).__name__}: {exc}".replace(key.decode("utf-8", "replace"), "***")
+        manifest["error"] = f"{type(exc).__name__}: {exc}".replace(
+            key.decode("utf-8", "replace"), "***"
+        )
         manifest["duration_s"] = round(time.monotonic() - started, 3)
         folder.write_manifest(manifest)
         raise RunFailed(f"run {run_id} failed: {manifest['error']}") from None
@@ -195,7 +202,9 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     folder.write_manifest(manifest)
     _replace_report(folder, run_id)
     failed = [name for name, check in gate.items() if not check["passed"]]
-    raise GateFailed(f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published")
+    raise GateFailed(
+        f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published"
+    )
 
 
 def _replace_report(folder: RunFolder, run_id: str) -> None:

@@ -31,7 +31,9 @@ CONTRACT = {
     ),
     "usage.participant_joined": {
         **dict.fromkeys(("user_name", "email", "ip_address", "location"), "identifier"),
-        **dict.fromkeys(("device", "os_version", "client_version", "network_type", "role"), "service"),
+        **dict.fromkeys(
+            ("device", "os_version", "client_version", "network_type", "role"), "service"
+        ),
     },
     "usage.participant_left": {"leave_reason": "free_text", "duration_s": "service"},
     "usage.meeting_started": {

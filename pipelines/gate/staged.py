@@ -32,7 +32,10 @@ _EXAMPLES = 3
 
 
 def empty_results() -> dict[str, dict[str, Any]]:
-    return {name: {"passed": True, "violations": 0, "rows_checked": 0, "examples": []} for name in CHECKS}
+    return {
+        name: {"passed": True, "violations": 0, "rows_checked": 0, "examples": []}
+        for name in CHECKS
+    }
 
 
 def merge_results(a: Mapping[str, Mapping[str, Any]], b: Mapping[str, Mapping[str, Any]]) -> dict:

@@ -45,15 +45,22 @@ def write_report(path: str | Path, manifest: dict[str, Any]) -> None:
         f"<p>Status: <strong class='{'pass' if status == 'published' else 'fail'}'>"
         f"{html.escape(status)}</strong>. Config {html.escape(manifest.get('config_hash', ''))}, "
         f"code {html.escape(manifest.get('code_version', ''))}, "
-        f"pseudonym key fingerprint {html.escape(manifest.get('pseudonym_key_fingerprint', ''))}.</p>",
+        "pseudonym key fingerprint "
+        f"{html.escape(manifest.get('pseudonym_key_fingerprint', ''))}.</p>",
         "<h2>Records by destination</h2>",
         _table(
             "Every input record is counted in exactly one destination",
             ("destination", "records"),
             [
                 (k, counts.get(k, 0))
-                for k in ("input_records", "training", "consented_content", "restricted",
-                          "quarantine", "duplicates")
+                for k in (
+                    "input_records",
+                    "training",
+                    "consented_content",
+                    "restricted",
+                    "quarantine",
+                    "duplicates",
+                )
             ],
         ),
         "<h2>Quarantine reasons</h2>",

@@ -78,7 +78,7 @@ class ClassifiedChunk:
     rejects: pa.Table = field(default_factory=REJECT_SCHEMA.empty_table)
 
 
-def _timestamps(values: list[str]) -> pa.Array:
+def _timestamps(values: list[Any]) -> pa.Array:
     try:
         return pa.array(values, pa.string()).cast(pa.timestamp("us", tz="UTC"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -156,7 +156,9 @@ def classify_records(
     chunk = ClassifiedChunk()
     for name in sorted(groups):
         records, locs, hashes = groups[name]
-        chunk.tables[name] = build_table(contract, contract.event_types[name], records, locs, hashes)
+        chunk.tables[name] = build_table(
+            contract, contract.event_types[name], records, locs, hashes
+        )
     if rejects:
         chunk.rejects = pa.Table.from_pylist(rejects, REJECT_SCHEMA)
     return chunk

@@ -22,8 +22,8 @@ __all__ = [
     "MIN_KEY_BYTES",
     "Pseudonymizer",
     "country_of",
-    "key_from_env",
     "key_fingerprint",
+    "key_from_env",
 ]
 
 KEY_ENV = "CONSENTGATE_PSEUDONYM_KEY"

@@ -16,7 +16,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -116,35 +116,10 @@ class DetectorSettings:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> DetectorSettings:
         """Check `data` key by key; errors name `source` and the offending key."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{source}: must be a JSON object, got {type(data).__name__}")
-        unknown = sorted(set(data) - {"enabled", *_SECTIONS})
-        if unknown:
-            raise ValueError(f"{source}: unknown key {unknown[0]!r}")
-        values: dict[str, Any] = {"enabled": _read_enabled(data, source)}
-        for section, keys in _SECTIONS.items():
-            block = data.get(section)
-            if not isinstance(block, Mapping):
-                raise ValueError(f"{source}: {section} must be an object with keys {sorted(keys)}")
-            extra = sorted(set(block) - keys)
-            if extra:
-                raise ValueError(f"{source}: unknown key {section}.{extra[0]}")
-        for section, key, lowest, highest in _INTEGER_KEYS:
-            value = data[section].get(key)
-            name = f"{section}.{key}"
-            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-                raise ValueError(f"{source}: {name} must be an integer >= {lowest}, got {value!r}")
-            if value > highest:
-                raise ValueError(f"{source}: {name} must be an integer <= {highest}, got {value!r}")
-            values[f"{section}_{key}"] = value
-        for section, key in _SHARE_KEYS:
-            value = data[section].get(key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-                raise ValueError(
-                    f"{source}: {section}.{key} must be a number between 0 and 1, got {value!r}"
-                )
-            values[f"{section}_{key}"] = float(value)
-        return cls(**values)
+        return cls(**_checked_values(data, source))
+
+    def __post_init__(self) -> None:
+        _checked_values(self.to_mapping(), type(self).__name__)
 
     def to_mapping(self) -> dict[str, Any]:
         """The JSON shape of these settings (inverse of `from_mapping`)."""
@@ -161,6 +136,39 @@ def _split_field(name: str) -> tuple[str, str]:
         if name.startswith(section + "_"):
             return section, name[len(section) + 1 :]
     raise AssertionError(f"settings field {name} belongs to no section")
+
+
+def _checked_values(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The DetectorSettings fields held in `data`; ValueError names `source` and the key."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{source}: must be a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - {"enabled", *_SECTIONS})
+    if unknown:
+        raise ValueError(f"{source}: unknown key {unknown[0]!r}")
+    values: dict[str, Any] = {"enabled": _read_enabled(data, source)}
+    for section, keys in _SECTIONS.items():
+        block = data.get(section)
+        if not isinstance(block, Mapping):
+            raise ValueError(f"{source}: {section} must be an object with keys {sorted(keys)}")
+        extra = sorted(set(block) - keys)
+        if extra:
+            raise ValueError(f"{source}: unknown key {section}.{extra[0]}")
+    for section, key, lowest, highest in _INTEGER_KEYS:
+        value = data[section].get(key)
+        name = f"{section}.{key}"
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            raise ValueError(f"{source}: {name} must be an integer >= {lowest}, got {value!r}")
+        if value > highest:
+            raise ValueError(f"{source}: {name} must be an integer <= {highest}, got {value!r}")
+        values[f"{section}_{key}"] = value
+    for section, key in _SHARE_KEYS:
+        value = data[section].get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValueError(
+                f"{source}: {section}.{key} must be a number between 0 and 1, got {value!r}"
+            )
+        values[f"{section}_{key}"] = float(value)
+    return values
 
 
 def _read_enabled(data: Mapping[str, Any], source: str) -> tuple[str, ...]:
@@ -255,12 +263,31 @@ _PHONE = re.compile(
     re.VERBOSE,
 )
 _DIGIT = re.compile(r"\d")
+_GROUP_SEPARATOR = re.compile(r"[ .-]")
+
+
+def _accepted_prefix(number: str, accept: Callable[[str], bool]) -> int | None:
+    """Length of the longest prefix of `number`, cut before a separator, whose digits pass.
+
+    A number followed by another group (a year, a count) is matched as one run;
+    cutting trailing groups recovers it.
+    """
+    separators = [separator.start() for separator in _GROUP_SEPARATOR.finditer(number)]
+    for cut in [len(number), *reversed(separators)]:
+        if accept("".join(_DIGIT.findall(number[:cut]))):
+            return cut
+    return None
+
+
+def _phone_digits(digits: str) -> bool:
+    return 9 <= len(digits) <= 15
 
 
 def _find_phones(text: str, settings: DetectorSettings) -> Spans:
     for match in _PHONE.finditer(text):
-        if 9 <= len(_DIGIT.findall(match.group())) <= 15:
-            yield match.span()
+        length = _accepted_prefix(match.group(), _phone_digits)
+        if length is not None:
+            yield match.start(), match.start() + length
 
 
 _IPV4 = re.compile(
@@ -280,7 +307,8 @@ def _find_ip_addresses(text: str, settings: DetectorSettings) -> Spans:
         candidate = match.group().rstrip(".")
         if candidate.endswith(":") and not candidate.endswith("::"):
             candidate = candidate[:-1]
-        if candidate == "::":
+        # "::" alone and C++ global calls like "::feed" parse as IPv6 but hold no digit.
+        if not any(char.isdigit() for char in candidate):
             continue
         try:
             ipaddress.IPv6Address(candidate)
@@ -292,7 +320,7 @@ def _find_ip_addresses(text: str, settings: DetectorSettings) -> Spans:
 
 _SECRET_PARAMETER = re.compile(
     r"(?<![\w.-])[\w.-]*?(?:token|passw(?:or)?d|pwd|api[_-]?key|secret|signature|sig)"
-    r"=[^\s&#\"'<>]+",
+    r"=[^\s&#\"'<>,;)\]}]+",
     re.IGNORECASE,
 )
 _URL_CREDENTIALS = re.compile(r"(?<![\w+.-])[A-Za-z][\w+.-]*://[^\s/?#@:]*:[^\s/?#@]+@[\w.-]+")
@@ -327,15 +355,15 @@ def _luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _card_digits(digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and _luhn_valid(digits)
+
+
 def _find_payment_cards(text: str, settings: DetectorSettings) -> Spans:
     for match in _CARD.finditer(text):
-        groups = re.split(r"[ -]", match.group())
-        # A grouped number may run into a following group (a year, a count): try without it.
-        for kept in range(len(groups), min(len(groups), 3) - 1, -1):
-            digits = "".join(groups[:kept])
-            if 13 <= len(digits) <= 19 and _luhn_valid(digits):
-                yield match.start(), match.start() + len(digits) + kept - 1
-                break
+        length = _accepted_prefix(match.group(), _card_digits)
+        if length is not None:
+            yield match.start(), match.start() + length
 
 
 @functools.lru_cache(maxsize=16)
@@ -425,9 +453,9 @@ def _judge_sentence(
         return
     function_words = sum(word in _CONVERSATIONAL for word in words)
     last = sentence[-1][0].group()
-    questioning = "?" in last or "!" in last
+    asks_or_exclaims = "?" in last or "!" in last
     if (
-        function_words + questioning >= settings.natural_language_min_function_words
+        function_words + asks_or_exclaims >= settings.natural_language_min_function_words
         and function_words / len(words) >= settings.natural_language_min_function_share
     ):
         first = next(token for token, is_word in sentence if is_word)
@@ -456,8 +484,9 @@ _ID_TOKEN = re.compile(r"\w(?:[\w.@+-]*\w)?")
 class KnownIdentifiers:
     """Names, emails and ids of a run's participants, normalised for lookup."""
 
-    keys: frozenset[str] = frozenset()
-    first_tokens: frozenset[str] = frozenset()
+    # Personal data: kept out of repr so it never lands in a log or traceback.
+    keys: frozenset[str] = field(default=frozenset(), repr=False)
+    first_tokens: frozenset[str] = field(default=frozenset(), repr=False)
     longest: int = 0  # most tokens in one key
 
     @classmethod
@@ -534,9 +563,10 @@ class EchoIndex:
     """Shingle hashes of a run's content records, to spot content repeated in free text."""
 
     k: int
-    hashes: np.ndarray  # sorted unique uint64
+    hashes: np.ndarray = field(repr=False)  # sorted unique uint64
     # Every content word: a window with any other word cannot be an echo, so no hashing.
-    vocabulary: frozenset[str]
+    # Customer content: kept out of repr.
+    vocabulary: frozenset[str] = field(repr=False)
 
     @classmethod
     def build(cls, pairs: Iterable[tuple[str, str]], k: int) -> EchoIndex:
@@ -566,9 +596,6 @@ class EchoIndex:
         )
 
     __hash__ = None  # type: ignore[assignment]
-
-    def __len__(self) -> int:
-        return len(self.hashes)
 
     def find(self, meeting_id: str | None, text: str) -> Finding | None:
         """The first window of `text` that repeats content of the same meeting."""

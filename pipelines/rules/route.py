@@ -66,12 +66,16 @@ def find_duplicates(keys: Iterable[pa.Table]) -> DedupVerdicts:
 
 
 def _dedup_columns(table: pa.Table, verdicts: DedupVerdicts) -> list[str]:
-    return [
-        verdicts.verdict(event_id, loc)
-        for event_id, loc in zip(
-            table["event_id"].to_pylist(), table["_loc"].to_pylist(), strict=True
-        )
-    ] if (verdicts.conflicts or verdicts.keepers) else [KEEP] * table.num_rows
+    return (
+        [
+            verdicts.verdict(event_id, loc)
+            for event_id, loc in zip(
+                table["event_id"].to_pylist(), table["_loc"].to_pylist(), strict=True
+            )
+        ]
+        if (verdicts.conflicts or verdicts.keepers)
+        else [KEEP] * table.num_rows
+    )
 
 
 def service_decision(

@@ -68,7 +68,9 @@ class _ChunkContext(beam.DoFn):
             KnownIdentifiers.from_values(
                 chunk.identifier_values(self.contract), settings.known_identifier_min_length
             ),
-            EchoIndex.build(chunk.content_texts(self.contract), settings.content_echo_shingle_words),
+            EchoIndex.build(
+                chunk.content_texts(self.contract), settings.content_echo_shingle_words
+            ),
         )
 
 

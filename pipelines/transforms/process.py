@@ -1,4 +1,4 @@
-"""DetectLeaks, RouteRecords and Deidentify: the per-chunk stages between classification and write."""
+"""DetectLeaks, RouteRecords and Deidentify: the per-chunk stages between classify and write."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pipelines.rules.deidentify import Pseudonymizer, key_from_env
 from pipelines.rules.route import DedupVerdicts
 from pipelines.transforms.context import RunContext
 
-__all__ = ["DetectLeaks", "Deidentify", "RouteRecords"]
+__all__ = ["Deidentify", "DetectLeaks", "RouteRecords"]
 
 
 class _Detect(beam.DoFn):

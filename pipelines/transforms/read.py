@@ -49,9 +49,8 @@ def _is_gzip(path: str) -> bool:
 
 def iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, line) of a JSON Lines file, gzip or plain; blank lines skipped."""
-    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-    stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if _is_gzip(path) else raw
-    with stream:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if _is_gzip(path) else raw
         number = 0
         rest = b""
         while True:

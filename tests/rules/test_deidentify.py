@@ -63,8 +63,14 @@ def test_the_pseudonymizer_refuses_to_pickle_and_hides_the_key():
 
 @pytest.mark.parametrize(
     ("location", "country"),
-    [("Lyon (FR)", "FR"), ("São Paulo (br)", "BR"), ("Berlin ( DE ) ", "DE"),
-     ("Lyon", None), ("Lyon (France)", None), (None, None)],
+    [
+        ("Lyon (FR)", "FR"),
+        ("São Paulo (br)", "BR"),
+        ("Berlin ( DE ) ", "DE"),
+        ("Lyon", None),
+        ("Lyon (France)", None),
+        (None, None),
+    ],
     ids=["plain", "lower", "spaces", "no code", "long name", "null"],
 )
 def test_location_generalises_to_its_country(location, country):
@@ -90,8 +96,11 @@ def test_fingerprint_tells_keys_apart_without_showing_them():
     ("text", "spans", "expected"),
     [
         ("mail a@b.io now", [(5, 11, "email")], "mail [REDACTED:email] now"),
-        ("x 1.2.3.4 y a@b.io", [(12, 18, "email"), (2, 9, "ip_address")],
-         "x [REDACTED:ip_address] y [REDACTED:email]"),
+        (
+            "x 1.2.3.4 y a@b.io",
+            [(12, 18, "email"), (2, 9, "ip_address")],
+            "x [REDACTED:ip_address] y [REDACTED:email]",
+        ),
         ("abcdef", [(0, 4, "blob"), (2, 6, "email")], "[REDACTED:blob]"),
     ],
     ids=["one", "two out of order", "overlap merges"],

@@ -146,6 +146,10 @@ PHONE_NEAR_MISSES = [
 ]
 
 
+def test_phone_span_stops_before_trailing_numbers() -> None:
+    assert spans("call +44 20 7946 0958 12345 678", "phone") == ["+44 20 7946 0958"]
+
+
 @pytest.mark.parametrize("text", PHONE_NEAR_MISSES, ids=PHONE_NEAR_MISSES)
 def test_phone_near_misses(text: str) -> None:
     assert spans(text, "phone") == []
@@ -178,6 +182,7 @@ IP_NEAR_MISSES = [
     "mac 00:1a:2b:3c:4d:5e",
     "at Decoder::feed",
     "separator :: here",
+    "at ::feed(buffer)",
 ]
 
 
@@ -211,6 +216,11 @@ def test_secret_url_found(secret: str) -> None:
     if "://" in secret:
         text = f"connecting to {secret}/db"
     assert spans(text, "secret_url") == [secret]
+
+
+def test_secret_url_value_stops_at_punctuation() -> None:
+    text = "auth (token=abc123), Signature=ff00;"
+    assert spans(text, "secret_url") == ["token=abc123", "Signature=ff00"]
 
 
 SECRET_NEAR_MISSES = [
@@ -327,6 +337,11 @@ def test_natural_language_span_is_the_sentence_inside_a_log_line() -> None:
     assert spans(text, "natural_language") == [
         "hey can you send me the budget numbers before friday"
     ]
+
+
+def test_natural_language_sentence_stops_at_a_code_like_token() -> None:
+    text = "hey can you send me config.json before friday"
+    assert spans(text, "natural_language") == ["hey can you send me"]
 
 
 NATURAL_NEAR_MISSES = [
@@ -467,6 +482,11 @@ def test_echo_index_is_sorted_unique_and_merges() -> None:
     assert first.merge(second).find("m-2", "move the launch to") is not None
     with pytest.raises(ValueError, match="3 and 4"):
         EchoIndex.build(CONTENT, k=3).merge(ECHO)
+
+
+def test_reprs_hold_no_personal_data_or_content() -> None:
+    assert "alice" not in repr(KNOWN).lower()
+    assert "budget" not in repr(ECHO)
 
 
 # --------------------------------------------------------------------------- pickling
@@ -626,6 +646,17 @@ SETTINGS_ERRORS = [
 def test_settings_errors_name_file_and_key(data: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=r"^configs/detectors\.json: ") as error:
         DetectorSettings.from_mapping(data, "configs/detectors.json")
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"blob_min_hex": 0}, "blob.min_hex"), ({"enabled": ("mail",)}, "'mail'")],
+    ids=["threshold", "detector"],
+)
+def test_settings_built_in_code_are_checked_too(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=r"^DetectorSettings: ") as error:
+        DetectorSettings(**changes)  # type: ignore[arg-type]
     assert message in str(error.value)
 
 

@@ -52,8 +52,14 @@ def test_verdicts_merge_across_buckets():
 
 
 def service_table(findings, ids=("a", "b", "c")):
-    finding = pa.struct([("detector", pa.string()), ("field", pa.string()),
-                         ("start", pa.int32()), ("end", pa.int32())])
+    finding = pa.struct(
+        [
+            ("detector", pa.string()),
+            ("field", pa.string()),
+            ("start", pa.int32()),
+            ("end", pa.int32()),
+        ]
+    )
     return pa.table(
         {
             "event_id": pa.array(ids, pa.string()),
@@ -69,8 +75,9 @@ def service_table(findings, ids=("a", "b", "c")):
 )
 def test_service_rows_with_findings_follow_the_policy(on_finding, expected):
     hit = [{"detector": "email", "field": "message", "start": 0, "end": 5}]
-    dest, reason = service_decision(service_table([[], hit], ids=("a", "b")), DedupVerdicts(),
-                                    on_finding)
+    dest, reason = service_decision(
+        service_table([[], hit], ids=("a", "b")), DedupVerdicts(), on_finding
+    )
     assert dest.to_pylist() == expected
     if on_finding == "quarantine":
         assert reason.to_pylist() == ["service_deidentified", "detector:email"]

@@ -1,0 +1,322 @@
+"""End to end on DirectRunner's in-process runner: generated input with every planted leak kind,
+then the real output files are read back and searched for what must not be there."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+from pipelines.cli import main
+from pipelines.generate import generate
+from pipelines.publish import PUBLISHED_TABLES, RunFolder
+
+pytestmark = pytest.mark.e2e
+
+KEY = "e2e-test-key-" + "x" * 32
+EVENTS = 6000
+SEED = 11
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("input")
+    truth = generate(folder, events=EVENTS, seed=SEED)
+    return folder, truth
+
+
+@pytest.fixture(scope="module")
+def published(dataset, tmp_path_factory) -> tuple[Path, int]:
+    folder, _ = dataset
+    out = tmp_path_factory.mktemp("run") / "out"
+    env_before = os.environ.get("CONSENTGATE_PSEUDONYM_KEY")
+    os.environ["CONSENTGATE_PSEUDONYM_KEY"] = KEY
+    try:
+        code = main(
+            [
+                "-q",
+                "run",
+                "--input",
+                str(folder / "events.jsonl.gz"),
+                "--consent",
+                str(folder / "consent.jsonl"),
+                "--out",
+                str(out),
+            ]
+        )
+    finally:
+        if env_before is None:
+            del os.environ["CONSENTGATE_PSEUDONYM_KEY"]
+        else:
+            os.environ["CONSENTGATE_PSEUDONYM_KEY"] = env_before
+    return out, code
+
+
+def input_records(folder: Path) -> list[dict]:
+    records = []
+    with gzip.open(folder / "events.jsonl.gz", "rb") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("payload"), dict):
+                records.append(record)
+    return records
+
+
+def training_strings(out: Path) -> list[str]:
+    """Every string value in every training file, list items included."""
+    values: list[str] = []
+    for path in sorted((out / "training").rglob("*.parquet")):
+        table = ds.dataset(path).to_table()
+        for column in table.columns:
+            if pa.types.is_list(column.type):
+                column = column.combine_chunks().flatten()
+            if pa.types.is_string(column.type):
+                values.extend(v for v in column.to_pylist() if v is not None)
+    return values
+
+
+def test_the_run_publishes(published):
+    out, code = published
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "published"
+    assert manifest["gate"]["passed"] is True
+    for name in PUBLISHED_TABLES:
+        assert (out / name).is_symlink()
+
+
+def test_every_input_record_is_counted_once(published, dataset):
+    out, _ = published
+    _, truth = dataset
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    destinations = ("training", "consented_content", "restricted", "quarantine", "duplicates")
+    assert counts["input_records"] == truth["expected"]["input_records"] == EVENTS
+    assert sum(counts[d] for d in destinations) == counts["input_records"]
+    audit = ds.dataset(out / "audit").to_table()
+    assert audit.num_rows == EVENTS
+
+
+def test_planted_cases_end_where_truth_says(published, dataset):
+    out, _ = published
+    _, truth = dataset
+    audit = ds.dataset(out / "audit").to_table().to_pylist()
+    by_id: dict[str, list[dict]] = {}
+    for row in audit:
+        by_id.setdefault(row["event_id"], []).append(row)
+    wrong = []
+    for case in truth["planted"]:
+        if case["event_id"] is None or case["kind"] == "duplicate":
+            continue
+        rows = by_id.get(case["event_id"], [])
+        found = {(r["destination"], r["reason"]) for r in rows}
+        if found != {(case["expect"], case["reason"])}:
+            wrong.append((case["kind"], case["event_id"], found))
+    assert wrong == []
+
+
+def test_no_planted_needle_reaches_training(published, dataset):
+    out, _ = published
+    _, truth = dataset
+    values = training_strings(out)
+    assert values, "training holds string values to search"
+    needles = [c["needle"] for c in truth["planted"] if c.get("needle")]
+    assert len(needles) >= 9
+    leaked = [n for n in needles if any(n in v for v in values)]
+    assert leaked == []
+
+
+def test_no_raw_identifier_reaches_training(published, dataset):
+    out, _ = published
+    folder, _ = dataset
+    identifiers: set[str] = set()
+    for record in input_records(folder):
+        for key in ("account_id", "meeting_id", "participant_id"):
+            if isinstance(record.get(key), str):
+                identifiers.add(record[key])
+        payload = record["payload"]
+        for key in (
+            "user_name",
+            "email",
+            "ip_address",
+            "location",
+            "host_id",
+            "sender_id",
+            "speaker_id",
+        ):
+            if isinstance(payload.get(key), str):
+                identifiers.add(payload[key])
+    assert len(identifiers) > 50
+    values = set(training_strings(out))
+    assert identifiers & values == set()
+
+
+def test_no_content_text_reaches_training(published, dataset):
+    out, _ = published
+    folder, _ = dataset
+    texts = set()
+    for record in input_records(folder):
+        payload = record["payload"]
+        if str(record.get("event_type", "")).startswith("content."):
+            for key in ("message", "text", "summary_text", "question", "answer", "data_b64"):
+                if isinstance(payload.get(key), str) and len(payload[key]) >= 12:
+                    texts.add(payload[key])
+        if record.get("event_type") == "usage.meeting_started":
+            texts.add(payload.get("topic"))
+    assert len(texts) > 100
+    values = training_strings(out)
+    joined = "\n".join(values)
+    assert [t for t in texts if t and t in joined] == []
+
+
+def test_no_derived_or_dropped_field_is_a_training_column(published):
+    out, _ = published
+    forbidden = {"audio_level", "topic", "ip_address", "location", "message_text"}
+    for path in (out / "training").rglob("*.parquet"):
+        names = set(ds.dataset(path).schema.names)
+        assert not names & forbidden, path
+        assert "event_id" in names
+
+
+def test_at_least_98_percent_of_clean_service_records_are_kept(published, dataset):
+    out, _ = published
+    _, truth = dataset
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    assert truth["clean_service_events"] > 0
+    assert counts["training"] >= 0.98 * truth["clean_service_events"]
+    assert counts["training"] <= truth["clean_service_events"]
+
+
+def test_key_never_appears_in_outputs(published):
+    out, _ = published
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+
+
+def _run(args: list[str], env_key: str | None = KEY) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "CONSENTGATE_PSEUDONYM_KEY"}
+    if env_key is not None:
+        env["CONSENTGATE_PSEUDONYM_KEY"] = env_key
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_a_run_without_the_key_refuses_to_start(dataset, tmp_path):
+    folder, _ = dataset
+    result = _run(
+        ["run", "--input", str(folder / "events.jsonl.gz"), "--out", str(tmp_path / "o")],
+        env_key=None,
+    )
+    assert result.returncode == 2
+    assert "CONSENTGATE_PSEUDONYM_KEY" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_bad_config_exits_2_naming_file_and_key(dataset, tmp_path):
+    folder, _ = dataset
+    override = tmp_path / "bad.json"
+    override.write_text(json.dumps({"policy": {"chunk_records": 0}}))
+    result = _run(
+        [
+            "run",
+            "--input",
+            str(folder / "events.jsonl.gz"),
+            "--out",
+            str(tmp_path / "o"),
+            "--config",
+            str(override),
+        ]
+    )
+    assert result.returncode == 2
+    assert "bad.json" in result.stderr and "chunk_records" in result.stderr
+
+
+def test_a_missing_input_exits_2(tmp_path):
+    result = _run(
+        ["run", "--input", str(tmp_path / "nothing*.jsonl"), "--out", str(tmp_path / "o")]
+    )
+    assert result.returncode == 2
+    assert "no event files found" in result.stderr
+
+
+def test_gate_catches_what_a_weakened_classifier_lets_through(dataset, tmp_path):
+    """The classifier's email detector is switched off; the gate's own detectors still run."""
+    folder, truth = dataset
+    out = tmp_path / "out"
+    first = _run(["run", "--input", str(folder / "events.jsonl.gz"), "--out", str(out)])
+    assert first.returncode == 0, first.stderr
+    published_before = os.readlink(out / "training")
+    enabled = [
+        d for d in json.loads(Path("configs/detectors.json").read_text())["enabled"] if d != "email"
+    ]
+    override = tmp_path / "no-email.json"
+    override.write_text(json.dumps({"detectors": {"enabled": enabled}}))
+    second = _run(
+        [
+            "run",
+            "--input",
+            str(folder / "events.jsonl.gz"),
+            "--out",
+            str(out),
+            "--config",
+            str(override),
+        ]
+    )
+    assert second.returncode == 3, second.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "gate_failed"
+    assert manifest["gate"]["checks"]["detectors_clean"]["passed"] is False
+    assert os.readlink(out / "training") == published_before
+    emails = [c["needle"] for c in truth["planted"] if c["kind"] == "email"]
+    assert not any(e in v for v in training_strings(out) for e in emails)
+
+
+def test_a_publish_interrupted_between_swaps_is_repaired_by_the_next_run(
+    dataset, tmp_path, monkeypatch
+):
+    folder, _ = dataset
+    out = tmp_path / "out"
+    monkeypatch.setenv("CONSENTGATE_PSEUDONYM_KEY", KEY)
+    args = ["-q", "run", "--input", str(folder / "events.jsonl.gz"), "--out", str(out)]
+    assert main(args) == 0
+    good = json.loads((out / "manifest.json").read_text())["run_id"]
+
+    swaps = []
+    real_swap = RunFolder._swap
+
+    def dying_swap(self, link, target):
+        if swaps:
+            raise KeyboardInterrupt("killed mid-publish")
+        swaps.append(link)
+        real_swap(self, link, target)
+
+    monkeypatch.setattr(RunFolder, "_swap", dying_swap)
+    with pytest.raises(KeyboardInterrupt):
+        main(args)
+    monkeypatch.setattr(RunFolder, "_swap", real_swap)
+    # One link moved before the "kill"; the manifest still names the good run.
+    assert json.loads((out / "manifest.json").read_text())["published_run_id"] == good
+    RunFolder(out).recover()
+    for name in PUBLISHED_TABLES:
+        assert os.readlink(out / name) == os.path.join(".runs", good, name)
+    assert main(args) == 0
+    latest = json.loads((out / "manifest.json").read_text())
+    assert latest["published_run_id"] == latest["run_id"] != good
+    for name in PUBLISHED_TABLES:
+        assert os.readlink(out / name) == os.path.join(".runs", latest["run_id"], name)
