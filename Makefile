@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint clean
 
 # The venv is rebuilt when the dependency pins change.
 $(BIN)/consentgate: pyproject.toml constraints.txt
@@ -26,9 +26,6 @@ lint: $(BIN)/consentgate
 	$(BIN)/ruff check pipelines tests
 	$(BIN)/ruff format --check pipelines tests
 	$(BIN)/mypy
-
-bench: $(BIN)/consentgate
-	$(BIN)/python -m tests.benchmarks.run
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

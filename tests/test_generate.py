@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines import generate as generate_module
 from pipelines.generate import generate
 
 # The input contract (input-contract-v1.md), written out again here on purpose: the test
@@ -255,6 +256,30 @@ def test_regenerating_replaces_earlier_shards(tmp_path: Path) -> None:
     generate(tmp_path, events=1000, seed=1, shards=4)
     truth = generate(tmp_path, events=1000, seed=1)
     assert sorted(p.name for p in tmp_path.glob("events*")) == truth["files"] == ["events.jsonl.gz"]
+
+
+def test_a_failed_run_leaves_no_partial_event_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = generate_module._Meeting.build
+    calls = 0
+
+    def failing_build(self: Any, size: int) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise OSError("disk full")
+        return build(self, size)
+
+    monkeypatch.setattr(generate_module._Meeting, "build", failing_build)
+    with pytest.raises(OSError, match="disk full"):
+        generate(tmp_path, events=3000, seed=1)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    truth = generate(tmp_path, events=3000, seed=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*truth["files"], "consent.jsonl", "truth.json"]
+    )
 
 
 # -- records against the contract ----------------------------------------------------------------
