@@ -26,7 +26,8 @@ __all__ = [
 
 CONTENT_POLICIES = ("never", "per_participant")
 _SECTIONS = ("taxonomy", "detectors", "deidentify", "policy")
-_FIELD_RULES = ("pseudonymise", "drop", "country", "keep")
+# An identifier is never kept raw: pseudonymised, generalised or dropped.
+_FIELD_RULES = ("pseudonymise", "drop", "country")
 
 
 def default_home() -> Path:

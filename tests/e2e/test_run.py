@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from pipelines.cli import main
-from pipelines.generate import generate
+from pipelines.generate import BAD_INPUT_KINDS, LEAK_KINDS, generate
 from pipelines.publish import PUBLISHED_TABLES, RunFolder
 
 pytestmark = pytest.mark.e2e
@@ -106,22 +106,46 @@ def test_every_input_record_is_counted_once(published, dataset):
     assert audit.num_rows == EVENTS
 
 
-def test_planted_cases_end_where_truth_says(published, dataset):
+PLANTED_KINDS = (
+    *LEAK_KINDS,
+    *BAD_INPUT_KINDS,
+    "conflicting_duplicate",
+)
+
+
+@pytest.mark.parametrize("kind", PLANTED_KINDS)
+def test_each_planted_kind_ends_where_truth_says(published, dataset, kind):
     out, _ = published
     _, truth = dataset
+    cases = [c for c in truth["planted"] if c["kind"] == kind]
+    assert len(cases) >= 3
     audit = ds.dataset(out / "audit").to_table().to_pylist()
-    by_id: dict[str, list[dict]] = {}
-    for row in audit:
-        by_id.setdefault(row["event_id"], []).append(row)
-    wrong = []
-    for case in truth["planted"]:
-        if case["event_id"] is None or case["kind"] == "duplicate":
+    found = []
+    for case in cases:
+        if case["event_id"] is None:
+            # A line that never parsed is found by its reason in the audit table instead.
             continue
-        rows = by_id.get(case["event_id"], [])
-        found = {(r["destination"], r["reason"]) for r in rows}
-        if found != {(case["expect"], case["reason"])}:
-            wrong.append((case["kind"], case["event_id"], found))
-    assert wrong == []
+        rows = [r for r in audit if r["event_id"] == case["event_id"]]
+        found.append({(r["destination"], r["reason"]) for r in rows})
+    assert found == [{(c["expect"], c["reason"])} for c in cases if c["event_id"] is not None]
+    if any(c["event_id"] is None for c in cases):
+        reasons = [r["reason"] for r in audit if r["event_id"] is None]
+        assert reasons.count(cases[0]["reason"]) == len(cases)
+
+
+def test_identical_duplicates_count_once(published, dataset):
+    out, _ = published
+    _, truth = dataset
+    cases = [c for c in truth["planted"] if c["kind"] == "duplicate"]
+    assert len(cases) >= 3
+    audit = ds.dataset(out / "audit").to_table().to_pylist()
+    for case in cases:
+        rows = sorted(
+            (r["destination"], r["reason"]) for r in audit if r["event_id"] == case["event_id"]
+        )
+        assert rows == [("duplicate", "duplicate"), ("training", "service_deidentified")]
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    assert counts["duplicates"] == len(cases)
 
 
 def test_no_planted_needle_reaches_training(published, dataset):

@@ -1,0 +1,84 @@
+"""configs/ load into frozen objects; every bad value names its file and key."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import load_config
+from pipelines.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_load_and_are_frozen():
+    config = load_config()
+    assert config.policy.content_policy == "never"
+    assert config.taxonomy.data_use == "train_ai_system"
+    assert config.taxonomy.category_fides["content"] == "user.content.private"
+    assert config.taxonomy.field_fides["ip_address"] == "user.device.ip_address"
+    assert config.config_hash.startswith("sha256:")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.policy = None  # type: ignore[misc]
+
+
+def test_the_config_hash_follows_the_content(tmp_path):
+    override = tmp_path / "o.json"
+    override.write_text(json.dumps({"policy": {"chunk_records": 999}}))
+    assert load_config(override_file=override).config_hash != load_config().config_hash
+    assert load_config().config_hash == load_config().config_hash
+
+
+BAD = [
+    ({"policy": {"chunk_records": 0}}, "policy.json", "chunk_records"),
+    ({"policy": {"content_policy": "host_only"}}, "policy.json", "content_policy"),
+    ({"policy": {"on_detector_finding": "ignore"}}, "policy.json", "on_detector_finding"),
+    (
+        {"deidentify": {"field_rules": {"ip_address": "keep"}}},
+        "deidentify.json",
+        "field_rules.ip_address",
+    ),
+    ({"deidentify": {"drop_categories": ["content"]}}, "deidentify.json", "drop_categories"),
+    ({"detectors": {"enabled": ["email", "telepathy"]}}, "detectors.json", "telepathy"),
+    ({"detectors": {"blob": {"min_hex": -1}}}, "detectors.json", "blob.min_hex"),
+    (
+        {"taxonomy": {"record_class_overrides": {"qos.nope": "service_generated"}}},
+        "taxonomy.json",
+        "record_class_overrides",
+    ),
+    (
+        {"taxonomy": {"record_class_overrides": {"qos.audio": "trainable"}}},
+        "taxonomy.json",
+        "record_class_overrides.qos.audio",
+    ),
+    ({"routing": {}}, "o.json", "routing"),
+]
+
+
+@pytest.mark.parametrize(("override", "file", "key"), BAD, ids=[b[2] for b in BAD])
+def test_a_bad_value_names_file_and_key(tmp_path, override, file, key):
+    path = tmp_path / "o.json"
+    path.write_text(json.dumps(override))
+    with pytest.raises(ConfigError) as err:
+        load_config(override_file=path)
+    assert file in str(err.value) and key in str(err.value)
+
+
+def test_a_broken_config_file_is_named(tmp_path):
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    (tmp_path / "configs" / "policy.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"policy\.json: not valid JSON"):
+        load_config(tmp_path)
+
+
+def test_a_missing_config_file_is_named(tmp_path):
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    (tmp_path / "configs" / "taxonomy.json").unlink()
+    with pytest.raises(ConfigError, match=r"taxonomy\.json: config file is missing"):
+        load_config(tmp_path)
