@@ -99,9 +99,9 @@ def loc_of(file_index: int, record_number: int) -> int:
 
 
 def scannable_fields(event_type: EventType) -> tuple[str, ...]:
-    """String fields of a service record that detectors scan: free text and open service text.
+    """String fields of a service record that detectors scan: free text and every service string.
 
-    Enumerations and patterned values cannot carry free words, so they are skipped.
+    Service strings (component, codec, versions) are scanned too: a leak does not pick its field.
     """
     names = []
     for spec in event_type.fields:
@@ -241,6 +241,8 @@ class EventChunk:
                     column = pc.list_flatten(column)
                 if column.type == pa.string():
                     values.update(v for v in pc.unique(column).to_pylist() if v)
+        # `recipients: "everyone"` is a keyword of the contract, not a person.
+        values.discard(EVERYONE)
         return values
 
     def content_texts(self, contract: Contract) -> Iterator[tuple[str, str]]:
@@ -450,6 +452,7 @@ class EventChunk:
         )
 
 
+EVERYONE = "everyone"
 _NULLABLE_TOP = frozenset({"meeting_id", "participant_id"})
 # Content fields that hold media or links rather than words; echo shingles skip them.
 _NOT_WORDS = frozenset({"data_b64", "download_url", "uri"})
