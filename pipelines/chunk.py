@@ -19,6 +19,7 @@ from pipelines.config import Config
 from pipelines.contract import Contract, EventType
 from pipelines.rules import classify, detect
 from pipelines.rules.classify import HASH, LOC, REJECT_SCHEMA
+from pipelines.rules.consent import ConsentLedger, event_consent
 from pipelines.rules.deidentify import Pseudonymizer, country_of, redact_spans
 from pipelines.rules.route import (
     CONFLICT,
@@ -41,6 +42,10 @@ __all__ = [
 ]
 
 FINDINGS = "_findings"
+CONSENTED = "_consented"  # every subject consented (content only)
+CONSENT_REASON = "_consent_reason"  # "consented", or why the first failing subject did not
+CONSENT = "_consent"  # per subject: reason and the ledger decisions it rests on
+HOST_ONLY = "_host_only"  # would a host-only rule have admitted it?
 DEST = "_destination"
 REASON = "_reason"
 LINE_BITS = 32
@@ -52,6 +57,15 @@ FINDING_TYPE = pa.struct(
         pa.field("start", pa.int32()),
         pa.field("end", pa.int32()),
     ]
+)
+CONSENT_TYPE = pa.list_(
+    pa.struct(
+        [
+            pa.field("subject", pa.string()),
+            pa.field("reason", pa.string()),
+            pa.field("basis", pa.list_(pa.string())),
+        ]
+    )
 )
 AUDIT_SCHEMA = pa.schema(
     [
@@ -65,6 +79,7 @@ AUDIT_SCHEMA = pa.schema(
         pa.field("rules", pa.list_(pa.string()), nullable=False),
         pa.field("detectors", pa.list_(FINDING_TYPE), nullable=False),
         pa.field("consent", pa.string()),
+        pa.field("consent_subjects", CONSENT_TYPE),
         pa.field("host_only", pa.bool_()),
     ]
 )
@@ -88,6 +103,8 @@ RESTRICTED_SCHEMA = pa.schema(
         pa.field("meeting_id", pa.string()),
         pa.field("subjects", pa.list_(pa.string()), nullable=False),
         pa.field("reason", pa.string(), nullable=False),
+        pa.field("consent_subjects", CONSENT_TYPE),
+        pa.field("host_only", pa.bool_()),
         pa.field("withheld_fields", pa.list_(pa.string()), nullable=False),
     ]
 )
@@ -148,6 +165,7 @@ class ChunkOutputs:
 
     chunk_id: str
     training: dict[str, pa.Table]
+    consented: dict[str, pa.Table]
     restricted: pa.Table
     quarantine: pa.Table
     audit: pa.Table
@@ -265,6 +283,20 @@ class EventChunk:
                     if meeting and text:
                         yield meeting, text
 
+    def host_pairs(self) -> Iterator[tuple[str | None, str | None]]:
+        """(meeting_id, host participant id) from meeting starts and host joins."""
+        started = self.tables.get("usage.meeting_started")
+        if started is not None:
+            yield from zip(
+                started["meeting_id"].to_pylist(), started["host_id"].to_pylist(), strict=True
+            )
+        joined = self.tables.get("usage.participant_joined")
+        if joined is not None:
+            hosts = joined.filter(pc.equal(joined["role"], "host"))
+            yield from zip(
+                hosts["meeting_id"].to_pylist(), hosts["participant_id"].to_pylist(), strict=True
+            )
+
     # -- DetectLeaks -----------------------------------------------------------------------
     def with_findings(
         self,
@@ -305,6 +337,55 @@ class EventChunk:
             )
         return replace(self, tables=tables)
 
+    # -- ApplyConsent ----------------------------------------------------------------------
+    def with_consent(
+        self,
+        config: Config,
+        contract: Contract,
+        ledger: ConsentLedger,
+        hosts: Mapping[str, frozenset[str]],
+    ) -> EventChunk:
+        """Decide per-participant consent for every content record, and the host-only what-if."""
+        overrides = config.taxonomy.record_class_overrides
+        tables = {}
+        for name, table in self.tables.items():
+            event_type = contract.event_types[name]
+            if classify.record_class_of(event_type, overrides) != "customer_content":
+                tables[name] = table
+                continue
+            subjects = content_subjects(event_type, table)
+            accounts = table["account_id"].to_pylist()
+            meetings = table["meeting_id"].to_pylist()
+            times = table["event_ts"].cast(pa.int64()).to_pylist()
+            oks, reasons, details, host_only = [], [], [], []
+            for row_subjects, account, meeting, ts in zip(
+                subjects, accounts, meetings, times, strict=True
+            ):
+                ok, verdicts = event_consent(ledger, row_subjects, account, meeting, ts)
+                oks.append(ok)
+                failing = [v.reason for v in verdicts if not v.consented]
+                reasons.append("consented" if ok else (failing[0] if failing else "no_subjects"))
+                details.append(
+                    [
+                        {
+                            "subject": v.subject_id,
+                            "reason": v.reason,
+                            "basis": [b.describe() for b in v.basis],
+                        }
+                        for v in verdicts
+                    ]
+                )
+                host_only.append(
+                    ledger.host_only(account, meeting, ts, hosts.get(meeting or "", frozenset()))
+                )
+            tables[name] = (
+                table.append_column(CONSENTED, pa.array(oks, pa.bool_()))
+                .append_column(CONSENT_REASON, pa.array(reasons, pa.string()))
+                .append_column(CONSENT, pa.array(details, CONSENT_TYPE))
+                .append_column(HOST_ONLY, pa.array(host_only, pa.bool_()))
+            )
+        return replace(self, tables=tables)
+
     # -- RouteRecords ----------------------------------------------------------------------
     def routed(self, config: Config, contract: Contract, verdicts: DedupVerdicts) -> EventChunk:
         """Add destination and reason columns to every table (default deny)."""
@@ -329,6 +410,7 @@ class EventChunk:
         """Build this chunk's rows for every output table, de-identifying what may train."""
         overrides = config.taxonomy.record_class_overrides
         training: dict[str, pa.Table] = {}
+        consented: dict[str, pa.Table] = {}
         restricted: list[pa.Table] = []
         quarantine: list[pa.Table] = []
         audit: list[pa.Table] = []
@@ -341,13 +423,18 @@ class EventChunk:
                 training[name] = _deidentify(
                     config, contract, event_type, record_class, to_training, pseudonyms
                 )
+            to_consented = table.filter(pc.equal(dest, "consented_content"))
+            if to_consented.num_rows:
+                consented[name] = _deidentify_content(
+                    config, contract, event_type, to_consented, pseudonyms
+                )
             to_restricted = table.filter(pc.equal(dest, "restricted"))
             if to_restricted.num_rows:
                 restricted.append(_restricted_rows(contract, event_type, to_restricted, pseudonyms))
             to_quarantine = table.filter(pc.equal(dest, "quarantine"))
             if to_quarantine.num_rows:
                 quarantine.append(self._quarantine_rows(to_quarantine))
-            audit.append(self._audit_rows(table, record_class, name))
+            audit.append(self._audit_rows(table, record_class, name, pseudonyms))
         rejects = self._rejects_routed(verdicts)
         if rejects.num_rows:
             kept = rejects.filter(pc.equal(rejects[DEST], "quarantine"))
@@ -369,6 +456,7 @@ class EventChunk:
         outputs = ChunkOutputs(
             chunk_id=self.chunk_id,
             training=training,
+            consented=consented,
             restricted=_concat(restricted, RESTRICTED_SCHEMA),
             quarantine=_concat(quarantine, QUARANTINE_SCHEMA),
             audit=_concat(audit, AUDIT_SCHEMA),
@@ -412,8 +500,18 @@ class EventChunk:
             schema=QUARANTINE_SCHEMA,
         )
 
-    def _audit_rows(self, table: pa.Table, record_class: str, event_type: str) -> pa.Table:
+    def _audit_rows(
+        self, table: pa.Table, record_class: str, event_type: str, pseudonyms: Pseudonymizer
+    ) -> pa.Table:
         n = table.num_rows
+        if CONSENTED in table.column_names:
+            consent = pc.if_else(table[CONSENTED], "consented", "not_consented")
+            subjects = _pseudonymised_consent(table[CONSENT], pseudonyms)
+            host_only = table[HOST_ONLY]
+        else:
+            consent = pa.nulls(n, pa.string())
+            subjects = pa.nulls(n, CONSENT_TYPE)
+            host_only = pa.nulls(n, pa.bool_())
         rules = [f"schema:{event_type}", f"class:{record_class}"]
         return pa.table(
             {
@@ -426,8 +524,9 @@ class EventChunk:
                 "reason": table[REASON],
                 "rules": pa.array([rules] * n, pa.list_(pa.string())),
                 "detectors": table[FINDINGS],
-                "consent": pa.nulls(n, pa.string()),
-                "host_only": pa.nulls(n, pa.bool_()),
+                "consent": consent,
+                "consent_subjects": subjects,
+                "host_only": host_only,
             },
             schema=AUDIT_SCHEMA,
         )
@@ -446,6 +545,7 @@ class EventChunk:
                 "rules": pa.array([["schema:rejected"]] * n, pa.list_(pa.string())),
                 "detectors": pa.array([[]] * n, pa.list_(FINDING_TYPE)),
                 "consent": pa.nulls(n, pa.string()),
+                "consent_subjects": pa.nulls(n, CONSENT_TYPE),
                 "host_only": pa.nulls(n, pa.bool_()),
             },
             schema=AUDIT_SCHEMA,
@@ -527,6 +627,92 @@ def _redacted_fields(table: pa.Table) -> dict[str, pa.Array]:
     return columns
 
 
+def _pseudonymised_consent(column: pa.ChunkedArray, pseudonyms: Pseudonymizer) -> pa.Array:
+    """The per-subject consent list with each subject id replaced by its pseudonym."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    items = column.flatten()
+    subject = pseudonyms.array(items.field("subject"))
+    rebuilt = pa.StructArray.from_arrays(
+        [subject, items.field("reason"), items.field("basis")], fields=list(items.type)
+    )
+    return pa.ListArray.from_arrays(column.offsets, rebuilt, mask=column.is_null())
+
+
+# Detectors whose findings are redacted from consented content: a third party's contact
+# details and secrets. Words themselves are the consented content and stay.
+CONTENT_REDACTIONS = ("email", "phone", "secret_url", "payment_card", "ip_address")
+
+
+def consented_schema(contract: Contract, event_type: EventType) -> pa.Schema:
+    """Columns of a de-identified consented-content row: every field, identifiers pseudonymised,
+    derived fields dropped."""
+    fields = [pa.field("record_class", pa.string(), nullable=False)]
+    fields += [pa.field(s.name, s.arrow_type, nullable=s.nullable) for s in contract.envelope]
+    fields += [
+        pa.field(s.name, s.arrow_type, nullable=s.nullable)
+        for s in event_type.fields
+        if s.category != "derived"
+    ]
+    return pa.schema(fields)
+
+
+def consented_pseudonym_columns(event_type: EventType) -> tuple[str, ...]:
+    return (*_ENVELOPE_IDS, *(s.name for s in event_type.fields if s.category == "identifier"))
+
+
+def _redact_strings(values: pa.Array, settings: detect.DetectorSettings) -> pa.Array:
+    """Redact contact details and secrets in a string array (nulls stay null)."""
+    found = detect.scan_column(values, settings, detectors=CONTENT_REDACTIONS)
+    if not any(found):
+        return values
+    texts = values.to_pylist()
+    for row, findings in enumerate(found):
+        if findings:
+            texts[row] = redact_spans(texts[row], [(f.start, f.end, f.detector) for f in findings])
+    return pa.array(texts, pa.string())
+
+
+def _redact_content(column: pa.Array, settings: detect.DetectorSettings) -> pa.Array:
+    """Redact a content column of any shape: string, list of strings, list of {kind, text}."""
+    if pa.types.is_string(column.type):
+        return _redact_strings(column, settings)
+    if pa.types.is_list(column.type):
+        inner = _redact_content(column.flatten(), settings)
+        return pa.ListArray.from_arrays(column.offsets, inner, mask=column.is_null())
+    if pa.types.is_struct(column.type):
+        children = [
+            _redact_content(column.field(i), settings) for i in range(column.type.num_fields)
+        ]
+        return pa.StructArray.from_arrays(children, fields=list(column.type), mask=column.is_null())
+    return column
+
+
+def _deidentify_content(
+    config: Config,
+    contract: Contract,
+    event_type: EventType,
+    table: pa.Table,
+    pseudonyms: Pseudonymizer,
+) -> pa.Table:
+    """Consented content for training: identifiers pseudonymised, contact details and secrets
+    redacted from the content, derived fields dropped."""
+    columns: dict[str, Any] = {
+        "record_class": pa.array(["customer_content"] * table.num_rows, pa.string())
+    }
+    for spec in [*contract.envelope, *event_type.fields]:
+        if spec.category == "derived":
+            continue
+        column = table[spec.name].combine_chunks()
+        if spec.category == "identifier":
+            column = pseudonyms.array(column)
+        elif spec.category == "content":
+            column = _redact_content(column, config.detectors)
+        columns[spec.name] = column
+    order = sorted(range(table.num_rows), key=table["event_id"].to_pylist().__getitem__)
+    schema = consented_schema(contract, event_type)
+    return pa.table(columns, schema=schema).take(pa.array(order, pa.int64()))
+
+
 def content_subjects(event_type: EventType, table: pa.Table) -> list[list[str]]:
     """Whose consent each content record needs, per the contract's subject rule."""
     rule = event_type.subjects or {}
@@ -553,6 +739,8 @@ def _restricted_rows(
             "meeting_id": pseudonyms.array(table["meeting_id"]),
             "subjects": pseudonyms.array(subjects),
             "reason": table[REASON],
+            "consent_subjects": _pseudonymised_consent(table[CONSENT], pseudonyms),
+            "host_only": table[HOST_ONLY],
             "withheld_fields": pa.array([withheld] * table.num_rows, pa.list_(pa.string())),
         },
         schema=RESTRICTED_SCHEMA,
@@ -582,6 +770,24 @@ def count_outputs(audit: pa.Table) -> dict[str, Any]:
         for f in findings:
             key = f"{f['detector']}@{f['field']}"
             detectors[key] = detectors.get(key, 0) + 1
+    consent: dict[str, int] = {}
+    gap_records = 0
+    gap_subjects: set[str] = set()
+    content = audit.filter(pc.is_valid(audit["consent"]))
+    for row in content.select(["consent_subjects", "host_only", "destination"]).to_pylist():
+        for subject in row["consent_subjects"]:
+            consent[subject["reason"]] = consent.get(subject["reason"], 0) + 1
+        if not row["consent_subjects"]:
+            consent["no_subjects"] = consent.get("no_subjects", 0) + 1
+        lacking = [s["subject"] for s in row["consent_subjects"] if s["reason"] != "consented"]
+        if row["host_only"] and (lacking or not row["consent_subjects"]):
+            gap_records += 1
+            gap_subjects.update(lacking)
+    counts["consent_by_reason"] = consent
+    counts["content_records"] = content.num_rows
+    counts["content_consented"] = pc.sum(pc.equal(content["consent"], "consented")).as_py() or 0
+    counts["host_only_records"] = gap_records
+    counts["host_only_gap_subjects"] = sorted(gap_subjects)
     counts["by_event_type"] = by_type
     counts["by_record_class"] = by_class
     counts["quarantine_reasons"] = by_reason
@@ -595,6 +801,8 @@ def add_counts(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in b.items():
         if isinstance(value, Mapping):
             out[key] = add_counts(out.get(key, {}), value)
+        elif isinstance(value, list):
+            out[key] = sorted(set(out.get(key, [])) | set(value))
         else:
             out[key] = out.get(key, 0) + value
     return out

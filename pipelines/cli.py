@@ -7,8 +7,10 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from pipelines.config import CONTENT_POLICIES
+from pipelines.contract import parse_timestamp
 from pipelines.errors import ConfigError, ConsentgateError
 
 __all__ = ["main"]
@@ -48,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", metavar="FILE", help="JSON file merged over configs/")
     run.add_argument("--date", metavar="YYYY-MM-DD", help="the run's date partition")
+    run.add_argument(
+        "--as-of",
+        type=_timestamp,
+        metavar="TIMESTAMP",
+        help="consent decisions after this RFC 3339 time do not count yet (default: now)",
+    )
 
     gen = commands.add_parser("generate", help="write a synthetic input set with planted leaks")
     gen.add_argument("--out", required=True, metavar="DIR")
@@ -67,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _timestamp(text: str) -> datetime:
+    moment = parse_timestamp(text)
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 timestamp with a zone")
+    return moment
+
+
 def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines.run import RunRequest, run_job
 
@@ -78,6 +93,7 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
             content_policy=args.content_policy,
             config_file=args.config,
             date=args.date,
+            as_of=args.as_of,
             beam_args=beam_args,
         )
     )

@@ -15,6 +15,8 @@ from pipelines.chunk import (
     AUDIT_SCHEMA,
     QUARANTINE_SCHEMA,
     RESTRICTED_SCHEMA,
+    consented_pseudonym_columns,
+    consented_schema,
     pseudonym_columns,
     training_schema,
 )
@@ -88,6 +90,25 @@ def output_schema_documents(config: Config) -> dict[str, dict[str, Any]]:
             },
             "$defs": {n: _row_schema(s, n) for n, s in training.items()},
         }
+    }
+    content = sorted(
+        name
+        for name, spec in contract.event_types.items()
+        if spec.record_class == "customer_content"
+    )
+    consented = {n: consented_schema(contract, contract.event_types[n]) for n in content}
+    docs["consented_content.json"] = {
+        "$schema": _DRAFT,
+        "$id": "https://consentgate.invalid/schemas/outputs/consented_content.json",
+        "title": "training/consented_content rows, one table per content event type",
+        "description": "Customer content whose every subject consented for themselves. "
+        "Identifiers hold keyed pseudonyms; emails, phone numbers, card numbers, IP addresses "
+        "and secret URLs inside the content are redacted; derived fields are absent.",
+        "x-columns-by-event-type": {n: s.names for n, s in consented.items()},
+        "x-pseudonym-columns": {
+            n: list(consented_pseudonym_columns(contract.event_types[n])) for n in content
+        },
+        "$defs": {n: _row_schema(s, n) for n, s in consented.items()},
     }
     for name, schema, title in (
         (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -12,6 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.chunk import add_counts
 from pipelines.config import Config
 from pipelines.gate.staged import GateStaged, empty_results
+from pipelines.transforms.consent import ApplyConsent, ReadConsent
 from pipelines.transforms.context import CollectRunContext, FindDuplicates
 from pipelines.transforms.process import Deidentify, DetectLeaks, RouteRecords
 from pipelines.transforms.read import ClassifyEvents, InputFile, ReadEvents
@@ -56,9 +57,21 @@ def _write_summary(counts: dict[str, Any], gate: dict[str, Any], path: str) -> N
         sink.write(json.dumps({"counts": counts, "gate": gate}, sort_keys=True).encode())
 
 
-def build(pipeline: beam.Pipeline, config: Config, inputs: list[InputFile], staging: str) -> None:
-    """Add the whole job to `pipeline`: read -> classify -> detect -> route -> de-identify ->
-    write staged Parquet -> gate -> one summary file in `staging`."""
+def build(
+    pipeline: beam.Pipeline,
+    config: Config,
+    inputs: list[InputFile],
+    staging: str,
+    *,
+    consent: Sequence[str] = (),
+    as_of: int,
+) -> None:
+    """Add the whole job to `pipeline`: read -> classify -> detect -> consent -> route ->
+    de-identify -> write staged Parquet -> gate -> one summary file in `staging`.
+
+    `consent` lists the ledger files (none: nobody consented); `as_of` is the consent as-of
+    time in microseconds since the epoch (UTC).
+    """
     chunks = (
         pipeline
         | "ListInputs" >> beam.Create(inputs)
@@ -67,14 +80,19 @@ def build(pipeline: beam.Pipeline, config: Config, inputs: list[InputFile], stag
     )
     context = chunks | "CollectRunContext" >> CollectRunContext(config)
     verdicts = chunks | "FindDuplicates" >> FindDuplicates(config.policy.dedup_buckets)
-    staged = (
+    ledger, ledger_staged = pipeline | "ReadConsent" >> ReadConsent(
+        config, list(consent), as_of, staging
+    )
+    events_staged = (
         chunks
         | "DetectLeaks" >> DetectLeaks(config, context)
+        | "ApplyConsent" >> ApplyConsent(config, ledger, context)
         | "RouteRecords" >> RouteRecords(config, verdicts)
         | "Deidentify" >> Deidentify(config, verdicts)
         | "WriteStaged" >> WriteStaged(staging, config.policy.parquet_compression)
     )
-    gate = staged | "GateStaged" >> GateStaged(config, context)
+    gate = events_staged | "GateStaged" >> GateStaged(config, context)
+    staged = (events_staged, ledger_staged) | "AllStaged" >> beam.Flatten()
     counts = staged | "SumCounts" >> beam.CombineGlobally(_SumCounts())
     summary_path = f"{staging.rstrip('/')}/{SUMMARY_NAME}"
     (

@@ -47,6 +47,7 @@ class RunRequest:
     content_policy: str | None = None
     config_file: str | None = None
     date: str | None = None
+    as_of: datetime | None = None
     beam_args: Sequence[str] = field(default_factory=list)
 
 
@@ -129,11 +130,6 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     config = config or load_config(override_file=request.config_file)
     if request.content_policy:
         config = config.with_policy(content_policy=request.content_policy)
-    if config.policy.content_policy != "never":
-        raise ConfigError(
-            f"--content-policy {config.policy.content_policy}: only 'never' is available in this "
-            "version; per-participant consent routing is not built yet"
-        )
     key = key_from_env()
     if "://" in request.out:
         raise ConfigError(f"--out {request.out}: only local output folders are supported so far")
@@ -141,6 +137,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         raise InputError(f"--consent {request.consent}: no such file")
     inputs = expand_inputs(request.inputs, exclude=[request.consent] if request.consent else [])
     options = pipeline_options(request.beam_args)
+    as_of = request.as_of or datetime.now(UTC)
 
     folder = RunFolder(request.out)
     run_id = _new_run_id()
@@ -158,6 +155,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "inputs": [{"path": f.path, "size": f.size, "sha256": _sha256(f.path)} for f in inputs],
         "consent": request.consent,
+        "consent_as_of": as_of.isoformat(timespec="seconds"),
         "runner": options.view_as(StandardOptions).runner,
         "previous_run_id": previous.get("run_id") if previous else None,
         "published_run_id": previous.get("published_run_id") if previous else None,
@@ -165,7 +163,14 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     _LOG.info("run %s: %d input file(s), staging in %s", run_id, len(inputs), staging)
     try:
         with beam.Pipeline(options=options) as pipeline:
-            build(pipeline, config, inputs, str(staging))
+            build(
+                pipeline,
+                config,
+                inputs,
+                str(staging),
+                consent=[request.consent] if request.consent else [],
+                as_of=int(as_of.timestamp() * 1_000_000),
+            )
         summary = json.loads((staging / SUMMARY_NAME).read_text(encoding="utf-8"))
     except Exception as exc:
         manifest["error"] = f"{type(exc).__name__}: {exc}".replace(
@@ -181,6 +186,8 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         counts.setdefault(dest, 0)
     counts.setdefault("input_records", 0)
     counts["duplicates"] = counts.pop("duplicate")
+    counts["host_only_participants"] = len(counts.pop("host_only_gap_subjects", []))
+    counts.setdefault("host_only_records", 0)
     gate = dict(summary["gate"])
     gate["conservation"] = _conservation({**counts, "duplicate": counts["duplicates"]})
     passed = all(check["passed"] for check in gate.values())

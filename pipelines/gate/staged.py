@@ -20,6 +20,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import AsSingleton
 
+from pipelines.chunk import CONTENT_REDACTIONS
 from pipelines.config import Config
 from pipelines.rules import detect
 from pipelines.transforms.context import RunContext
@@ -58,6 +59,17 @@ def _fail(results: dict, check: str, count: int, example: str) -> None:
         results[check]["examples"].append(example)
 
 
+def _string_leaves(column: pa.Array) -> Iterator[pa.Array]:
+    """Every string array inside a column: the column itself, list items, struct fields."""
+    if pa.types.is_string(column.type):
+        yield column
+    elif pa.types.is_list(column.type):
+        yield from _string_leaves(column.flatten())
+    elif pa.types.is_struct(column.type):
+        for i in range(column.type.num_fields):
+            yield from _string_leaves(column.field(i))
+
+
 def check_training_table(
     table: pa.Table,
     *,
@@ -66,8 +78,14 @@ def check_training_table(
     pseudonym_columns: Iterable[str],
     pseudonym_pattern: str,
     known: detect.KnownIdentifiers | None,
+    record_class: str = "service_generated",
+    detectors: tuple[str, ...] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Every first-gate check on one training table; examples name positions, never values."""
+    """Every first-gate check on one training table; examples name positions, never values.
+
+    Service tables are scanned with every detector; consented content (whose words are the
+    consented content) only with `detectors`, the contact details and secrets it must not hold.
+    """
     results = empty_results()
     for name in CHECKS:
         results[name]["rows_checked"] = table.num_rows
@@ -76,9 +94,9 @@ def check_training_table(
         missing = sorted(set(allowed_columns) - set(table.column_names))
         _fail(results, "training_columns", 1, f"{where}: extra {extra}, missing {missing}")
     if "record_class" in table.column_names:
-        wrong = pc.sum(pc.invert(pc.equal(table["record_class"], "service_generated"))).as_py()
+        wrong = pc.sum(pc.invert(pc.equal(table["record_class"], record_class))).as_py()
         if wrong:
-            _fail(results, "record_class", wrong, f"{where}: {wrong} rows not service_generated")
+            _fail(results, "record_class", wrong, f"{where}: {wrong} rows not {record_class}")
     pseudonyms = set(pseudonym_columns)
     for name in pseudonyms & set(table.column_names):
         column = table[name]
@@ -90,18 +108,19 @@ def check_training_table(
             _fail(results, "pseudonym_format", bad, f"{where}: column {name}, {bad} values")
     settings = detect.DetectorSettings()
     for name in table.column_names:
-        if name in pseudonyms or table.schema.field(name).type != pa.string():
+        if name in pseudonyms:
             continue
-        found = detect.scan_column(table[name], settings, known=known)
-        rows = [i for i, f in enumerate(found) if f]
-        if rows:
-            kinds = sorted({f.detector for i in rows for f in found[i]})
-            _fail(
-                results,
-                "detectors_clean",
-                len(rows),
-                f"{where}: column {name}, rows {rows[:5]}, detectors {kinds}",
-            )
+        for leaf in _string_leaves(table[name].combine_chunks()):
+            found = detect.scan_column(leaf, settings, known=known, detectors=detectors)
+            rows = [i for i, f in enumerate(found) if f]
+            if rows:
+                kinds = sorted({f.detector for i in rows for f in found[i]})
+                _fail(
+                    results,
+                    "detectors_clean",
+                    len(rows),
+                    f"{where}: column {name}, values {rows[:5]}, detectors {kinds}",
+                )
     return results
 
 
@@ -110,9 +129,12 @@ class _CheckFile(beam.DoFn):
         self.config = config
 
     def setup(self) -> None:
-        outputs = self.config.schemas.get("outputs/training.json", {})
-        self.allowed: dict[str, list[str]] = outputs.get("x-columns-by-event-type", {})
-        self.pseudonyms: dict[str, list[str]] = outputs.get("x-pseudonym-columns", {})
+        self.allowed: dict[str, dict[str, list[str]]] = {}
+        self.pseudonyms: dict[str, dict[str, list[str]]] = {}
+        for table in ("training", "consented_content"):
+            doc = self.config.schemas.get(f"outputs/{table}.json", {})
+            self.allowed[table] = doc.get("x-columns-by-event-type", {})
+            self.pseudonyms[table] = doc.get("x-pseudonym-columns", {})
         settings = self.config.deidentify
         self.pattern = (
             f"^{re.escape(settings.pseudonym_prefix)}[0-9a-f]{{{settings.pseudonym_hex_chars}}}$"
@@ -122,13 +144,16 @@ class _CheckFile(beam.DoFn):
         with FileSystems.open(staged.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             table = pq.read_table(f)
         event_type = staged.event_type or ""
+        content = staged.table == "consented_content"
         yield check_training_table(
             table,
-            where=f"{event_type}/{staged.path.rsplit('/', 1)[-1]}",
-            allowed_columns=self.allowed.get(event_type, []),
-            pseudonym_columns=self.pseudonyms.get(event_type, []),
+            where=f"{staged.table}/{event_type}/{staged.path.rsplit('/', 1)[-1]}",
+            allowed_columns=self.allowed[staged.table].get(event_type, []),
+            pseudonym_columns=self.pseudonyms[staged.table].get(event_type, []),
             pseudonym_pattern=self.pattern,
-            known=context.known,
+            known=None if content else context.known,
+            record_class="customer_content" if content else "service_generated",
+            detectors=CONTENT_REDACTIONS if content else None,
         )
 
 
@@ -150,7 +175,7 @@ class _MergeGate(beam.CombineFn):
 
 
 def _training_files(staged: StagedChunk) -> Iterator[StagedFile]:
-    yield from (f for f in staged.files if f.table == "training")
+    yield from (f for f in staged.files if f.table in ("training", "consented_content"))
 
 
 class GateStaged(beam.PTransform):

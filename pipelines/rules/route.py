@@ -104,17 +104,27 @@ def service_decision(
 def content_decision(
     table: pa.Table, verdicts: DedupVerdicts, content_policy: str
 ) -> tuple[pa.Array, pa.Array]:
-    """Customer content rows: restricted under the `never` policy; never the service bucket."""
+    """Customer content rows: `consented_content` only under `per_participant` and only when
+    every subject consented (the `_consented` column); `restricted` otherwise. Never the
+    service bucket."""
     dedup = _dedup_columns(table, verdicts)
+    consented = table["_consented"].to_pylist()
+    why_not = table["_consent_reason"].to_pylist()
     dests, reasons = [], []
-    for verdict in dedup:
+    for verdict, ok, reason in zip(dedup, consented, why_not, strict=True):
         if verdict == CONFLICT:
             dests.append("quarantine")
             reasons.append("conflicting_duplicate")
         elif verdict == DUPLICATE:
             dests.append("duplicate")
             reasons.append("duplicate")
-        else:
+        elif content_policy != "per_participant":
             dests.append("restricted")
             reasons.append(f"content_policy_{content_policy}")
+        elif ok:
+            dests.append("consented_content")
+            reasons.append("consented")
+        else:
+            dests.append("restricted")
+            reasons.append(f"no_consent:{reason}")
     return pa.array(dests, pa.string()), pa.array(reasons, pa.string())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from pipelines.chunk import EventChunk
 from pipelines.config import Config
+from pipelines.rules.consent import hosts_by_meeting
 from pipelines.rules.detect import EchoIndex, KnownIdentifiers
 from pipelines.rules.route import DedupVerdicts, find_duplicates
 
@@ -29,6 +30,13 @@ class RunContext:
 
     known: KnownIdentifiers
     echo: EchoIndex
+    hosts: dict[str, frozenset[str]] = field(default_factory=dict)  # meeting id -> host ids
+
+    def merge(self, other: RunContext) -> RunContext:
+        hosts = dict(self.hosts)
+        for meeting, ids in other.hosts.items():
+            hosts[meeting] = hosts.get(meeting, frozenset()) | ids
+        return RunContext(self.known.merge(other.known), self.echo.merge(other.echo), hosts)
 
 
 class _MergeContext(beam.CombineFn):
@@ -43,7 +51,7 @@ class _MergeContext(beam.CombineFn):
         )
 
     def add_input(self, acc: RunContext, item: RunContext) -> RunContext:
-        return RunContext(acc.known.merge(item.known), acc.echo.merge(item.echo))
+        return acc.merge(item)
 
     def merge_accumulators(self, accs: Iterable[RunContext]) -> RunContext:
         out = self.create_accumulator()
@@ -71,6 +79,7 @@ class _ChunkContext(beam.DoFn):
             EchoIndex.build(
                 chunk.content_texts(self.contract), settings.content_echo_shingle_words
             ),
+            dict(hosts_by_meeting(chunk.host_pairs())),
         )
 
 

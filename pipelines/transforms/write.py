@@ -63,6 +63,11 @@ class _WriteChunk(beam.DoFn):
                 self.staging, "training", "service_generated", f"event_type={event_type}"
             )
             files.append(self._write("training", event_type, table, folder, name))
+        for event_type, table in sorted(out.consented.items()):
+            folder = posixpath.join(
+                self.staging, "training", "consented_content", f"event_type={event_type}"
+            )
+            files.append(self._write("consented_content", event_type, table, folder, name))
         for label, table in (
             ("restricted", out.restricted),
             ("quarantine", out.quarantine),

@@ -90,8 +90,26 @@ def test_duplicates_and_conflicts_override_everything():
     assert reason.to_pylist() == ["conflicting_duplicate", "duplicate", "service_deidentified"]
 
 
-def test_content_never_reaches_training_under_never():
+def content_table():
     table = service_table([[], [], []])
-    dest, reason = content_decision(table, DedupVerdicts(), "never")
+    return table.append_column("_consented", pa.array([True, False, False])).append_column(
+        "_consent_reason", pa.array(["consented", "not_own_grant", "no_subjects"])
+    )
+
+
+def test_content_never_reaches_training_under_never():
+    dest, reason = content_decision(content_table(), DedupVerdicts(), "never")
     assert dest.to_pylist() == ["restricted"] * 3
     assert set(reason.to_pylist()) == {"content_policy_never"}
+
+
+def test_only_fully_consented_content_is_admitted_per_participant():
+    dest, reason = content_decision(content_table(), DedupVerdicts(), "per_participant")
+    assert dest.to_pylist() == ["consented_content", "restricted", "restricted"]
+    assert reason.to_pylist() == ["consented", "no_consent:not_own_grant", "no_consent:no_subjects"]
+
+
+def test_a_duplicate_of_consented_content_is_still_counted_once():
+    verdicts = DedupVerdicts(keepers={"a": 99})
+    dest, _ = content_decision(content_table(), verdicts, "per_participant")
+    assert dest.to_pylist() == ["duplicate", "restricted", "restricted"]

@@ -17,7 +17,8 @@ from pipelines.config import Config, load_config
 from pipelines.rules.deidentify import KEY_ENV
 from pipelines.transforms.read import InputFile
 
-SPEC_EXAMPLES = Path("/work/shared/spec/examples-v1.jsonl")
+# shared/ lies beside the checkout, for developers and CI alike.
+SPEC_EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "spec" / "examples-v1.jsonl"
 # A test key only; long enough for key_from_env (>= 32 bytes).
 TEST_KEY = "test-key-" + "0" * 32
 PARQUET_COLUMNS = (

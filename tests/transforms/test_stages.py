@@ -38,8 +38,10 @@ from pipelines.config import Config
 from pipelines.gate.staged import CHECKS, GateStaged
 from pipelines.pipeline import SUMMARY_NAME, build
 from pipelines.rules.classify import LOC
+from pipelines.rules.consent import ConsentLedger
 from pipelines.rules.detect import EchoIndex, KnownIdentifiers
 from pipelines.rules.route import DedupVerdicts
+from pipelines.transforms.consent import ApplyConsent
 from pipelines.transforms.context import CollectRunContext, FindDuplicates, RunContext
 from pipelines.transforms.process import Deidentify, DetectLeaks, RouteRecords
 from pipelines.transforms.read import ClassifyEvents, InputFile, ReadEvents
@@ -84,6 +86,8 @@ RESTRICTED_COLUMNS = (
     "meeting_id",
     "subjects",
     "reason",
+    "consent_subjects",
+    "host_only",
     "withheld_fields",
 )
 
@@ -114,9 +118,11 @@ def _outputs(
     chunks = _chunks(p, config, inputs, chunk_records)
     context = chunks | "CollectRunContext" >> CollectRunContext(config)
     verdicts = chunks | "FindDuplicates" >> FindDuplicates(config.policy.dedup_buckets)
+    ledger = p | "NoLedger" >> beam.Create([ConsentLedger()])
     outputs = (
         chunks
         | "DetectLeaks" >> DetectLeaks(config, context)
+        | "ApplyConsent" >> ApplyConsent(config, ledger, context)
         | "RouteRecords" >> RouteRecords(config, verdicts)
         | "Deidentify" >> Deidentify(config, verdicts)
     )
@@ -456,9 +462,12 @@ def test_find_duplicates_keeps_one_copy_and_quarantines_conflicts(
         ),
         label="CheckVerdicts",
     )
+    context = chunks | CollectRunContext(config)
+    ledger = p | "NoLedger" >> beam.Create([ConsentLedger()])
     outputs = (
         chunks
-        | "DetectLeaks" >> DetectLeaks(config, chunks | CollectRunContext(config))
+        | "DetectLeaks" >> DetectLeaks(config, context)
+        | "ApplyConsent" >> ApplyConsent(config, ledger, context)
         | "RouteRecords" >> RouteRecords(config, verdicts)
         | "Deidentify" >> Deidentify(config, verdicts)
     )
@@ -773,6 +782,7 @@ def _log_training_outputs(config: Config, key: bytes, message: str) -> ChunkOutp
     return ChunkOutputs(
         chunk_id="00004-00001",
         training={"diagnostic.log": pa.Table.from_pylist([row], schema)},
+        consented={},
         restricted=RESTRICTED_SCHEMA.empty_table(),
         quarantine=QUARANTINE_SCHEMA.empty_table(),
         audit=AUDIT_SCHEMA.empty_table(),
@@ -800,7 +810,10 @@ def test_gate_fails_a_staged_training_table_holding_an_email(
         KnownIdentifiers(), EchoIndex.build([], config.detectors.content_echo_shingle_words)
     )
     example = (
-        ["diagnostic.log/part-00004-00001.parquet: column message, rows [0], detectors ['email']"]
+        [
+            "training/diagnostic.log/part-00004-00001.parquet: "
+            "column message, values [0], detectors ['email']"
+        ]
         if not detectors_clean[1]
         else []
     )
@@ -835,7 +848,7 @@ def test_build_runs_the_whole_job_over_the_spec_examples(
     staging = tmp_path / "staging"
 
     with beam.Pipeline(runner=RUNNER) as p:
-        build(p, config, [source], str(staging))
+        build(p, config, [source], str(staging), as_of=0)
 
     summary = json.loads((staging / SUMMARY_NAME).read_text(encoding="utf-8"))
     counts = summary["counts"]

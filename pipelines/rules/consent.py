@@ -1,0 +1,183 @@
+"""Per-participant consent over the ledger, and the host-only rule computed beside it.
+
+The rule (input-contract-v1.md, Consent ledger): a subject's consent covers a content event
+when, for the purpose `ai_training` and a matching scope (`account`, or `meeting:<the event's
+meeting>`), the latest decision at or before the event is a grant made by the subject itself
+(`actor: self`), and no revoke for that subject, purpose and a matching scope, by anyone, has
+come after it up to the run's as-of time. Decisions after the as-of time do not exist yet.
+A content event needs every one of its subjects; with no subjects it has no consent.
+
+The host-only what-if asks another question: would a rule in which a host's or admin's grant
+covers every participant have admitted the event? It is reported, never used to route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "PURPOSE",
+    "REASONS",
+    "ConsentLedger",
+    "Decision",
+    "SubjectConsent",
+    "event_consent",
+]
+
+PURPOSE = "ai_training"
+# Why a subject's consent does or does not hold, most specific first.
+REASONS = (
+    "consented",
+    "no_decision",
+    "other_purpose_only",
+    "not_own_grant",
+    "granted_after_event",
+    "revoked",
+    "no_subjects",
+)
+
+
+@dataclass(frozen=True, order=True)
+class Decision:
+    """One ledger row. Times are microseconds since the epoch, UTC."""
+
+    decided_at: int
+    subject_id: str
+    account_id: str
+    scope: str
+    purpose: str
+    action: str
+    actor: str
+
+    def matches(self, meeting_id: str | None) -> bool:
+        """Does this decision's scope cover an event of `meeting_id` (same account assumed)?"""
+        if self.scope == "account":
+            return True
+        return meeting_id is not None and self.scope == f"meeting:{meeting_id}"
+
+    def describe(self) -> str:
+        """The decision without identifiers, for audit rows and reports."""
+        scope = "account" if self.scope == "account" else "meeting"
+        return (
+            f"{self.action} by {self.actor} for {self.purpose} ({scope} scope) at {self.decided_at}"
+        )
+
+
+@dataclass(frozen=True)
+class SubjectConsent:
+    """One subject's verdict for one event, with the decisions it rests on."""
+
+    subject_id: str
+    consented: bool
+    reason: str
+    basis: tuple[Decision, ...] = ()
+
+
+@dataclass
+class ConsentLedger:
+    """Decisions indexed for look-up by (subject, account) and by account."""
+
+    by_subject: dict[tuple[str, str], list[Decision]] = field(default_factory=dict)
+    by_account: dict[str, list[Decision]] = field(default_factory=dict)
+
+    @classmethod
+    def from_decisions(cls, decisions: Iterable[Decision], as_of: int) -> ConsentLedger:
+        """Index the decisions made at or before `as_of`; later ones are ignored."""
+        ledger = cls()
+        for d in sorted(d for d in decisions if d.decided_at <= as_of):
+            ledger.by_subject.setdefault((d.subject_id, d.account_id), []).append(d)
+            ledger.by_account.setdefault(d.account_id, []).append(d)
+        return ledger
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.by_subject.values())
+
+    def subject(
+        self, subject_id: str, account_id: str, meeting_id: str | None, event_ts: int
+    ) -> SubjectConsent:
+        """Apply the rule for one subject of one event."""
+        scoped = [
+            d for d in self.by_subject.get((subject_id, account_id), ()) if d.matches(meeting_id)
+        ]
+        relevant = [d for d in scoped if d.purpose == PURPOSE]
+        if not relevant:
+            reason = "other_purpose_only" if scoped else "no_decision"
+            return SubjectConsent(subject_id, False, reason, tuple(scoped))
+        before = [d for d in relevant if d.decided_at <= event_ts]
+        if not before:
+            own_grant_later = any(d.action == "grant" and d.actor == "self" for d in relevant)
+            reason = "granted_after_event" if own_grant_later else _latest_reason(relevant[-1])
+            return SubjectConsent(subject_id, False, reason, tuple(relevant))
+        # At equal times a revoke wins: when in doubt, there is no consent.
+        latest = max(before, key=lambda d: (d.decided_at, d.action == "revoke"))
+        if latest.action != "grant":
+            return SubjectConsent(subject_id, False, "revoked", (latest,))
+        if latest.actor != "self":
+            return SubjectConsent(subject_id, False, "not_own_grant", (latest,))
+        revokes = [
+            d for d in relevant if d.action == "revoke" and d.decided_at >= latest.decided_at
+        ]
+        if revokes:
+            return SubjectConsent(subject_id, False, "revoked", (latest, revokes[0]))
+        return SubjectConsent(subject_id, True, "consented", (latest,))
+
+    def host_only(
+        self,
+        account_id: str,
+        meeting_id: str | None,
+        event_ts: int,
+        hosts: frozenset[str] = frozenset(),
+    ) -> bool:
+        """Would a host's or admin's grant, standing for everyone, have admitted this event?
+
+        A grant counts when it was made by a host or an admin (for anyone), or by one of the
+        meeting's hosts for themselves, at or before the event, for this purpose and a matching
+        scope, and its subject has no revoke in a matching scope after it.
+        """
+        decisions = [
+            d
+            for d in self.by_account.get(account_id, ())
+            if d.purpose == PURPOSE and d.matches(meeting_id)
+        ]
+        for grant in decisions:
+            if grant.action != "grant" or grant.decided_at > event_ts:
+                continue
+            if grant.actor not in ("host", "admin") and grant.subject_id not in hosts:
+                continue
+            revoked = any(
+                d.action == "revoke"
+                and d.subject_id == grant.subject_id
+                and d.decided_at >= grant.decided_at
+                for d in decisions
+            )
+            if not revoked:
+                return True
+        return False
+
+
+def _latest_reason(decision: Decision) -> str:
+    if decision.action == "revoke":
+        return "revoked"
+    return "not_own_grant" if decision.actor != "self" else "granted_after_event"
+
+
+def event_consent(
+    ledger: ConsentLedger,
+    subjects: Sequence[str],
+    account_id: str,
+    meeting_id: str | None,
+    event_ts: int,
+) -> tuple[bool, list[SubjectConsent]]:
+    """Every subject's verdict; the event is consented only if it has subjects and all consent."""
+    verdicts = [ledger.subject(s, account_id, meeting_id, event_ts) for s in subjects]
+    return bool(verdicts) and all(v.consented for v in verdicts), verdicts
+
+
+def hosts_by_meeting(pairs: Iterable[tuple[str | None, str | None]]) -> Mapping[str, frozenset]:
+    """(meeting_id, host participant id) pairs -> hosts of each meeting."""
+    out: dict[str, set[str]] = {}
+    for meeting, host in pairs:
+        if meeting and host:
+            out.setdefault(meeting, set()).add(host)
+    return {m: frozenset(h) for m, h in out.items()}
