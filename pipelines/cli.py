@@ -70,9 +70,27 @@ def _parser() -> argparse.ArgumentParser:
         help="read text lines on stdin, write one JSON line of findings per input line",
     )
 
+    purge = commands.add_parser(
+        "purge",
+        help="remove published consented content whose consent no longer holds",
+        description="Re-check every row under DIR/training/consented_content/ against the "
+        "current ledger. Dry run by default: prints what would go; --apply rewrites the files "
+        "and appends to DIR/purge-log.jsonl.",
+    )
+    purge.add_argument("--consent", required=True, metavar="LEDGER")
+    purge.add_argument("--published", required=True, metavar="DIR", help="a run folder")
+    purge.add_argument("--apply", action="store_true", help="remove the rows (default: dry run)")
+    purge.add_argument("--as-of", type=_timestamp, metavar="TIMESTAMP", help="default: now")
+    purge.add_argument("--config", metavar="FILE", help="JSON file merged over configs/")
+
     rep = commands.add_parser("report", help="(re)write the report of a finished run")
     rep.add_argument("run_dir", metavar="RUN_DIR")
     return parser
+
+
+def _drop_beam_import_noise(record: logging.LogRecord) -> bool:
+    """Beam warns on import that optional Google Cloud clients are missing; they are optional."""
+    return "apitools not found" not in record.getMessage()
 
 
 def _timestamp(text: str) -> datetime:
@@ -144,6 +162,34 @@ def _cmd_detect() -> int:
     return 0
 
 
+def _cmd_purge(args: argparse.Namespace) -> int:
+    from pipelines.config import load_config
+    from pipelines.purge import purge
+    from pipelines.rules.deidentify import Pseudonymizer, key_from_env
+
+    config = load_config(override_file=args.config)
+    settings = config.deidentify
+    pseudonyms = Pseudonymizer(
+        key_from_env(), settings.pseudonym_prefix, settings.pseudonym_hex_chars
+    )
+    result = purge(
+        config, args.consent, args.published, pseudonyms, as_of=args.as_of, apply=args.apply
+    )
+    for item in result.removed:
+        print(
+            f"{'removed' if result.applied else 'would remove'} {item['event_id']} "
+            f"({item['event_type']}): {', '.join(item['reasons'])}"
+        )
+    if result.applied:
+        print(f"checked {result.rows_checked} consented rows; removed {len(result.removed)}")
+    else:
+        print(
+            f"checked {result.rows_checked} consented rows; {len(result.removed)} would be "
+            "removed (dry run: --apply removes them)"
+        )
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -170,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_beam_import_noise)
     _LOG.setLevel(logging.ERROR if args.quiet else logging.INFO)
     try:
         if args.command == "run":
@@ -180,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_generate(args)
         if args.command == "detect":
             return _cmd_detect()
+        if args.command == "purge":
+            return _cmd_purge(args)
         return _cmd_report(args)
     except ConsentgateError as exc:
         print(f"consentgate: error: {exc}", file=sys.stderr)

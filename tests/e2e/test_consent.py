@@ -1,0 +1,189 @@
+"""Per-participant consent end to end, on the spec's example meeting and its ledger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+from pipelines.cli import main
+from pipelines.purge import ids_in
+
+pytestmark = pytest.mark.e2e
+
+SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec"
+KEY = "consent-test-key-" + "y" * 32
+AS_OF = "2026-11-27T12:00:00Z"
+
+
+@pytest.fixture
+def key(monkeypatch):
+    monkeypatch.setenv("CONSENTGATE_PSEUDONYM_KEY", KEY)
+
+
+def events(tmp_path: Path, change=None) -> Path:
+    rows = [json.loads(x) for x in (SPEC / "examples-v1.jsonl").read_text().splitlines()]
+    if change:
+        change(rows)
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def ledger(tmp_path: Path, extra: list[str] = ()) -> Path:
+    path = tmp_path / "consent.jsonl"
+    path.write_text((SPEC / "consent-examples-v1.jsonl").read_text() + "".join(extra))
+    return path
+
+
+def run(tmp_path: Path, *args: str, change=None, extra=()) -> tuple[int, Path]:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "-q",
+            "run",
+            "--input",
+            str(events(tmp_path, change)),
+            "--consent",
+            str(ledger(tmp_path, extra)),
+            "--out",
+            str(out),
+            "--as-of",
+            AS_OF,
+            *args,
+        ]
+    )
+    return code, out
+
+
+def test_only_alices_own_content_is_consented(tmp_path, key):
+    code, out = run(tmp_path, "--content-policy", "per_participant")
+    assert code == 0
+    assert ids_in(out) == {"ev-0013", "ev-0014"}
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    assert counts["consented_content"] == 2
+    assert counts["restricted"] == 8
+    assert counts["host_only_records"] == 8
+    assert counts["host_only_participants"] == 2
+    service = ds.dataset(out / "training" / "service_generated").to_table(columns=["event_id"])
+    assert not any(
+        i.startswith("ev-001") and int(i[3:]) >= 12 for i in service["event_id"].to_pylist()
+    )
+
+
+def test_consented_rows_are_pseudonymised(tmp_path, key):
+    _, out = run(tmp_path, "--content-policy", "per_participant")
+    rows = ds.dataset(out / "training" / "consented_content").to_table().to_pylist()
+    assert {r["event_id"] for r in rows} == {"ev-0013", "ev-0014"}
+    for row in rows:
+        assert row["speaker_id"].startswith("ps_") and row["speaker_id"] != "p-alice"
+        assert row["account_id"].startswith("ps_")
+        assert row["record_class"] == "customer_content"
+        assert row["text"] == "Let's start with the roadmap"
+
+
+def test_restricted_rows_say_who_lacked_consent_and_why(tmp_path, key):
+    _, out = run(tmp_path, "--content-policy", "per_participant")
+    rows = {r["event_id"]: r for r in ds.dataset(out / "restricted").to_table().to_pylist()}
+    assert rows["ev-0012"]["reason"] == "no_consent:not_own_grant"  # bob: host's grant only
+    assert rows["ev-0016"]["reason"] == "no_consent:revoked"  # carol revoked
+    recording = rows["ev-0017"]["consent_subjects"]
+    assert sorted(s["reason"] for s in recording) == ["consented", "not_own_grant", "revoked"]
+    assert all(s["subject"].startswith("ps_") for s in recording)
+    assert rows["ev-0017"]["host_only"] is True
+
+
+def test_the_default_policy_admits_no_content(tmp_path, key):
+    code, out = run(tmp_path)
+    assert code == 0
+    assert ids_in(out) == set()
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    assert counts["consented_content"] == 0 and counts["restricted"] == 10
+    assert counts["host_only_records"] == 8
+
+
+def test_without_a_ledger_nobody_consented(tmp_path, key):
+    out = tmp_path / "out"
+    code = main(
+        [
+            "-q",
+            "run",
+            "--input",
+            str(events(tmp_path)),
+            "--out",
+            str(out),
+            "--content-policy",
+            "per_participant",
+        ]
+    )
+    assert code == 0
+    assert ids_in(out) == set()
+
+
+def test_a_third_partys_email_in_consented_content_is_redacted(tmp_path, key):
+    def plant(rows):
+        rows[12]["payload"]["text"] = "Let's start, and mail dana.r@example.org the notes"
+
+    _, out = run(tmp_path, "--content-policy", "per_participant", change=plant)
+    row = next(
+        r
+        for r in ds.dataset(out / "training" / "consented_content").to_table().to_pylist()
+        if r["event_id"] == "ev-0013"
+    )
+    assert "dana.r@example.org" not in row["text"]
+    assert "[REDACTED:email]" in row["text"]
+
+
+def test_bad_ledger_rows_are_quarantined_and_counted(tmp_path, key):
+    bad = [
+        '{"subject_id": "p-bob", "account_id": "acct-7f3e", "scope": "account", '
+        '"purpose": "ai_training", "action": "grant", "actor": "owner", '
+        '"decided_at": "2026-11-26T08:00:00Z"}\n',
+        "not json\n",
+    ]
+    code, out = run(tmp_path, "--content-policy", "per_participant", extra=bad)
+    assert code == 0
+    ledger_counts = json.loads((out / "manifest.json").read_text())["counts"]["consent_ledger"]
+    assert ledger_counts == {
+        "rows": 6,
+        "valid": 4,
+        "quarantined": 2,
+        "reasons": {"consent_bad_value": 1, "consent_not_json": 1},
+    }
+    quarantine = ds.dataset(out / "quarantine").to_table().to_pylist()
+    assert sorted(r["reason"] for r in quarantine) == ["consent_bad_value", "consent_not_json"]
+    assert ids_in(out) == {"ev-0013", "ev-0014"}
+
+
+def test_purge_removes_rows_after_a_revoke(tmp_path, key, capsys):
+    _, out = run(tmp_path, "--content-policy", "per_participant")
+    later = tmp_path / "later.jsonl"
+    later.write_text(
+        ledger(tmp_path).read_text()
+        + json.dumps(
+            {
+                "subject_id": "p-alice",
+                "account_id": "acct-7f3e",
+                "scope": "account",
+                "purpose": "ai_training",
+                "action": "revoke",
+                "actor": "self",
+                "decided_at": "2026-11-27T11:00:00Z",
+            }
+        )
+        + "\n"
+    )
+    args = ["purge", "--consent", str(later), "--published", str(out), "--as-of", AS_OF]
+    assert main(args) == 0
+    assert "2 would be removed" in capsys.readouterr().out
+    assert ids_in(out) == {"ev-0013", "ev-0014"}
+    assert not (out / "purge-log.jsonl").exists()
+    assert main([*args, "--apply"]) == 0
+    assert ids_in(out) == set()
+    log = [json.loads(x) for x in (out / "purge-log.jsonl").read_text().splitlines()]
+    assert sorted(e["event_id"] for e in log) == ["ev-0013", "ev-0014"]
+    assert all(e["reasons"] == ["revoked"] and e["subjects"][0].startswith("ps_") for e in log)
+    # The original ledger still consents: nothing more to purge.
+    assert main(["purge", "--consent", str(ledger(tmp_path)), "--published", str(out)]) == 0
