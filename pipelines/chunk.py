@@ -747,51 +747,62 @@ def _restricted_rows(
     )
 
 
+def _group_counts(table: pa.Table, keys: list[str]) -> list[dict[str, Any]]:
+    """Rows of `table` counted by `keys`: [{key: value, ..., "n": count}]."""
+    if table.num_rows == 0:
+        return []
+    grouped = table.group_by(keys).aggregate([([], "count_all")])
+    return [{**row, "n": row.pop("count_all")} for row in grouped.to_pylist()]
+
+
 def count_outputs(audit: pa.Table) -> dict[str, Any]:
     """Counts of one chunk's audit rows; they add up across chunks (see `add_counts`)."""
     counts: dict[str, Any] = {"input_records": audit.num_rows}
-    for dest in DESTINATIONS:
-        counts[dest] = 0
+    counts.update(dict.fromkeys(DESTINATIONS, 0))
     by_type: dict[str, dict[str, int]] = {}
-    by_reason: dict[str, int] = {}
     by_class: dict[str, dict[str, int]] = {}
-    for row in audit.select(["event_type", "record_class", "destination", "reason"]).to_pylist():
-        dest = row["destination"]
-        counts[dest] += 1
-        key = row["event_type"] if row["record_class"] != "unknown" else "(not an event)"
-        by_type.setdefault(key, {}).setdefault(dest, 0)
-        by_type[key][dest] += 1
+    keys = ["event_type", "record_class", "destination"]
+    for row in _group_counts(audit.select(keys), keys):
+        dest, n = row["destination"], row["n"]
+        counts[dest] += n
+        event_type = row["event_type"] if row["record_class"] != "unknown" else "(not an event)"
+        by_type.setdefault(event_type, {}).setdefault(dest, 0)
+        by_type[event_type][dest] += n
         by_class.setdefault(row["record_class"], {}).setdefault(dest, 0)
-        by_class[row["record_class"]][dest] += 1
-        if dest == "quarantine":
-            by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + 1
-    detectors: dict[str, int] = {}
-    for findings in audit["detectors"].to_pylist():
-        for f in findings:
-            key = f"{f['detector']}@{f['field']}"
-            detectors[key] = detectors.get(key, 0) + 1
-    consent: dict[str, int] = {}
-    gap_records = 0
-    gap_subjects: set[str] = set()
+        by_class[row["record_class"]][dest] += n
+    quarantined = audit.filter(pc.equal(audit["destination"], "quarantine")).select(["reason"])
+    counts["quarantine_reasons"] = {
+        row["reason"]: row["n"] for row in _group_counts(quarantined, ["reason"])
+    }
+    findings = pc.list_flatten(audit["detectors"]).combine_chunks()
+    hits = pa.table({"detector": findings.field("detector"), "field": findings.field("field")})
+    counts["detector_hits"] = {
+        f"{row['detector']}@{row['field']}": row["n"]
+        for row in _group_counts(hits, ["detector", "field"])
+    }
+
     content = audit.filter(pc.is_valid(audit["consent"]))
-    for row in content.select(["consent_subjects", "host_only", "destination"]).to_pylist():
-        for subject in row["consent_subjects"]:
-            consent[subject["reason"]] = consent.get(subject["reason"], 0) + 1
-        if not row["consent_subjects"]:
-            consent["no_subjects"] = consent.get("no_subjects", 0) + 1
-        lacking = [s["subject"] for s in row["consent_subjects"] if s["reason"] != "consented"]
-        if row["host_only"] and (lacking or not row["consent_subjects"]):
-            gap_records += 1
-            gap_subjects.update(lacking)
+    subjects = pc.list_flatten(content["consent_subjects"]).combine_chunks()
+    consent = {
+        row["reason"]: row["n"]
+        for row in _group_counts(pa.table({"reason": subjects.field("reason")}), ["reason"])
+    }
+    no_subjects = pc.sum(pc.equal(pc.list_value_length(content["consent_subjects"]), 0)).as_py()
+    if no_subjects:
+        consent["no_subjects"] = no_subjects
+    # The host-only gap: records a host-only rule admits that per-participant consent does not.
+    gap = content.filter(
+        pc.and_(content["host_only"], pc.not_equal(content["consent"], "consented"))
+    )
+    lacking = pc.list_flatten(gap["consent_subjects"]).combine_chunks()
+    lacking = lacking.filter(pc.not_equal(lacking.field("reason"), "consented"))
     counts["consent_by_reason"] = consent
     counts["content_records"] = content.num_rows
     counts["content_consented"] = pc.sum(pc.equal(content["consent"], "consented")).as_py() or 0
-    counts["host_only_records"] = gap_records
-    counts["host_only_gap_subjects"] = sorted(gap_subjects)
+    counts["host_only_records"] = gap.num_rows
+    counts["host_only_gap_subjects"] = sorted(pc.unique(lacking.field("subject")).to_pylist())
     counts["by_event_type"] = by_type
     counts["by_record_class"] = by_class
-    counts["quarantine_reasons"] = by_reason
-    counts["detector_hits"] = detectors
     return counts
 
 

@@ -85,6 +85,19 @@ class Violation:
 
 
 Check = Callable[[Any, str], Violation | None]
+# Compiled schema nodes return (reason code, path below the node) or None; the path is only
+# built on failure, so a conforming record costs no string work.
+_Node = Callable[[Any], tuple[str, str] | None]
+# JSON types as exact Python types: bool is not an integer here, whatever Python thinks.
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "object": (dict,),
+    "array": (list,),
+}
 
 
 def parse_timestamp(value: str) -> datetime | None:
@@ -101,144 +114,141 @@ def parse_timestamp(value: str) -> datetime | None:
         return None
 
 
-def _type_ok(value: Any, name: str) -> bool:
-    if name == "string":
-        return isinstance(value, str)
-    if name == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if name == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if name == "boolean":
-        return isinstance(value, bool)
-    if name == "null":
-        return value is None
-    if name == "object":
-        return isinstance(value, dict)
-    if name == "array":
-        return isinstance(value, list)
-    raise AssertionError(name)
+def _leaf(schema: Mapping[str, Any], where: str) -> _Node:
+    """One check for a node's own keywords: type, const, enum, length, pattern, format, range."""
+    allowed: frozenset[type] | None = None
+    if "type" in schema:
+        names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        allowed = frozenset(t for name in names for t in _PY_TYPES[name])
+    has_const = "const" in schema
+    const = schema.get("const")
+    enum = frozenset(schema["enum"]) if "enum" in schema else None
+    min_length = schema.get("minLength")
+    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
+    if "format" in schema and schema["format"] != "date-time":
+        raise ConfigError(f"{where}/format: only 'date-time' is supported")
+    timestamp = schema.get("format") == "date-time"
+    minimum = schema.get("minimum")
+    maximum = schema.get("maximum")
+
+    def leaf(v: Any) -> tuple[str, str] | None:
+        kind = type(v)
+        if allowed is not None and kind not in allowed:
+            return "wrong_type", ""
+        if has_const and (v != const or kind is not type(const)):
+            return "bad_value", ""
+        if enum is not None and (kind is not str or v not in enum):
+            return "bad_value", ""
+        if kind is str:
+            if min_length is not None and len(v) < min_length:
+                return "bad_value", ""
+            if pattern is not None and not pattern.search(v):
+                return "bad_value", ""
+            if timestamp and parse_timestamp(v) is None:
+                return "bad_timestamp", ""
+        elif kind is int or kind is float:
+            if minimum is not None and v < minimum:
+                return "bad_value", ""
+            if maximum is not None and v > maximum:
+                return "bad_value", ""
+        return None
+
+    return leaf
 
 
-def _compile(schema: Mapping[str, Any], where: str) -> Check:
-    """Compile one schema node into a check returning the first violation or None."""
+def _compile_node(schema: Mapping[str, Any], where: str) -> _Node:
+    """Compile one schema node (and its children) into a node check."""
     unknown = sorted(k for k in schema if not k.startswith("x-") and k not in _SUPPORTED_KEYWORDS)
     if unknown:
         raise ConfigError(f"{where}: unsupported JSON Schema keyword(s) {unknown}")
-    checks: list[Check] = []
+    if "enum" in schema and not all(isinstance(e, str) for e in schema["enum"]):
+        raise ConfigError(f"{where}/enum: only string enumerations are supported")
+    leaf = _leaf(schema, where)
+    parts: list[_Node] = []
 
     if "anyOf" in schema:
-        options = [_compile(s, f"{where}/anyOf/{i}") for i, s in enumerate(schema["anyOf"])]
+        options = [_compile_node(s, f"{where}/anyOf/{i}") for i, s in enumerate(schema["anyOf"])]
 
-        def any_of(value: Any, path: str) -> Violation | None:
-            found = [opt(value, path) for opt in options]
-            if any(v is None for v in found):
+        def any_of(value: Any) -> tuple[str, str] | None:
+            found = [opt(value) for opt in options]
+            if any(f is None for f in found):
                 return None
-            kinds = {v.code for v in found if v is not None}
-            return Violation("wrong_type" if kinds == {"wrong_type"} else "bad_value", path)
+            codes = {f[0] for f in found if f is not None}
+            return ("wrong_type" if codes == {"wrong_type"} else "bad_value"), ""
 
-        checks.append(any_of)
-
-    if "type" in schema:
-        allowed = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-
-        def type_check(value: Any, path: str) -> Violation | None:
-            if any(_type_ok(value, t) for t in allowed):
-                return None
-            return Violation("wrong_type", path)
-
-        checks.append(type_check)
-
-    if "const" in schema:
-        const = schema["const"]
-        checks.append(
-            lambda v, p: (
-                None if v == const and type(v) is type(const) else Violation("bad_value", p)
-            )
-        )
-    if "enum" in schema:
-        members = tuple(schema["enum"])
-        checks.append(lambda v, p: None if v in members else Violation("bad_value", p))
-    if "minLength" in schema:
-        n = schema["minLength"]
-        checks.append(
-            lambda v, p: Violation("bad_value", p) if isinstance(v, str) and len(v) < n else None
-        )
-    if "pattern" in schema:
-        rx = re.compile(schema["pattern"])
-        checks.append(
-            lambda v, p: (
-                Violation("bad_value", p) if isinstance(v, str) and not rx.search(v) else None
-            )
-        )
-    if "format" in schema:
-        if schema["format"] != "date-time":
-            raise ConfigError(f"{where}/format: only 'date-time' is supported")
-        checks.append(
-            lambda v, p: (
-                Violation("bad_timestamp", p)
-                if isinstance(v, str) and parse_timestamp(v) is None
-                else None
-            )
-        )
-    for key, fails in (("minimum", lambda v, b: v < b), ("maximum", lambda v, b: v > b)):
-        if key in schema:
-            bound = schema[key]
-
-            def bound_check(v: Any, p: str, bound: Any = bound, fails: Any = fails) -> Any:
-                numeric = isinstance(v, int | float) and not isinstance(v, bool)
-                return Violation("bad_value", p) if numeric and fails(v, bound) else None
-
-            checks.append(bound_check)
+        parts.append(any_of)
 
     if "properties" in schema or "required" in schema:
         props = {
-            name: _compile(sub, f"{where}/properties/{name}")
+            name: _compile_node(sub, f"{where}/properties/{name}")
             for name, sub in schema.get("properties", {}).items()
         }
         required = tuple(schema.get("required", ()))
         closed = schema.get("additionalProperties", True) is False
+        required_set = frozenset(required)
+        prop_set = frozenset(props)
+        every_field = prop_set if required_set == prop_set else None
 
-        def object_check(value: Any, path: str) -> Violation | None:
-            if not isinstance(value, dict):
+        def object_check(value: Any) -> tuple[str, str] | None:
+            if type(value) is not dict:
                 return None
-            for name in required:
-                if name not in value:
-                    return Violation("missing_field", f"{path}.{name}")
+            keys = value.keys()
+            if every_field is None or keys != every_field:
+                if not required_set <= keys:
+                    missing = next(n for n in required if n not in value)
+                    return "missing_field", f".{missing}"
+                if closed and not keys <= prop_set:
+                    extra = next(n for n in value if n not in props)
+                    return "undeclared_field", f".{extra}"
             for name, item in value.items():
                 sub = props.get(name)
-                if sub is None:
-                    if closed:
-                        return Violation("undeclared_field", f"{path}.{name}")
-                    continue
-                found = sub(item, f"{path}.{name}")
-                if found is not None:
-                    return found
+                if sub is not None:
+                    found = sub(item)
+                    if found is not None:
+                        return found[0], f".{name}{found[1]}"
             return None
 
-        checks.append(object_check)
+        parts.append(object_check)
 
     if "items" in schema:
-        item_check = _compile(schema["items"], f"{where}/items")
+        item_check = _compile_node(schema["items"], f"{where}/items")
 
-        def items_check(value: Any, path: str) -> Violation | None:
-            if not isinstance(value, list):
+        def items_check(value: Any) -> tuple[str, str] | None:
+            if type(value) is not list:
                 return None
             for i, item in enumerate(value):
-                found = item_check(item, f"{path}[{i}]")
+                found = item_check(item)
                 if found is not None:
-                    return found
+                    return found[0], f"[{i}]{found[1]}"
             return None
 
-        checks.append(items_check)
+        parts.append(items_check)
 
-    def run(value: Any, path: str) -> Violation | None:
-        for check in checks:
-            found = check(value, path)
+    if not parts:
+        return leaf
+
+    def node(value: Any) -> tuple[str, str] | None:
+        found = leaf(value)
+        if found is not None:
+            return found
+        for part in parts:
+            found = part(value)
             if found is not None:
                 return found
         return None
 
-    return run
+    return node
+
+
+def _compile(schema: Mapping[str, Any], where: str) -> Check:
+    """Compile a schema into a check returning the first violation (code and JSON path)."""
+    node = _compile_node(schema, where)
+
+    def check(value: Any, path: str) -> Violation | None:
+        found = node(value)
+        return None if found is None else Violation(found[0], path + found[1])
+
+    return check
 
 
 def _arrow_type(schema: Mapping[str, Any], where: str) -> pa.DataType:

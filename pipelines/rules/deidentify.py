@@ -28,6 +28,7 @@ __all__ = [
 
 KEY_ENV = "CONSENTGATE_PSEUDONYM_KEY"
 MIN_KEY_BYTES = 32
+_CACHE_ENTRIES = 1_000_000
 _COUNTRY = re.compile(r"\(\s*([A-Za-z]{2})\s*\)\s*$")
 
 
@@ -61,6 +62,8 @@ class Pseudonymizer:
         self.prefix = prefix
         self.hex_chars = hex_chars
         self.pattern = f"^{re.escape(prefix)}[0-9a-f]{{{hex_chars}}}$"
+        # Ids repeat across chunks (accounts, meetings, participants): hash each once per worker.
+        self._cache: dict[str, str] = {}
 
     def __repr__(self) -> str:  # never show the key
         return f"Pseudonymizer(prefix={self.prefix!r}, hex_chars={self.hex_chars})"
@@ -69,8 +72,13 @@ class Pseudonymizer:
         raise TypeError("Pseudonymizer holds the key and must not be pickled; build it in setup()")
 
     def one(self, value: str) -> str:
-        digest = hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()
-        return self.prefix + digest[: self.hex_chars]
+        cached = self._cache.get(value)
+        if cached is None:
+            digest = hmac.digest(self._key, value.encode("utf-8"), "sha256").hex()
+            cached = self.prefix + digest[: self.hex_chars]
+            if len(self._cache) < _CACHE_ENTRIES:
+                self._cache[value] = cached
+        return cached
 
     def array(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
         """Pseudonymise a string column (or a list-of-strings column); nulls stay null."""

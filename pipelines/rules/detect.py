@@ -9,6 +9,7 @@ candidate rows (and every row with a non-ASCII character) down the exact path.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import ipaddress
@@ -67,6 +68,7 @@ _INTEGER_KEYS: tuple[tuple[str, str, int, int], ...] = (
     ("blob", "min_hex", 8, 1000),
     ("natural_language", "min_words", 1, 1000),
     ("natural_language", "min_function_words", 1, 1000),
+    ("natural_language", "min_prose_words", 1, 1000),
     ("known_identifier", "min_length", 1, 1000),
     ("known_identifier", "max_words", 1, 20),
     # Three words is the shortest content record the echo index keeps.
@@ -89,10 +91,14 @@ class DetectorSettings:
     blob_min_base64: int = 40
     # 32 hex chars = 128 bits: a key, digest or token, not a counter or address.
     blob_min_hex: int = 32
-    # Machine log messages are short and impersonal; chat has pronouns and modals.
+    # Machine log messages are short and impersonal; chat has pronouns and modals. A
+    # sentence of >= min_words words is flagged when its conversational words (plus one
+    # for a closing ? or !, minus its machine words) reach min_function_words and make up
+    # >= min_function_share of it, or when it runs to min_prose_words with no machine word.
     natural_language_min_words: int = 4
-    natural_language_min_function_words: int = 3
-    natural_language_min_function_share: float = 0.25
+    natural_language_min_function_words: int = 2
+    natural_language_min_function_share: float = 0.15
+    natural_language_min_prose_words: int = 8
     # Shorter values ("Al", "Bob", "1") hit ordinary words and numbers.
     known_identifier_min_length: int = 4
     known_identifier_max_words: int = 3
@@ -249,6 +255,7 @@ def _find_emails(text: str, settings: DetectorSettings) -> Spans:
 _PHONE = re.compile(
     r"""
     (?<![\w+.-])
+    (?<!\d[ .-])                                # not the tail of a longer number (a card)
     (?:
         (?:\+|00)[1-9]\d{0,2}                   # country code
         (?:[ .-]?\(\d{1,4}\))?                  # optional (area) or (0)
@@ -400,20 +407,42 @@ _CONVERSATIONAL = frozenset(
     {
         *("i", "i'm", "i've", "i'll", "i'd", "me", "my", "mine", "myself"),
         *("you", "you're", "you've", "you'll", "you'd", "your", "yours", "yourself"),
-        *("we", "we're", "we've", "we'll", "we'd", "us", "our", "ours", "let's"),
+        *("we", "we're", "we've", "we'll", "we'd", "us", "our", "ours", "let's", "let"),
+        *("he", "she", "they", "them", "his", "her", "their", "someone", "anyone", "everyone"),
+        *("everybody", "somebody", "nobody", "guys", "folks"),
         *("can", "could", "would", "should", "shall", "might", "gonna", "wanna"),
         *("please", "pls", "plz", "thanks", "thank", "thx", "sorry"),
         *("hey", "hi", "hello", "bye", "ok", "okay", "yes", "yeah", "yep", "nope", "sure", "lol"),
-        *("think", "guess", "feel", "hope", "want", "see", "know"),
-        *("everyone", "everybody", "guys", "folks", "anyone"),
-        *("don't", "can't", "won't", "didn't", "doesn't"),
+        *("think", "guess", "feel", "hope", "want", "need", "know", "see", "forgot"),
+        *("honestly", "really", "actually", "maybe", "probably", "almost", "just", "so"),
+        *("today", "tomorrow", "tonight", "yesterday", "morning", "afternoon", "evening"),
+        *("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"),
+        *("week", "weekend", "lunch", "dinner"),
+        *("don't", "can't", "won't", "didn't", "doesn't", "isn't", "it's", "that's"),
+    }
+)
+# Words of client telemetry: each one counts against a sentence being someone's words.
+_MACHINE = frozenset(
+    {
+        *("error", "errors", "failed", "failure", "fail", "timeout", "timed", "exception"),
+        *("null", "invalid", "unknown", "unexpected", "unable", "denied", "permission"),
+        *("retry", "retrying", "restart", "reset", "reconnect", "reconnecting", "crashed"),
+        *("crash", "assertion", "fault", "abort", "aborted", "watchdog", "warning", "debug"),
+        *("connection", "connect", "connected", "disconnected", "socket", "handshake", "peer"),
+        *("server", "client", "host", "network", "bandwidth", "bitrate", "packet", "packets"),
+        *("buffer", "frame", "frames", "stream", "codec", "decoder", "encoder", "renderer"),
+        *("thread", "method", "invoke", "object", "reference", "process", "memory", "cpu"),
+        *("gpu", "device", "devices", "audio", "video", "camera", "microphone", "headset"),
+        *("bluetooth", "screen", "resolution", "default", "session", "token", "request"),
+        *("response", "status", "code", "config", "user", "meeting", "ms", "kbps", "fps"),
+        *("upload", "download", "uploaded", "downloaded", "stalled", "queued", "cache", "disk"),
     }
 )
 _QUOTES = "\"'\u201c\u201d\u2018\u2019\u00ab\u00bb"
 _OPENERS = _QUOTES + "(\u00a1\u00bf"
 _CLOSERS = _QUOTES + ")"
 _TRAILERS = _CLOSERS + ",.!?;:\u2026"
-_TERMINATORS = frozenset(".!?;:\u2026")
+_TERMINATORS = frozenset(".!?;:)\u2026")
 _WORD = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
 _NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*[^\W\d_]{0,3}")
 _DASHES = re.compile(r"[-\u2013\u2014\u2026]+")
@@ -426,6 +455,10 @@ def _find_natural_language(text: str, settings: DetectorSettings) -> Spans:
         raw = token.group()
         stripped = raw.rstrip(_TRAILERS)
         core = stripped.lstrip(_OPENERS)
+        if "(" in stripped[: len(stripped) - len(core)]:
+            # An aside in parentheses is a sentence of its own.
+            yield from _judge_sentence(sentence, settings)
+            sentence = []
         if _WORD.fullmatch(core):
             sentence.append((token, True))
         elif not core or _NUMBER.fullmatch(core) or _DASHES.fullmatch(core):
@@ -452,12 +485,16 @@ def _judge_sentence(
     if len(words) < settings.natural_language_min_words:
         return
     function_words = sum(word in _CONVERSATIONAL for word in words)
+    machine_words = sum(word in _MACHINE for word in words)
     last = sentence[-1][0].group()
     asks_or_exclaims = "?" in last or "!" in last
-    if (
-        function_words + asks_or_exclaims >= settings.natural_language_min_function_words
+    cues = function_words + asks_or_exclaims - machine_words
+    conversational = (
+        cues >= settings.natural_language_min_function_words
         and function_words / len(words) >= settings.natural_language_min_function_share
-    ):
+    )
+    prose = len(words) >= settings.natural_language_min_prose_words and not machine_words
+    if conversational or prose:
         first = next(token for token, is_word in sentence if is_word)
         opening = len(first.group()) - len(first.group().lstrip(_OPENERS))
         closing = len(last) - len(last.rstrip(_CLOSERS))
@@ -558,41 +595,82 @@ def shingle_hashes(meeting_id: str, text: str, k: int) -> np.ndarray:
     )
 
 
+def _code(sorted_values: tuple[str, ...], value: str) -> int:
+    """Position of `value` in `sorted_values`, or -1."""
+    position = bisect.bisect_left(sorted_values, value)
+    found = position < len(sorted_values) and sorted_values[position] == value
+    return position if found else -1
+
+
+def _in_sorted(sorted_array: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per value, whether it is in `sorted_array`."""
+    if len(sorted_array) == 0:
+        return np.zeros(len(values), dtype=bool)
+    positions = np.minimum(np.searchsorted(sorted_array, values), len(sorted_array) - 1)
+    return np.asarray(sorted_array[positions] == values)
+
+
 @dataclass(frozen=True)
 class EchoIndex:
-    """Shingle hashes of a run's content records, to spot content repeated in free text."""
+    """Shingle hashes of a run's content records, to spot content repeated in free text.
+
+    Besides the hashes it keeps which words each meeting's content uses: a window
+    can only echo if every word is one, which spares hashing (and lets
+    `scan_column` rule out most rows in Arrow).
+    """
 
     k: int
-    hashes: np.ndarray = field(repr=False)  # sorted unique uint64
-    # Every content word: a window with any other word cannot be an echo, so no hashing.
-    # Customer content: kept out of repr.
-    vocabulary: frozenset[str] = field(repr=False)
+    hashes: np.ndarray = field(repr=False)  # sorted unique uint64 shingle hashes
+    # Customer content and meeting ids: kept out of repr so they never reach a log.
+    words: tuple[str, ...] = field(repr=False)  # sorted; a word's code is its position
+    meetings: tuple[str, ...] = field(repr=False)  # sorted; likewise
+    pairs: np.ndarray = field(repr=False)  # sorted unique int64 meeting_code * len(words) + word
 
     @classmethod
     def build(cls, pairs: Iterable[tuple[str, str]], k: int) -> EchoIndex:
         """Index (meeting_id, content_text) pairs."""
         hashes: list[np.ndarray] = []
-        vocabulary: set[str] = set()
+        used: set[tuple[str, str]] = set()
         for meeting_id, text in pairs:
             hashes.append(shingle_hashes(meeting_id, text, k))
-            vocabulary.update(_ECHO_WORD.findall(_fold(text)))
+            used.update((meeting_id, word) for word in _ECHO_WORD.findall(_fold(text)))
         merged = np.unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
-        return cls(k, merged.astype(np.uint64), frozenset(vocabulary))
+        return cls._of(k, merged.astype(np.uint64), used)
+
+    @classmethod
+    def _of(cls, k: int, hashes: np.ndarray, used: Collection[tuple[str, str]]) -> EchoIndex:
+        words = tuple(sorted({word for _, word in used}))
+        meetings = tuple(sorted({meeting for meeting, _ in used}))
+        word_codes = {word: code for code, word in enumerate(words)}
+        meeting_codes = {meeting: code for code, meeting in enumerate(meetings)}
+        keys = np.fromiter(
+            (meeting_codes[meeting] * len(words) + word_codes[word] for meeting, word in used),
+            dtype=np.int64,
+            count=len(used),
+        )
+        return cls(k, hashes, words, meetings, np.unique(keys))
+
+    def _used(self) -> set[tuple[str, str]]:
+        """The (meeting_id, word) pairs of the content."""
+        meeting_codes, word_codes = np.divmod(self.pairs, max(len(self.words), 1))
+        return {
+            (self.meetings[meeting], self.words[word])
+            for meeting, word in zip(meeting_codes.tolist(), word_codes.tolist(), strict=True)
+        }
 
     def merge(self, other: EchoIndex) -> EchoIndex:
         """Both indexes; they must use the same shingle size."""
         if other.k != self.k:
             raise ValueError(f"cannot merge echo indexes of {self.k} and {other.k} word shingles")
-        return EchoIndex(
-            self.k, np.union1d(self.hashes, other.hashes), self.vocabulary | other.vocabulary
-        )
+        hashes = np.union1d(self.hashes, other.hashes).astype(np.uint64)
+        return self._of(self.k, hashes, self._used() | other._used())
 
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, EchoIndex)
-            and self.k == other.k
-            and self.vocabulary == other.vocabulary
+            and (self.k, self.words, self.meetings) == (other.k, other.words, other.meetings)
             and np.array_equal(self.hashes, other.hashes)
+            and np.array_equal(self.pairs, other.pairs)
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -601,28 +679,37 @@ class EchoIndex:
         """The first window of `text` that repeats content of the same meeting."""
         if meeting_id is None:
             return None
-        view = _normalise(text, fold=True)
-        return self._find(meeting_id, view)
+        return self._find(meeting_id, _normalise(text, fold=True))
 
     def _find(self, meeting_id: str, view: _View) -> Finding | None:
+        meeting = _code(self.meetings, meeting_id)
         tokens = list(_ECHO_WORD.finditer(view.text))
-        words = [token.group() for token in tokens]
-        size = min(self.k, len(words))
-        if size < _MIN_ECHO_WORDS:
+        if meeting < 0 or len(tokens) < _MIN_ECHO_WORDS:
             return None
-        run = 0  # consecutive words present in the content vocabulary
-        for index, word in enumerate(words):
-            run = run + 1 if word in self.vocabulary else 0
-            if run < size:
-                continue
-            start = index - size + 1
-            wanted = np.uint64(_shingle_hash(meeting_id, words[start : index + 1]))
-            position = int(np.searchsorted(self.hashes, wanted))
-            if position < len(self.hashes) and self.hashes[position] == wanted:
-                return Finding(
-                    "content_echo", *view.original(tokens[start].start(), tokens[index].end())
-                )
-        return None
+        words = [token.group() for token in tokens]
+        codes = np.array([_code(self.words, word) for word in words], dtype=np.int64)
+        in_meeting = (codes >= 0) & _in_sorted(self.pairs, meeting * len(self.words) + codes)
+        # Windows of k words match shingles; of 3..k-1 words, whole short records. Only
+        # windows made entirely of this meeting's content words can match: hash just those.
+        windows: list[tuple[int, int]] = []  # (start, size)
+        run = 0
+        for index, present in enumerate(in_meeting.tolist()):
+            run = run + 1 if present else 0
+            for size in range(_MIN_ECHO_WORDS, min(run, self.k) + 1):
+                windows.append((index - size + 1, size))
+        if not windows:
+            return None
+        wanted = np.fromiter(
+            (_shingle_hash(meeting_id, words[start : start + size]) for start, size in windows),
+            dtype=np.uint64,
+            count=len(windows),
+        )
+        hits = [windows[hit] for hit in np.flatnonzero(_in_sorted(self.hashes, wanted)).tolist()]
+        if not hits:
+            return None
+        start, size = min(hits, key=lambda window: (window[0], -window[1]))
+        end = tokens[start + size - 1].end()
+        return Finding("content_echo", *view.original(tokens[start].start(), end))
 
 
 # --------------------------------------------------------------------------- entry points
@@ -716,6 +803,11 @@ _PREFILTERS: dict[str, str] = {
     "payment_card": r"\b[2-6]\d{12}|\b\d{4}[ \-]\d{3}",
 }
 _CONVERSATIONAL_STEMS = sorted({word.split("'")[0] for word in _CONVERSATIONAL})
+# RE2 spellings of the natural-language tokens in ASCII text: whitespace as Python's \s
+# (RE2's \s lacks \v and \x1c-\x1f), a word token, and a number or dash token.
+_S = r"[\t-\r\x1c-\x1f ]"
+_W = r"[\"'(]*[A-Za-z]+(?:['\-][A-Za-z]+)*[\"'),.!?;:]*"
+_U = r"[\"'(]*(?:[0-9]+(?:[.,:/\-][0-9]+)*[A-Za-z]{0,3}|-+)?[\"'),.!?;:]*"
 
 
 def _regex_prefilters(settings: DetectorSettings) -> dict[str, str]:
@@ -723,12 +815,17 @@ def _regex_prefilters(settings: DetectorSettings) -> dict[str, str]:
     patterns["blob"] = (
         f"[A-Za-z0-9+/_\\-]{{{settings.blob_min_base64}}}|[0-9A-Fa-f]{{{settings.blob_min_hex}}}"
     )
-    # Below these thresholds a sentence can qualify on punctuation alone: no prefilter.
+    # A conversational sentence holds a conversational word unless a closing ? or ! alone
+    # can qualify it; a prose sentence holds min_prose_words words with nothing but
+    # numbers or dashes between them (as _find_natural_language tokenises ASCII text).
     if (
         settings.natural_language_min_function_share > 0
         or settings.natural_language_min_function_words > 1
     ):
-        patterns["natural_language"] = r"(?i:\b(?:" + "|".join(_CONVERSATIONAL_STEMS) + r")\b)"
+        stems = "|".join(_CONVERSATIONAL_STEMS)
+        more = settings.natural_language_min_prose_words - 1
+        prose = f"(?:^|{_S}){_W}(?:{_S}+(?:{_U}{_S}+)*{_W}){{{more}}}(?:{_S}|$)"
+        patterns["natural_language"] = f"(?i:\\b(?:{stems})\\b)|{prose}"
     return patterns
 
 
@@ -774,19 +871,55 @@ class _Tokens:
             pc.list_parent_indices(parts).to_numpy(),
         )
 
-    def rows_with(
-        self, separators: str, trim: str, wanted: Collection[str], minimum: int, count: int
-    ) -> np.ndarray:
-        """Rows holding at least `minimum` pieces (between `separators`) found in `wanted`."""
-        parts = pc.split_pattern_regex(self.distinct, separators)
-        pieces = pc.list_flatten(parts)
-        if trim:
-            pieces = pc.utf8_trim(pieces, trim)
-        found = _to_mask(pc.is_in(pieces, value_set=pa.array(sorted(wanted), pieces.type)))
-        owners = pc.list_parent_indices(parts).to_numpy()[found]
-        per_token = np.bincount(owners, minlength=len(self.distinct))
-        per_row = np.bincount(self.rows, weights=per_token[self.which], minlength=count)
-        return per_row >= minimum
+    def split(self, separators: str) -> pa.ListArray:
+        """The distinct tokens split at `separators`."""
+        return pc.split_pattern_regex(self.distinct, separators)
+
+    def in_order(self, parts: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
+        """For every piece of every token occurrence, in column order: where the piece is
+        in the flattened `parts`, and its row."""
+        offsets = np.asarray(parts.offsets)
+        counts = np.diff(offsets)[self.which]
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return np.repeat(offsets[:-1][self.which], counts) + within, np.repeat(self.rows, counts)
+
+
+def _known_candidates(tokens: _Tokens, known: KnownIdentifiers, count: int) -> np.ndarray:
+    """Rows holding a token that starts a known identifier."""
+    parts = tokens.split(r"[^0-9a-z_.@+\-]+")
+    trimmed = pc.utf8_trim(pc.list_flatten(parts), ".@+-")
+    first = pa.array(sorted(known.first_tokens), trimmed.type)
+    found = _to_mask(pc.is_in(trimmed, value_set=first))
+    holds = np.zeros(len(tokens.distinct), dtype=bool)
+    holds[pc.list_parent_indices(parts).to_numpy()[found]] = True
+    return _rows_with(holds[tokens.which], tokens.rows, count)
+
+
+def _echo_candidates(
+    tokens: _Tokens, echo: EchoIndex, meetings: pa.Array | None, count: int
+) -> np.ndarray:
+    """Rows with a run of three or more words of their own meeting's content."""
+    if meetings is None:
+        return np.zeros(count, dtype=bool)
+    meeting_set = pa.array(echo.meetings, meetings.type)
+    meeting = pc.fill_null(pc.index_in(meetings, value_set=meeting_set), -1).to_numpy()
+    parts = tokens.split(r"[^0-9a-z_]+")
+    pieces = pc.list_flatten(parts)
+    index, rows = tokens.in_order(parts)
+    # Splitting leaves empty pieces at token edges; they are not words and must not cut runs.
+    nonempty = _to_mask(pc.greater(pc.binary_length(pieces), 0))[index]
+    index, rows = index[nonempty], rows[nonempty]
+    word_set = pa.array(echo.words, pieces.type)
+    word = pc.fill_null(pc.index_in(pieces, value_set=word_set), -1).to_numpy()[index]
+    row_meeting = meeting[rows].astype(np.int64)
+    keys = row_meeting * len(echo.words) + word
+    found = (word >= 0) & (row_meeting >= 0) & np.isin(keys, echo.pairs)
+    # Length of the run of found words ending at each word, runs restarting at each row.
+    position = np.arange(len(rows))
+    run_starts = found & np.r_[True, (rows[1:] != rows[:-1]) | ~found[:-1]]
+    latest_start = np.maximum.accumulate(np.where(run_starts, position, 0))
+    run = np.where(found, position - latest_start + 1, 0)
+    return _rows_with(run >= _MIN_ECHO_WORDS, rows, count)
 
 
 def scan_column(
@@ -808,7 +941,7 @@ def scan_column(
     results: list[list[Finding]] = [[] for _ in range(count)]
     if not names or count == 0:
         return results
-    masks = _candidate_masks(column, settings, names, known, echo)
+    masks = _candidate_masks(column, settings, names, known, echo, meetings)
     if "content_echo" in masks:
         masks["content_echo"] &= _to_mask(pc.is_valid(meetings)) if meetings is not None else False
     selected = np.flatnonzero(np.logical_or.reduce(list(masks.values())))
@@ -830,6 +963,7 @@ def _candidate_masks(
     names: tuple[str, ...],
     known: KnownIdentifiers | None,
     echo: EchoIndex | None,
+    meetings: pa.Array | None,
 ) -> dict[str, np.ndarray]:
     """Per detector, the rows its prefilter cannot rule out."""
     count = len(column)
@@ -850,12 +984,7 @@ def _candidate_masks(
     if "known_identifier" in names or "content_echo" in names:
         tokens = _Tokens.of(column)
         if known is not None and "known_identifier" in names:
-            masks["known_identifier"] |= tokens.rows_with(
-                r"[^0-9a-z_.@+\-]+", ".@+-", known.first_tokens, 1, count
-            )
+            masks["known_identifier"] |= _known_candidates(tokens, known, count)
         if echo is not None and "content_echo" in names:
-            # Any echo needs three consecutive content words; three anywhere is a superset.
-            masks["content_echo"] |= tokens.rows_with(
-                r"[^0-9a-z_]+", "", echo.vocabulary, _MIN_ECHO_WORDS, count
-            )
+            masks["content_echo"] |= _echo_candidates(tokens, echo, meetings, count)
     return masks

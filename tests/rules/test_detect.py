@@ -271,6 +271,11 @@ def test_payment_card_near_misses(text: str) -> None:
     assert spans(text, "payment_card") == []
 
 
+def test_payment_card_is_not_also_a_phone_number() -> None:
+    text = "card 4847 0486 4401 1338"
+    assert [f.detector for f in find_all(text)] == ["payment_card"]
+
+
 def test_payment_card_span_stops_before_a_trailing_group() -> None:
     assert spans("card 4111 1111 1111 1111 2026", "payment_card") == ["4111 1111 1111 1111"]
 
@@ -324,6 +329,7 @@ CHAT_LINES = [
     "Thanks everyone, see you next week!",
     "sorry I was on mute, can you repeat that?",
     "we\u2019re gonna need your slides",
+    "The deal with the hospital group is almost signed",
 ]
 
 
@@ -344,10 +350,18 @@ def test_natural_language_sentence_stops_at_a_code_like_token() -> None:
     assert spans(text, "natural_language") == ["hey can you send me"]
 
 
+def test_natural_language_aside_in_parentheses_is_its_own_sentence() -> None:
+    text = "left the meeting (Please call me back when you get out of the meeting)"
+    assert spans(text, "natural_language") == [
+        "Please call me back when you get out of the meeting"
+    ]
+
+
 NATURAL_NEAR_MISSES = [
     *CLEAN_LOG_LINES,
     "Could not connect to server, retrying in 5 s",
-    "this should never happen, please report",
+    "we are unable to connect you to the meeting",
+    "recording stopped because the disk on the host is full",
     "see you",
 ]
 
@@ -359,8 +373,11 @@ def test_natural_language_near_misses(line: str) -> None:
 
 def test_natural_language_thresholds_come_from_settings() -> None:
     strict = DetectorSettings(natural_language_min_words=12)
-    line = CHAT_LINES[0]
-    assert scan_text(line, strict, detectors=["natural_language"]) == []
+    assert scan_text(CHAT_LINES[0], strict, detectors=["natural_language"]) == []
+    prose = "The deal with the hospital group is almost signed"
+    no_prose = DetectorSettings(natural_language_min_prose_words=20)
+    assert scan_text(prose, no_prose, detectors=["natural_language"]) == []
+    assert len(scan_text(prose, DEFAULTS, detectors=["natural_language"])) == 1
 
 
 # --------------------------------------------------------------------------- known_identifier
@@ -431,6 +448,7 @@ ECHO_HITS = [
     ("same_meeting", "m-1", "upload failed: send me the budget (retry 2)", "send me the budget"),
     ("case_and_punctuation", "m-2", "note: MOVE THE LAUNCH, TO March", "MOVE THE LAUNCH, TO"),
     ("short_record_exactly", "m-1", "See you soon!", "See you soon"),
+    ("short_record_inside", "m-1", "they said see you soon to everyone", "see you soon"),
 ]
 
 
@@ -450,7 +468,6 @@ ECHO_MISSES = [
     ("no_meeting", None, "send me the budget"),
     ("three_of_four_words", "m-1", "send me the report"),
     ("two_word_record", "m-1", "ok thanks"),
-    ("short_record_inside_longer_text", "m-1", "they said see you soon to everyone"),
 ]
 
 
@@ -519,8 +536,11 @@ MIXED_ROWS = [
     f"session {HEX_32} call +44 20 7946 0958",
     "participant p-3f9a2c said see you soon",
     "See you soon!",
+    "retrying: move the launch, to March",
+    "retrying: move the launch, to March",
+    "The contract renewal is coming up at the end of the quarter",
 ]
-MIXED_MEETINGS = ["m-1"] * 10 + [None, "m-1"]
+MIXED_MEETINGS = ["m-1"] * 10 + [None, "m-1", "m-2", "m-1", "m-1"]
 
 
 def test_scan_text_sorts_by_start_then_detector() -> None:
@@ -553,6 +573,9 @@ def test_scan_column_equals_scan_text_per_value() -> None:
     assert got == want
     found = {f.detector for row in want for f in row}
     assert found == set(detect.DETECTORS)
+    assert [f.detector for f in want[-3]] == ["content_echo"]
+    assert want[-2] == []
+    assert [f.detector for f in want[-1]] == ["natural_language"]
 
 
 def test_scan_column_on_large_strings_without_context() -> None:
