@@ -551,6 +551,14 @@ class KnownIdentifiers:
         """Both sets of identifiers."""
         return self._of(self.keys | other.keys)
 
+    @classmethod
+    def merge_all(cls, parts: Iterable[KnownIdentifiers]) -> KnownIdentifiers:
+        """All the sets at once (merging pairwise would copy the growing set each time)."""
+        keys: set[str] = set()
+        for part in parts:
+            keys.update(part.keys)
+        return cls._of(keys)
+
     def spans(self, folded: str, max_words: int) -> Spans:
         """Spans of `folded` text (already normalised) whose 1..max_words tokens are known."""
         tokens = list(_ID_TOKEN.finditer(folded))
@@ -660,10 +668,19 @@ class EchoIndex:
 
     def merge(self, other: EchoIndex) -> EchoIndex:
         """Both indexes; they must use the same shingle size."""
-        if other.k != self.k:
-            raise ValueError(f"cannot merge echo indexes of {self.k} and {other.k} word shingles")
-        hashes = np.union1d(self.hashes, other.hashes).astype(np.uint64)
-        return self._of(self.k, hashes, self._used() | other._used())
+        return EchoIndex.merge_all(self.k, [self, other])
+
+    @classmethod
+    def merge_all(cls, k: int, parts: Iterable[EchoIndex]) -> EchoIndex:
+        """All the indexes at once; each must use shingles of `k` words."""
+        hashes = [np.empty(0, dtype=np.uint64)]
+        used: set[tuple[str, str]] = set()
+        for part in parts:
+            if part.k != k:
+                raise ValueError(f"cannot merge echo indexes of {k} and {part.k} word shingles")
+            hashes.append(part.hashes)
+            used |= part._used()
+        return cls._of(k, np.unique(np.concatenate(hashes)).astype(np.uint64), used)
 
     def __eq__(self, other: object) -> bool:
         return (

@@ -32,35 +32,37 @@ class RunContext:
     echo: EchoIndex
     hosts: dict[str, frozenset[str]] = field(default_factory=dict)  # meeting id -> host ids
 
-    def merge(self, other: RunContext) -> RunContext:
-        hosts = dict(self.hosts)
-        for meeting, ids in other.hosts.items():
-            hosts[meeting] = hosts.get(meeting, frozenset()) | ids
-        return RunContext(self.known.merge(other.known), self.echo.merge(other.echo), hosts)
-
 
 class _MergeContext(beam.CombineFn):
+    """Collects the chunks' contexts and merges them once, at the end."""
+
     def __init__(self, config: Config) -> None:
         self.config = config
 
-    def create_accumulator(self) -> RunContext:
-        settings = self.config.detectors
-        return RunContext(
-            KnownIdentifiers.from_values([], settings.known_identifier_min_length),
-            EchoIndex.build([], settings.content_echo_shingle_words),
-        )
+    def create_accumulator(self) -> list[RunContext]:
+        return []
 
-    def add_input(self, acc: RunContext, item: RunContext) -> RunContext:
-        return acc.merge(item)
-
-    def merge_accumulators(self, accs: Iterable[RunContext]) -> RunContext:
-        out = self.create_accumulator()
-        for acc in accs:
-            out = self.add_input(out, acc)
-        return out
-
-    def extract_output(self, acc: RunContext) -> RunContext:
+    def add_input(self, acc: list[RunContext], item: RunContext) -> list[RunContext]:
+        acc.append(item)
         return acc
+
+    def merge_accumulators(self, accs: Iterable[list[RunContext]]) -> list[RunContext]:
+        return [self.extract_output([c for acc in accs for c in acc])]
+
+    def extract_output(self, acc: list[RunContext]) -> RunContext:
+        settings = self.config.detectors
+        hosts: dict[str, frozenset[str]] = {}
+        for part in acc:
+            for meeting, ids in part.hosts.items():
+                hosts[meeting] = hosts.get(meeting, frozenset()) | ids
+        return RunContext(
+            KnownIdentifiers.merge_all(
+                [KnownIdentifiers.from_values([], settings.known_identifier_min_length)]
+                + [c.known for c in acc]
+            ),
+            EchoIndex.merge_all(settings.content_echo_shingle_words, [c.echo for c in acc]),
+            hosts,
+        )
 
 
 class _ChunkContext(beam.DoFn):
