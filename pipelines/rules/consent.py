@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = [
     "PURPOSE",
@@ -38,9 +39,11 @@ REASONS = (
 )
 
 
-@dataclass(frozen=True, order=True)
-class Decision:
-    """One ledger row. Times are microseconds since the epoch, UTC."""
+class Decision(NamedTuple):
+    """One ledger row. Times are microseconds since the epoch, UTC.
+
+    A named tuple: a ledger holds millions of these, sorted and pickled to every worker.
+    """
 
     decided_at: int
     subject_id: str
@@ -80,6 +83,10 @@ class ConsentLedger:
 
     by_subject: dict[tuple[str, str], list[Decision]] = field(default_factory=dict)
     by_account: dict[str, list[Decision]] = field(default_factory=dict)
+    # (account, meeting, hosts) -> earliest time a host-only rule admits content, or None.
+    _host_only_from: dict[tuple[str, str | None, frozenset[str]], int | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def from_decisions(cls, decisions: Iterable[Decision], as_of: int) -> ConsentLedger:
@@ -135,25 +142,40 @@ class ConsentLedger:
         meeting's hosts for themselves, at or before the event, for this purpose and a matching
         scope, and its subject has no revoke in a matching scope after it.
         """
+        key = (account_id, meeting_id, hosts)
+        if key not in self._host_only_from:
+            self._host_only_from[key] = self._earliest_host_grant(account_id, meeting_id, hosts)
+        start = self._host_only_from[key]
+        return start is not None and start <= event_ts
+
+    def _earliest_host_grant(
+        self, account_id: str, meeting_id: str | None, hosts: frozenset[str]
+    ) -> int | None:
+        """The earliest unrevoked grant that a host-only rule would take for everyone.
+
+        Whether a grant is revoked does not depend on the event (only on the as-of time), so
+        the answer for a meeting is one time: events at or after it are admitted.
+        """
         decisions = [
             d
             for d in self.by_account.get(account_id, ())
             if d.purpose == PURPOSE and d.matches(meeting_id)
         ]
-        for grant in decisions:
-            if grant.action != "grant" or grant.decided_at > event_ts:
+        revoked_after: dict[str, int] = {}
+        for d in decisions:
+            if d.action == "revoke":
+                revoked_after[d.subject_id] = max(
+                    revoked_after.get(d.subject_id, d.decided_at), d.decided_at
+                )
+        for grant in decisions:  # sorted by time: the first that counts is the earliest
+            if grant.action != "grant":
                 continue
             if grant.actor not in ("host", "admin") and grant.subject_id not in hosts:
                 continue
-            revoked = any(
-                d.action == "revoke"
-                and d.subject_id == grant.subject_id
-                and d.decided_at >= grant.decided_at
-                for d in decisions
-            )
-            if not revoked:
-                return True
-        return False
+            last_revoke = revoked_after.get(grant.subject_id)
+            if last_revoke is None or last_revoke < grant.decided_at:
+                return grant.decided_at
+        return None
 
 
 def _latest_reason(decision: Decision) -> str:
