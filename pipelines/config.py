@@ -62,11 +62,14 @@ class _Reader:
             raise self.fail(key, f"must be one of {list(options)}, not {value!r}")
         return str(value)
 
-    def positive_int(self, key: str) -> int:
+    def at_least(self, key: str, lowest: int) -> int:
         value = self.get(key, int)
-        if value < 1:
-            raise self.fail(key, f"must be >= 1, not {value}")
+        if value < lowest:
+            raise self.fail(key, f"must be >= {lowest}, not {value}")
         return int(value)
+
+    def positive_int(self, key: str) -> int:
+        return self.at_least(key, 1)
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ class Policy:
     chunk_records: int
     dedup_buckets: int
     parquet_compression: str
+    consent_side_input_max_mib: int
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> Policy:
@@ -159,6 +163,7 @@ class Policy:
             chunk_records=r.positive_int("chunk_records"),
             dedup_buckets=r.positive_int("dedup_buckets"),
             parquet_compression=r.choice("parquet_compression", ("zstd", "snappy")),
+            consent_side_input_max_mib=r.at_least("consent_side_input_max_mib", 0),
         )
 
 

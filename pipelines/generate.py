@@ -2,8 +2,11 @@
 
 `generate()` writes what `consentgate run` reads: the events (gzip JSON Lines or Parquet, one
 file or shards), a consent ledger, and `truth.json`: every planted case, where it must end up,
-and how many records each destination must receive under the default content policy. One
-`random.Random(seed)` drives every choice, so the same arguments give the same bytes.
+and how many records each destination must receive under the default content policy, and
+which content records per-participant consent admits as of noon the next day (worked out
+here by a second, independent reading of the contract's consent rule). One
+`random.Random(seed)` (and a child of it for the ledger) drives every choice, so the same
+arguments give the same bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import re
 import threading
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import date as Date
@@ -475,91 +478,291 @@ def _make_accounts(rng: random.Random, events: int, ledger: _ConsentLedger) -> l
         domain = f"{name}{i // len(COMPANY_DOMAINS) or ''}.{tld}"
         users = tuple(_make_user(rng, domain, taken) for _ in range(12 + int(rng.random() * 40)))
         accounts.append(_Account(account_id, users, 1 + int(rng.random() ** 2 * 9)))
-        for user in users:
-            ledger.standing(account_id, user.pid)
+        ledger.account_history(account_id, [u.pid for u in users], i)
     return accounts
 
 
 # -- consent ledger --------------------------------------------------------------------------
+# The consent as-of time of the truth: noon the day after the generated day.
+_AS_OF_MS = _DAY_MS + 12 * _HOUR
+# Kinds of decision the ledger plants (truth "consent.clauses" counts them).
+CONSENT_CLAUSES = (
+    "self_account",  # own grant, account scope, weeks before
+    "self_meeting",  # own grant, meeting scope, on joining
+    "host_self",  # the host's own grant when ticking "everyone agrees"
+    "host_for_other",  # a host's grant for another participant: stands for the host alone
+    "admin_account",  # an admin's grant, account scope
+    "admin_meeting",  # an admin's grant, meeting scope, mid-meeting
+    "grant_mid_meeting",  # own grant part-way through: covers only the content after it
+    "grant_after_meeting",  # own grant after the meeting: covers none of it
+    "grant_after_as_of",  # own grant after the as-of time: does not exist yet
+    "revoke_in_day",  # account-wide revoke during the day
+    "revoke_next_day",  # account-wide revoke the next morning, before the as-of time
+    "revoke_at_as_of",  # account-wide revoke exactly at the as-of time: it counts
+    "revoke_after_as_of",  # revoke after the as-of time: does not count
+    "revoke_same_time",  # a revoke at the very second of the grant: the revoke wins
+    "revoke_by_admin",  # an admin revokes someone's own grant: a revoke by anyone counts
+    "revoke_meeting",  # meeting-scope revoke: ends consent for that meeting only
+    "regrant",  # own grant again after a revoke: covers content after it
+    "other_purpose",  # a grant for another purpose: never counts
+)
+# A person's account-wide history: (kind, probability); the rest have none.
+_STANDING = (
+    ("self_account", 0.20),
+    ("revoke_in_day", 0.03),
+    ("regrant", 0.025),
+    ("revoke_next_day", 0.025),
+    ("revoke_at_as_of", 0.01),
+    ("revoke_after_as_of", 0.03),
+    ("revoke_same_time", 0.01),
+    ("revoke_by_admin", 0.01),
+    ("grant_after_as_of", 0.015),
+    ("other_purpose", 0.04),
+)
+_STANDING_CUM = list(accumulate(p for _, p in _STANDING))
+
+
 class _ConsentLedger:
-    """Consent decisions as the product records them: self, host and admin, grants and revokes."""
+    """Consent decisions as the product records them: self, host and admin, grants and revokes.
+
+    Account-scope decisions are made with the accounts (`account_history`), meeting-scope ones
+    by each meeting (`around_meeting`). Every decision is tallied by kind in `clauses`.
+    """
 
     def __init__(self, rng: random.Random, day: str):
         self.rng = rng
         self.day_start = datetime.fromisoformat(day).replace(tzinfo=UTC)
-        self.rows: list[dict[str, str]] = []
+        # (subject, account, scope, purpose, action, actor, decided_at in whole seconds from
+        # the start of the day)
+        self.rows: list[tuple[str, str, str, str, str, str, int]] = []
+        self.clauses: dict[str, int] = dict.fromkeys(CONSENT_CLAUSES, 0)
+        # The first meetings take one of each meeting-scope history, so that even a small set
+        # has them all: draws for the first attendees (one in each band of `around_meeting`),
+        # then "everyone agrees", then an admin's grant.
+        self.owed_draws = [0.1, 0.15, 0.2, 0.24, 0.27]
+        self.owed_meeting = ["host", "admin"]
 
-    def _decide(self, subject: str, account: str, scope: str, at_ms: int, **how: str) -> None:
-        """One decision; `at_ms` counts from the start of the generated day (may be another)."""
-        when = self.day_start + timedelta(milliseconds=at_ms)
+    def _decide(
+        self, kind: str, subject: str, account: str, scope: str, at_ms: int, **how: str
+    ) -> None:
+        """One decision; `at_ms` counts from the start of the generated day (may be another).
+
+        Times are written in whole seconds, earlier ones floored.
+        """
+        self.clauses[kind] += 1
         self.rows.append(
-            {
-                "subject_id": subject,
-                "account_id": account,
-                "scope": scope,
-                "purpose": how.get("purpose", "ai_training"),
-                "action": how.get("action", "grant"),
-                "actor": how.get("actor", "self"),
-                "decided_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
+            (
+                subject,
+                account,
+                scope,
+                how.get("purpose", "ai_training"),
+                how.get("action", "grant"),
+                how.get("actor", "self"),
+                at_ms // _SECOND,
+            )
         )
 
-    def standing(self, account: str, pid: str) -> None:
-        """Account-wide decisions taken weeks before: self or admin grants, some revoked later."""
+    def account_history(self, account: str, pids: list[str], number: int) -> None:
+        """Account-wide decisions: each person's own history, and an admin's grant for some.
+
+        In the first 3 accounts (`number` counts them) the first people take one history kind
+        each, so that even a small set has them all; the first account has an admin's grant.
+        """
         r = self.rng.random
-        x = r()
+        for i, pid in enumerate(pids):
+            if number < 3 and i < len(_STANDING):
+                kind: str | None = _STANDING[i][0]
+            else:
+                x = r()
+                j = bisect_right(_STANDING_CUM, x)
+                kind = _STANDING[j][0] if j < len(_STANDING) else None
+            if kind is not None:
+                self._standing(kind, account, pid)
+            if r() < 0.05:
+                self._decide(
+                    "other_purpose",
+                    pid,
+                    account,
+                    "account",
+                    -int(r() * 30 * _DAY_MS),
+                    purpose=_pick(r, OTHER_PURPOSES),
+                )
+        if number == 0 or r() < 0.25:  # an admin's grant: a host-only rule lets all through
+            pid = pids[len(_STANDING) + int(r() * (len(pids) - len(_STANDING)))]
+            before = -int((1 + r() * 60) * _DAY_MS)
+            self._decide("admin_account", pid, account, "account", before, actor="admin")
+            if r() < 0.3:
+                at = int((6 + r() * 14) * _HOUR)
+                self._decide("revoke_in_day", pid, account, "account", at, action="revoke")
+
+    def _standing(self, kind: str, account: str, pid: str) -> None:
+        r = self.rng.random
+        decide = self._decide
         before = -int((1 + r() * 120) * _DAY_MS)
-        if x < 0.22:
-            self._decide(pid, account, "account", before)
-            if r() < 0.25:  # revoked during the day (part of the content after it) or the next
-                at = int(8 * _HOUR + r() * 12 * _HOUR) if r() < 0.5 else _DAY_MS + 7 * _HOUR
-                self._decide(pid, account, "account", at, action="revoke")
-        elif x < 0.30:
-            self._decide(pid, account, "account", before, actor="admin")
-        if r() < 0.15:
-            self._decide(pid, account, "account", before // 2, purpose=_pick(r, OTHER_PURPOSES))
+        if kind == "grant_after_as_of":
+            decide(kind, pid, account, "account", _AS_OF_MS + int((1 + r() * 48) * _HOUR))
+            return
+        if kind == "other_purpose":
+            decide(kind, pid, account, "account", before, purpose=_pick(r, OTHER_PURPOSES))
+            return
+        decide("self_account", pid, account, "account", before)
+        if kind == "self_account":
+            return
+        revoke = {"action": "revoke"}
+        if kind == "revoke_in_day":
+            decide(kind, pid, account, "account", int((8 + r() * 12) * _HOUR), **revoke)
+        elif kind == "regrant":  # revoked early in the day, granted again a little later
+            at = int((5 + r() * 4) * _HOUR)
+            decide("revoke_in_day", pid, account, "account", at, **revoke)
+            decide(kind, pid, account, "account", at + int((1 + r() * 3) * _HOUR))
+        elif kind == "revoke_next_day":
+            decide(kind, pid, account, "account", int(_DAY_MS + (7 + r() * 4) * _HOUR), **revoke)
+        elif kind == "revoke_at_as_of":
+            decide(kind, pid, account, "account", _AS_OF_MS, **revoke)
+        elif kind == "revoke_after_as_of":
+            at = _AS_OF_MS + _SECOND + int(r() * 72 * _HOUR)
+            decide(kind, pid, account, "account", at, **revoke)
+        elif kind == "revoke_same_time":
+            decide(kind, pid, account, "account", before, **revoke)
+        elif kind == "revoke_by_admin":
+            at = int((8 + r() * 12) * _HOUR)
+            decide(kind, pid, account, "account", at, action="revoke", actor="admin")
+        else:
+            raise AssertionError(kind)
 
     def around_meeting(
-        self, account: str, meeting_id: str, attendees: list[_Attendee], end: int
+        self, account: str, meeting_id: str, attendees: list[_Attendee], start: int, end: int
     ) -> None:
-        """Meeting-scoped decisions: on joining, after the meeting, by the host for others."""
+        """Meeting-scoped decisions: on joining, part-way, after the meeting, by host and admin."""
         r = self.rng.random
+        decide = self._decide
         scope = f"meeting:{meeting_id}"
         host = attendees[0]
         for a in attendees:
             x = r()
+            if self.owed_draws:
+                x = self.owed_draws.pop(0)
             pid = a.user.pid
-            if x < 0.15:
-                self._decide(pid, account, scope, a.join_ms - int(5000 + r() * 120_000))
-            elif x < 0.20:  # only after the meeting: covers none of its content
-                self._decide(pid, account, scope, end + int(_MINUTE + r() * 36 * _HOUR))
-            elif x < 0.24:
-                self._decide(pid, account, scope, a.join_ms)
-                later = a.join_ms + int(r() * (a.leave_ms - a.join_ms))
-                self._decide(
-                    pid, account, scope, later if r() < 0.5 else end + _HOUR, action="revoke"
+            if x < 0.13:
+                decide("self_meeting", pid, account, scope, a.join_ms - int(5000 + r() * 120_000))
+            elif x < 0.17:  # only after the meeting: covers none of its content
+                at = end + int(_MINUTE + r() * 36 * _HOUR)
+                decide(
+                    "grant_after_meeting" if at <= _AS_OF_MS else "grant_after_as_of",
+                    pid,
+                    account,
+                    scope,
+                    at,
+                )
+            elif x < 0.22:  # part-way through: covers what comes after it
+                at = a.join_ms + int(r() * (a.leave_ms - a.join_ms))
+                decide("grant_mid_meeting", pid, account, scope, at)
+            elif x < 0.26:  # granted on joining, revoked later: during, after, or too late
+                decide("self_meeting", pid, account, scope, a.join_ms - int(r() * _MINUTE))
+                y = r()
+                if y < 0.4:
+                    at = a.join_ms + int(r() * (a.leave_ms - a.join_ms))
+                elif y < 0.75:
+                    at = end + _HOUR
+                else:
+                    at = _AS_OF_MS + _MINUTE + int(r() * 24 * _HOUR)
+                kind = "revoke_meeting" if at <= _AS_OF_MS else "revoke_after_as_of"
+                decide(kind, pid, account, scope, at, action="revoke")
+            elif x < 0.28:  # for this meeting alone: an account grant still holds elsewhere
+                decide(
+                    "revoke_meeting",
+                    pid,
+                    account,
+                    scope,
+                    end + int(r() * 3 * _HOUR),
+                    action="revoke",
                 )
             if r() < 0.05:
-                self._decide(pid, account, scope, a.join_ms, purpose=_pick(r, OTHER_PURPOSES))
-        if r() < 0.3:  # the host ticks "everyone agrees": stands for the host alone
+                decide(
+                    "other_purpose",
+                    pid,
+                    account,
+                    scope,
+                    a.join_ms,
+                    purpose=_pick(r, OTHER_PURPOSES),
+                )
+        owed = self.owed_meeting[0] if self.owed_meeting else None
+        if r() < 0.25 or owed == "host":  # the host ticks "everyone agrees": for the host alone
             at = host.join_ms - int(r() * _MINUTE)
-            if r() < 0.5:
-                self._decide(host.user.pid, account, scope, at)
+            if r() < 0.5 or owed == "host":
+                decide("host_self", host.user.pid, account, scope, at)
             others = attendees[1:]
             for a in others[: 1 + int(r() * min(3, len(others)))]:
-                self._decide(a.user.pid, account, scope, at, actor="host")
-        if r() < 0.04:
+                decide("host_for_other", a.user.pid, account, scope, at, actor="host")
+        if r() < 0.06 or owed == "admin":  # part-way through, for one participant
             subject = _pick(r, attendees).user.pid
-            self._decide(subject, account, scope, host.join_ms, actor="admin")
+            at = start + int(r() * (end - start))
+            decide("admin_meeting", subject, account, scope, at, actor="admin")
+        if owed is not None:
+            self.owed_meeting.pop(0)
 
-    def as_delivered(self) -> list[dict[str, str]]:
-        """The log as it arrives: mostly in decision order, a quarter of it not."""
-        rows = list(self.rows)
+    def _untie(self) -> None:
+        """Move a host's or admin's grant off the second of a subject's own grant.
+
+        Which of two grants at one time is "the latest" is not defined; the truth avoids asking.
+        """
+        own: set[tuple[str, str, int]] = set()
+        for s, acct, _, _, action, actor, at in self.rows:
+            if action == "grant" and actor == "self":  # of any purpose: simpler, no harm
+                own.add((s, acct, at))
+        for i, (s, acct, scope, purpose, action, actor, at) in enumerate(self.rows):
+            if action == "grant" and actor != "self" and (s, acct, at) in own:
+                while (s, acct, at) in own:
+                    at += 1
+                self.rows[i] = (s, acct, scope, purpose, action, actor, at)
+
+    def decisions(self) -> list[dict[str, str]]:
+        """Every valid decision, in decision order, as written."""
+        self._untie()
+        dates: dict[int, str] = {}
+        out = []
+        for subject, account, scope, purpose, action, actor, at in self.rows:
+            days, second = divmod(at, 86_400)
+            date = dates.get(days)
+            if date is None:
+                date = dates[days] = f"{(self.day_start + timedelta(days=days)).date()}"
+            minute, second = divmod(second, 60)
+            hour, minute = divmod(minute, 60)
+            out.append(
+                {
+                    "subject_id": subject,
+                    "account_id": account,
+                    "scope": scope,
+                    "purpose": purpose,
+                    "action": action,
+                    "actor": actor,
+                    "decided_at": f"{date}T{hour:02d}:{minute:02d}:{second:02d}Z",
+                }
+            )
+        return out
+
+    def delivered_lines(self, decisions: list[dict[str, str]]) -> list[bytes]:
+        """The log as it arrives: a quarter of it out of order, and 3 rows that break it."""
+        rng = self.rng
+        rows = list(decisions)
         n = len(rows)
         for _ in range(n // 4):
-            i, j = int(self.rng.random() * n), int(self.rng.random() * n)
+            i, j = int(rng.random() * n), int(rng.random() * n)
             rows[i], rows[j] = rows[j], rows[i]
-        return rows
+        dumps = orjson.dumps
+        lines = [dumps(row) + b"\n" for row in rows]
+        own = [row for row in decisions if row["actor"] == "self" and row["action"] == "grant"]
+        template = own[int(rng.random() * len(own))]
+        cut = dumps(template)
+        missing = {k: v for k, v in template.items() if k != "decided_at"}
+        bad = [
+            cut[: int(len(cut) * (0.4 + 0.3 * rng.random()))] + b"\n",  # a writer killed mid-line
+            dumps({**template, "action": "revoke", "actor": "owner"}) + b"\n",  # no such actor
+            dumps({**missing, "action": "revoke"}) + b"\n",  # no time
+        ]
+        for line in bad:
+            lines.insert(int(rng.random() * (len(lines) + 1)), line)
+        return lines
 
 
 # -- planted cases ---------------------------------------------------------------------------
@@ -766,6 +969,8 @@ def _bad_record(
 _Item = tuple[int, str, str | None, Any, _Mark | None]
 # After ids: (event_id, event_type, event_ts, participant_id, payload, mark).
 _Row = tuple[str, str, str, str | None, Any, _Mark | None]
+# (account_id, meeting_id, host ids, [(event_id, event_ts, content subjects)]).
+_ConsentView = tuple[str, str, frozenset[str], list[tuple[str, str, tuple[str, ...]]]]
 
 # The free-text field a leak goes into, rotated per instance so that each field gets some.
 _LEAK_SLOTS = ("log", "crash_message", "log", "leave_reason", "crash_stack")
@@ -831,7 +1036,7 @@ class _Meeting:
     def build(self, size: int) -> list[_Row]:
         """Exactly `size` records in file order, this meeting's planted cases included."""
         self.run.ledger.around_meeting(
-            self.account.account_id, self.meeting_id, self.attendees, self.end
+            self.account.account_id, self.meeting_id, self.attendees, self.start, self.end
         )
         self._fixed()
         left_at = {it[2]: i for i, it in enumerate(self.items) if it[1] == "usage.participant_left"}
@@ -1231,7 +1436,8 @@ class _Run:
         self.day = day
         self.parquet = parquet
         self.last_event = 0
-        self.ledger = _ConsentLedger(rng, day)
+        # The ledger draws from its own child source: changing it leaves the events alone.
+        self.ledger = _ConsentLedger(random.Random(rng.getrandbits(64)), day)
         self.accounts = _make_accounts(rng, events, self.ledger)
         self.account_cum = list(accumulate(a.weight for a in self.accounts))
         self.audio_blobs = [self._b64(24 + int(rng.random() * 40)) for _ in range(64)]
@@ -1239,6 +1445,209 @@ class _Run:
 
     def _b64(self, n: int) -> str:
         return base64.b64encode(self.rng.getrandbits(8 * n).to_bytes(n, "big")).decode()
+
+
+# -- consent truth -------------------------------------------------------------------------------
+# The contract's consent rule read again from scratch (not pipelines.rules.consent), over the
+# ledger as written and the content records as generated: the second implementation an
+# end-to-end run is checked against. Times are compared as `YYYY-MM-DDTHH:MM:SS.mmmZ` text
+# (UTC, fixed width), which sorts in time order: the generated event times need no parsing.
+_PURPOSE = "ai_training"
+# Whose consent a content record needs: a payload field holding one id, a list of ids, or the
+# envelope's participant_id.
+_SUBJECT_FIELD = {
+    "content.chat_message": "sender_id",
+    "content.transcript_segment": "speaker_id",
+    "content.caption": "speaker_id",
+}
+_SUBJECT_LIST = frozenset({"content.audio_chunk", "content.recording_file", "content.ai_summary"})
+# Why a subject's consent holds or not, for one content record (truth "consent.verdicts").
+CONSENT_VERDICTS = (
+    "consented",
+    "no_decision",  # nothing in a matching scope
+    "other_purpose_only",
+    "granted_after_event",  # no decision yet at the event; an own grant comes later
+    "nothing_before_event",  # no decision yet at the event, no own grant later either
+    "not_own_grant",  # the latest decision is a host's or an admin's grant
+    "revoked",  # the latest decision is a revoke
+    "revoked_later",  # the own grant was revoked after it, up to the as-of time
+)
+
+
+def _utc_ms_text(text: str) -> str:
+    """An RFC 3339 time as `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC (finer digits dropped)."""
+    if len(text) == 20 and text[10] == "T" and text[19] == "Z":  # whole seconds in UTC
+        return f"{text[:19]}.000Z"
+    moment = datetime.fromisoformat(text).astimezone(UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+
+def _content_subjects(event_type: str, participant_id: str | None, payload: Any) -> tuple[str, ...]:
+    """The ids whose consent a content record needs (input contract, content table)."""
+    field = _SUBJECT_FIELD.get(event_type)
+    if field is not None:
+        return (payload[field],)
+    if event_type in _SUBJECT_LIST:
+        return tuple(payload["participants"])
+    return (participant_id,) if participant_id is not None else ()
+
+
+class _Timeline:
+    """One subject's decisions in the scopes matching one meeting, as of the run.
+
+    `times` are the distinct ai_training decision times in order, `kinds` what was decided
+    at each: "own" (only the subject's own grants), "other" (some grant by a host or an admin,
+    no revoke) or "revoke". `last_revoke` is the time of the latest revoke. `always` is the
+    verdict when it does not depend on the time.
+    """
+
+    __slots__ = ("always", "kinds", "last_revoke", "own", "times")
+
+    def __init__(self, decisions: list[tuple[str, str, str, str]]):
+        at_time: dict[str, str] = {}
+        self.last_revoke: str | None = None
+        self.own = False
+        other_purpose = False
+        for at, purpose, action, actor in decisions:
+            if purpose != _PURPOSE:
+                other_purpose = True
+            elif action == "revoke":
+                at_time[at] = "revoke"
+                if self.last_revoke is None or at > self.last_revoke:
+                    self.last_revoke = at
+            elif actor == "self":
+                self.own = True
+                at_time.setdefault(at, "own")
+            elif at_time.get(at) != "revoke":
+                at_time[at] = "other"
+        self.times = sorted(at_time)
+        self.kinds = [at_time[t] for t in self.times]
+        self.always: str | None = None
+        if not self.times:
+            self.always = "other_purpose_only" if other_purpose else "no_decision"
+
+    def verdict(self, at: str) -> str:
+        """The subject's consent for content at time `at`: one of CONSENT_VERDICTS."""
+        i = bisect_right(self.times, at) - 1
+        if i < 0:
+            return "granted_after_event" if self.own else "nothing_before_event"
+        kind = self.kinds[i]
+        if kind == "revoke":
+            return "revoked"
+        if kind == "other":
+            return "not_own_grant"
+        # Only own grants at that time, so no revoke at it: any revoke since is later.
+        if self.last_revoke is not None and self.last_revoke > self.times[i]:
+            return "revoked_later"
+        return "consented"
+
+
+_NO_DECISIONS = _Timeline([])
+
+
+class _ConsentTruth:
+    """Per-participant consent and the host-only what-if, from the ledger as written.
+
+    Decisions after `as_of` do not exist yet and are left out. Indexed by (subject, account,
+    scope), so that each meeting looks at its own people in its own scopes only.
+    """
+
+    def __init__(self, decisions: Iterable[dict[str, str]], as_of: str):
+        as_of = _utc_ms_text(as_of)
+        self.by_scope: dict[tuple[str, str, str], list[tuple[str, str, str, str]]] = {}
+        # ai_training grants a host-only rule may count: account scope by a host or an admin,
+        # per account (time, subject); meeting scope per (account, scope) (time, subject, actor).
+        self.delegated: dict[str, list[tuple[str, str]]] = {}
+        self.meeting_grants: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+        for row in decisions:
+            at = _utc_ms_text(row["decided_at"])
+            if at > as_of:
+                continue
+            subject, account, scope = row["subject_id"], row["account_id"], row["scope"]
+            purpose, action, actor = row["purpose"], row["action"], row["actor"]
+            self.by_scope.setdefault((subject, account, scope), []).append(
+                (at, purpose, action, actor)
+            )
+            if purpose != _PURPOSE or action != "grant":
+                continue
+            if scope != "account":
+                self.meeting_grants.setdefault((account, scope), []).append((at, subject, actor))
+            elif actor != "self":
+                self.delegated.setdefault(account, []).append((at, subject))
+        self.verdicts: dict[str, int] = dict.fromkeys(CONSENT_VERDICTS, 0)
+
+    def timeline(self, subject: str, account: str, meeting_id: str | None) -> _Timeline:
+        decisions = list(self.by_scope.get((subject, account, "account"), ()))
+        if meeting_id is not None:
+            decisions += self.by_scope.get((subject, account, f"meeting:{meeting_id}"), ())
+        return _Timeline(decisions) if decisions else _NO_DECISIONS
+
+    def host_only_from(
+        self, account: str, meeting_id: str | None, hosts: frozenset[str]
+    ) -> str | None:
+        """From when a host-only rule admits this meeting's content (None: never).
+
+        A grant counts for everyone when a host or an admin made it, or one of the meeting's
+        hosts made it for themselves, and its subject has no revoke in a matching scope at or
+        after it. The earliest such grant opens the meeting.
+        """
+        candidates = list(self.delegated.get(account, ()))
+        for host in hosts:
+            candidates += [
+                (at, host)
+                for at, purpose, action, _ in self.by_scope.get((host, account, "account"), ())
+                if purpose == _PURPOSE and action == "grant"
+            ]
+        if meeting_id is not None:
+            scope = f"meeting:{meeting_id}"
+            candidates += [
+                (at, subject)
+                for at, subject, actor in self.meeting_grants.get((account, scope), ())
+                if actor != "self" or subject in hosts
+            ]
+        earliest: str | None = None
+        last_revoke: dict[str, str | None] = {}
+        for at, subject in candidates:
+            if earliest is not None and at >= earliest:
+                continue
+            if subject not in last_revoke:
+                last_revoke[subject] = self.timeline(subject, account, meeting_id).last_revoke
+            revoked = last_revoke[subject]
+            if revoked is None or revoked < at:
+                earliest = at
+        return earliest
+
+    def meeting(
+        self,
+        account: str,
+        meeting_id: str | None,
+        hosts: frozenset[str],
+        events: Iterable[tuple[str, str, tuple[str, ...]]],
+    ) -> tuple[list[str], list[str]]:
+        """(consented, host-only-but-not-consented) ids of one meeting's content records.
+
+        `events`: (event_id, event time as `YYYY-MM-DDTHH:MM:SS.mmmZ` UTC, content subjects).
+        """
+        opens = self.host_only_from(account, meeting_id, hosts)
+        timelines: dict[str, _Timeline] = {}
+        verdicts = self.verdicts
+        consented: list[str] = []
+        host_only: list[str] = []
+        for event_id, at, subjects in events:
+            ok = bool(subjects)
+            for subject in subjects:
+                timeline = timelines.get(subject)
+                if timeline is None:
+                    timeline = timelines[subject] = self.timeline(subject, account, meeting_id)
+                verdict = timeline.always or timeline.verdict(at)
+                verdicts[verdict] += 1
+                if verdict != "consented":
+                    ok = False
+            if ok:
+                consented.append(event_id)
+            elif opens is not None and at >= opens:
+                host_only.append(event_id)
+        return consented, host_only
 
 
 # -- writers ---------------------------------------------------------------------------------
@@ -1431,9 +1840,14 @@ def generate(
     white-space-only lines are not records. All meetings fall on `date` (UTC). Planted
     cases (leaks in service free text, contract breaks, duplicates) are spread through the
     file; the truth lists each with the destination and reason it must get, and the count
-    per destination under the default content policy. The same arguments give the same
-    bytes. Earlier `events*` files in `out_dir` are replaced. Raises ValueError on a bad
-    argument.
+    per destination under the default content policy. The ledger exercises every clause of
+    the consent rule (3 of its rows break it); `truth["consent"]` holds, for a run with
+    `--content-policy per_participant --as-of <consent.as_of>`, the content records every
+    subject of which consented (`consented_event_ids`), those only a host-only rule would
+    admit (`host_only_event_ids`), the valid content records (`content_events`), the
+    planted decisions by kind (`clauses`) and the subjects' verdicts (`verdicts`). The same
+    arguments give the same bytes. Earlier `events*` files in `out_dir` are replaced. Raises
+    ValueError on a bad argument.
     """
     _check_arguments(events, seed, shards, fmt, date)
     out = Path(out_dir)
@@ -1458,6 +1872,7 @@ def generate(
 
     counts = {"training": 0, "restricted": 0, "quarantine": 0, "duplicates": 0}
     planted: list[dict[str, Any]] = []
+    views: list[_ConsentView] = []
     try:
         consumed = next_case = number = 0
         while consumed < events:
@@ -1482,7 +1897,12 @@ def generate(
                     meeting.shrink()
             rows = meeting.build(size)
             consumed += size
-            _tally(rows, counts, planted)
+            content: list[tuple[str, str, tuple[str, ...]]] = []
+            hosts: set[str] = set()
+            _tally(rows, counts, planted, content, hosts)
+            views.append(
+                (meeting.account.account_id, meeting.meeting_id, frozenset(hosts), content)
+            )
             if isinstance(writer, _ParquetShards):
                 writer.write(meeting.parquet_rows(rows))
             else:
@@ -1492,10 +1912,10 @@ def generate(
         raise
     writer.close()
 
+    decisions = run.ledger.decisions()
     with open(out / "consent.jsonl", "wb") as f:
-        f.writelines(
-            orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in run.ledger.as_delivered()
-        )
+        f.writelines(run.ledger.delivered_lines(decisions))
+    consent = _consent_truth(decisions, views, date, run.ledger.clauses)
     truth = {
         "generator": GENERATOR_ID,
         "seed": seed,
@@ -1506,16 +1926,64 @@ def generate(
         "expected": {"input_records": events, **counts, "consented_content": 0},
         "planted": planted,
         "clean_service_events": counts["training"],
+        "consent": consent,
     }
     (out / "truth.json").write_text(json.dumps(truth, sort_keys=True, indent=1) + "\n")
     return truth
 
 
-def _tally(rows: list[_Row], counts: dict[str, int], planted: list[dict[str, Any]]) -> None:
-    """Count where each record must end up under the default policy; list the planted ones."""
-    for event_id, etype, _, _, _, mark in rows:
+def _consent_truth(
+    decisions: list[dict[str, str]],
+    views: list[_ConsentView],
+    day: str,
+    clauses: dict[str, int],
+) -> dict[str, Any]:
+    """The consent part of the truth, for a run as of noon the day after `day`."""
+    as_of = f"{Date.fromisoformat(day) + timedelta(days=1)}T12:00:00Z"
+    truth = _ConsentTruth(decisions, as_of)
+    consented: list[str] = []
+    host_only: list[str] = []
+    content_events = 0
+    for account, meeting_id, hosts, content in views:
+        content_events += len(content)
+        yes, host = truth.meeting(account, meeting_id, hosts, content)
+        consented += yes
+        host_only += host
+    return {
+        "as_of": as_of,
+        "consented_event_ids": sorted(consented),
+        "host_only_event_ids": sorted(host_only),
+        "content_events": content_events,
+        "bad_ledger_rows": 3,
+        "decisions": len(decisions),
+        "clauses": clauses,
+        "verdicts": truth.verdicts,
+    }
+
+
+def _tally(
+    rows: list[_Row],
+    counts: dict[str, int],
+    planted: list[dict[str, Any]],
+    content: list[tuple[str, str, tuple[str, ...]]],
+    hosts: set[str],
+) -> None:
+    """Count where each record must end up under the default policy; list the planted ones.
+
+    Also gather what the consent truth needs of the meeting: its valid content records
+    (event_id, event_ts, content subjects), a duplicate's original once, and its hosts.
+    """
+    for event_id, etype, ts, pid, payload, mark in rows:
         if mark is None or mark.kind is None:
-            counts["restricted" if etype.startswith("content.") else "training"] += 1
+            if etype.startswith("content."):
+                counts["restricted"] += 1
+                content.append((event_id, ts, _content_subjects(etype, pid, payload)))
+            else:
+                counts["training"] += 1
+                if etype == "usage.meeting_started":
+                    hosts.add(payload["host_id"])
+                elif etype == "usage.participant_joined" and payload["role"] == "host" and pid:
+                    hosts.add(pid)
             continue
         counts["duplicates" if mark.expect == "duplicate" else "quarantine"] += 1
         planted.append(

@@ -65,12 +65,14 @@ def build(
     *,
     consent: Sequence[str] = (),
     as_of: int,
+    consent_join: bool = False,
 ) -> None:
     """Add the whole job to `pipeline`: read -> classify -> detect -> consent -> route ->
     de-identify -> write staged Parquet -> gate -> one summary file in `staging`.
 
     `consent` lists the ledger files (none: nobody consented); `as_of` is the consent as-of
-    time in microseconds since the epoch (UTC).
+    time in microseconds since the epoch (UTC); `consent_join` brings the ledger to the
+    records by a keyed join instead of a side input (for ledgers too big for one worker).
     """
     chunks = (
         pipeline
@@ -80,13 +82,14 @@ def build(
     )
     context = chunks | "CollectRunContext" >> CollectRunContext(config)
     verdicts = chunks | "FindDuplicates" >> FindDuplicates(config.policy.dedup_buckets)
-    ledger, ledger_staged = pipeline | "ReadConsent" >> ReadConsent(
-        config, list(consent), as_of, staging
+    ledger_parts, ledger_staged = pipeline | "ReadConsent" >> ReadConsent(
+        config, list(consent), staging
     )
     events_staged = (
         chunks
         | "DetectLeaks" >> DetectLeaks(config, context)
-        | "ApplyConsent" >> ApplyConsent(config, ledger, context)
+        | "ApplyConsent"
+        >> ApplyConsent(config, ledger_parts, context, as_of=as_of, keyed_join=consent_join)
         | "RouteRecords" >> RouteRecords(config, verdicts)
         | "Deidentify" >> Deidentify(config, verdicts)
         | "WriteStaged" >> WriteStaged(staging, config.policy.parquet_compression)

@@ -133,8 +133,14 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     key = key_from_env()
     if "://" in request.out:
         raise ConfigError(f"--out {request.out}: only local output folders are supported so far")
-    if request.consent and not FileSystems.exists(request.consent):
-        raise InputError(f"--consent {request.consent}: no such file")
+    consent_bytes = 0
+    if request.consent:
+        matched = FileSystems.match([request.consent])[0].metadata_list
+        if not matched:
+            raise InputError(f"--consent {request.consent}: no such file")
+        consent_bytes = sum(m.size_in_bytes for m in matched)
+    # A ledger past this size is joined by key instead of shipped whole to every worker.
+    consent_join = consent_bytes > config.policy.consent_side_input_max_mib << 20
     inputs = expand_inputs(request.inputs, exclude=[request.consent] if request.consent else [])
     options = pipeline_options(request.beam_args)
     as_of = request.as_of or datetime.now(UTC)
@@ -156,6 +162,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         "inputs": [{"path": f.path, "size": f.size, "sha256": _sha256(f.path)} for f in inputs],
         "consent": request.consent,
         "consent_as_of": as_of.isoformat(timespec="seconds"),
+        "consent_join": "keyed_join" if consent_join else "side_input",
         "runner": options.view_as(StandardOptions).runner,
         "previous_run_id": previous.get("run_id") if previous else None,
         "published_run_id": previous.get("published_run_id") if previous else None,
@@ -170,6 +177,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
                 str(staging),
                 consent=[request.consent] if request.consent else [],
                 as_of=int(as_of.timestamp() * 1_000_000),
+                consent_join=consent_join,
             )
         summary = json.loads((staging / SUMMARY_NAME).read_text(encoding="utf-8"))
     except Exception as exc:

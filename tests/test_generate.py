@@ -550,28 +550,322 @@ def test_no_identifiers_in_clean_free_text(
 
 
 # -- consent ledger -----------------------------------------------------------------------------
+def read_ledger(out: Path) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """(rows with every ledger field and a known actor, the other lines)."""
+    rows, bad = [], []
+    for line in (out / "consent.jsonl").read_bytes().splitlines():
+        row = parse(line)
+        if (
+            isinstance(row, dict)
+            and set(row) == LEDGER_FIELDS
+            and row["actor"] in ("self", "host", "admin")
+        ):
+            rows.append(row)
+        else:
+            bad.append(line)
+    return rows, bad
+
+
+@pytest.fixture(scope="module")
+def ledger(sample: tuple[Path, dict[str, Any]]) -> list[dict[str, Any]]:
+    return read_ledger(sample[0])[0]
+
+
 def test_consent_rows_have_exactly_the_ledger_fields(
-    sample: tuple[Path, dict[str, Any]], records: list[dict[str, Any]]
+    sample: tuple[Path, dict[str, Any]], records: list[dict[str, Any]], ledger: list[dict[str, Any]]
 ) -> None:
-    rows = [json.loads(line) for line in (sample[0] / "consent.jsonl").read_text().splitlines()]
-    assert len(rows) > 50
+    rows = ledger
+    assert len(rows) > 50 and len(rows) == sample[1]["consent"]["decisions"]
     meetings = {r["meeting_id"] for r in records if r.get("meeting_id")}
     subjects = {r["participant_id"] for r in records if r.get("participant_id")}
     for row in rows:
-        assert set(row) == LEDGER_FIELDS
         assert row["scope"] == "account" or row["scope"].removeprefix("meeting:") in meetings
-        assert row["action"] in ("grant", "revoke") and row["actor"] in ("self", "host", "admin")
+        assert row["action"] in ("grant", "revoke")
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", row["decided_at"])
     assert {r["subject_id"] for r in rows} & subjects
     mix = Counter((r["actor"], r["action"], r["scope"] == "account") for r in rows)
     for seen in [("self", "grant", True), ("self", "grant", False), ("host", "grant", False)]:
         assert mix[seen] > 0, seen
-    assert mix[("admin", "grant", True)] + mix[("admin", "grant", False)] > 0
+    assert mix[("admin", "grant", True)] > 0 and mix[("admin", "revoke", True)] > 0
     assert sum(n for (_, action, _), n in mix.items() if action == "revoke") > 0
     assert {r["purpose"] for r in rows} > {"ai_training"}
     decided = [r["decided_at"] for r in rows]
     assert decided != sorted(decided), "decisions arrive out of time order"
     assert any(r["decided_at"] > "2026-11-27" for r in rows), "some grants come after the day"
+
+
+def test_three_ledger_rows_break_the_contract(sample: tuple[Path, dict[str, Any]]) -> None:
+    _, bad = read_ledger(sample[0])
+    assert sample[1]["consent"]["bad_ledger_rows"] == len(bad) == 3
+    parsed = [parse(line) for line in bad]
+    assert sum(p is None for p in parsed) == 1, "one line is not JSON"
+    rows = [p for p in parsed if p is not None]
+    assert any(set(r) == LEDGER_FIELDS and r["actor"] == "owner" for r in rows)
+    assert any(set(r) == LEDGER_FIELDS - {"decided_at"} for r in rows)
+
+
+# The consent rule (input-contract-v1.md, Consent ledger), read a third time, as literally and
+# slowly as possible: every content record against every decision of its account.
+CONTENT_SUBJECTS = {
+    "content.chat_message": "sender_id",
+    "content.transcript_segment": "speaker_id",
+    "content.caption": "speaker_id",
+    "content.audio_chunk": "participants",
+    "content.recording_file": "participants",
+    "content.ai_summary": "participants",
+}
+
+
+def subjects_of(rec: dict[str, Any]) -> list[str]:
+    name = CONTENT_SUBJECTS.get(rec["event_type"])
+    if name is None:
+        return [rec["participant_id"]] if rec.get("participant_id") else []
+    value = rec["payload"][name]
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+_Decided = list[tuple[datetime, dict[str, Any]]]
+
+
+def literal_subject(
+    subject: str, rec: dict[str, Any], matching: _Decided, later: _Decided, why: Counter[str]
+) -> bool:
+    """Does `subject` consent to `rec`? `matching`: the decisions of its account in a matching
+    scope, up to the as-of time; `later`: those after it. Tallies the reason in `why`."""
+    at = _at(rec["event_ts"])
+    mine = [(t, d) for t, d in matching if d["subject_id"] == subject]
+    training = [(t, d) for t, d in mine if d["purpose"] == "ai_training"]
+    before = [(t, d) for t, d in training if t <= at]
+    if not before:
+        own_later = any(d["action"] == "grant" and d["actor"] == "self" for _, d in training)
+        why["own_grant_after_event" if own_later else "other_purpose" if mine else "none"] += 1
+        return False
+    latest_time = max(t for t, _ in before)
+    latest = [d for t, d in before if t == latest_time]
+    if any(d["action"] == "revoke" for d in latest):
+        why["revoked_before_event"] += 1
+        return False
+    if any(d["actor"] != "self" for d in latest):
+        why[f"latest_grant_by_{latest[0]['actor']}"] += 1
+        return False
+    if any(d["action"] == "revoke" and t >= latest_time for t, d in training):
+        why["revoked_after_grant"] += 1
+        return False
+    why["consented_account" if latest[0]["scope"] == "account" else "consented_meeting"] += 1
+    if any(d["subject_id"] == subject and d["action"] == "revoke" for _, d in later):
+        why["consented_despite_revoke_after_as_of"] += 1
+    return True
+
+
+def literal_consent(
+    records: list[dict[str, Any]], ledger: list[dict[str, Any]], as_of: str
+) -> tuple[set[str], set[str], Counter[str]]:
+    """(consented ids, host-only ids, why each subject of each record did or did not consent)."""
+    decided = [(_at(d["decided_at"]), d) for d in ledger]
+    hosts: dict[str, set[str]] = {}
+    for rec in records:
+        if rec["event_type"] == "usage.meeting_started":
+            hosts.setdefault(rec["meeting_id"], set()).add(rec["payload"]["host_id"])
+        if rec["event_type"] == "usage.participant_joined" and rec["payload"]["role"] == "host":
+            hosts.setdefault(rec["meeting_id"], set()).add(rec["participant_id"])
+    consented: set[str] = set()
+    host_only: set[str] = set()
+    why: Counter[str] = Counter()
+    for rec in records:
+        if not rec["event_type"].startswith("content."):
+            continue
+        at = _at(rec["event_ts"])
+        scopes = {"account", f"meeting:{rec['meeting_id']}"}
+        in_scope = [
+            (t, d)
+            for t, d in decided
+            if d["account_id"] == rec["account_id"] and d["scope"] in scopes
+        ]
+        matching = [(t, d) for t, d in in_scope if t <= _at(as_of)]
+        later = [(t, d) for t, d in in_scope if t > _at(as_of)]
+        verdicts = [literal_subject(s, rec, matching, later, why) for s in subjects_of(rec)]
+        if verdicts and all(verdicts):
+            consented.add(rec["event_id"])
+            continue
+        training = [(t, d) for t, d in matching if d["purpose"] == "ai_training"]
+        for t, g in training:
+            if g["action"] != "grant" or t > at:
+                continue
+            if g["actor"] == "self" and g["subject_id"] not in hosts.get(rec["meeting_id"], ()):
+                continue
+            if not any(
+                d["action"] == "revoke" and d["subject_id"] == g["subject_id"] and u >= t
+                for u, d in training
+            ):
+                host_only.add(rec["event_id"])
+                break
+    return consented, host_only, why
+
+
+@pytest.fixture(scope="module")
+def routed(
+    sample: tuple[Path, dict[str, Any]], records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The records that reach routing: valid, not quarantined, a duplicate once."""
+    quarantined = {p["event_id"] for p in sample[1]["planted"] if p["expect"] == "quarantine"}
+    seen: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        if rec["event_id"] not in quarantined:
+            seen.setdefault(rec["event_id"], rec)
+    assert all(contract_problem(rec) is None for rec in seen.values())
+    return list(seen.values())
+
+
+def test_consent_truth_shape(
+    sample: tuple[Path, dict[str, Any]], routed: list[dict[str, Any]]
+) -> None:
+    truth = sample[1]
+    consent = truth["consent"]
+    assert consent["as_of"] == "2026-11-27T12:00:00Z"
+    content = {r["event_id"] for r in routed if r["event_type"].startswith("content.")}
+    assert consent["content_events"] == len(content) == truth["expected"]["restricted"]
+    yes, host = consent["consented_event_ids"], consent["host_only_event_ids"]
+    assert yes == sorted(set(yes)) and host == sorted(set(host))
+    assert set(yes) <= content and set(host) <= content and not set(yes) & set(host)
+    assert 0.1 <= len(yes) / len(content) <= 0.6
+    assert 0 < len(host) < len(content) - len(yes), "the host-only rule is not all or nothing"
+    assert all(n > 0 for n in consent["clauses"].values()), consent["clauses"]
+    assert set(consent["clauses"]) == set(generate_module.CONSENT_CLAUSES)
+    assert all(n > 0 for n in consent["verdicts"].values()), consent["verdicts"]
+    pairs = sum(len(subjects_of(r)) for r in routed if r["event_type"].startswith("content."))
+    assert sum(consent["verdicts"].values()) == pairs
+
+
+def test_consent_truth_matches_a_literal_reading(
+    sample: tuple[Path, dict[str, Any]], routed: list[dict[str, Any]], ledger: list[dict[str, Any]]
+) -> None:
+    consent = sample[1]["consent"]
+    consented, host_only, why = literal_consent(routed, ledger, consent["as_of"])
+    assert sorted(consented) == consent["consented_event_ids"]
+    assert sorted(host_only) == consent["host_only_event_ids"]
+    # Every clause of the rule decides some subject of some record.
+    for reason in (
+        "consented_account",
+        "consented_meeting",
+        "consented_despite_revoke_after_as_of",
+        "latest_grant_by_host",
+        "latest_grant_by_admin",
+        "own_grant_after_event",
+        "revoked_before_event",
+        "revoked_after_grant",
+        "other_purpose",
+        "none",
+    ):
+        assert why[reason] > 0, (reason, why)
+
+
+def test_consent_truth_is_deterministic_and_seeded(tmp_path: Path) -> None:
+    first = generate(tmp_path / "a", events=2000, seed=21)["consent"]
+    second = generate(tmp_path / "b", events=2000, seed=21)["consent"]
+    other = generate(tmp_path / "c", events=2000, seed=22)["consent"]
+    assert first == second and first["consented_event_ids"]
+    assert other["consented_event_ids"] != first["consented_event_ids"]
+
+
+# Hand-worked cases for the generator's own reading of the rule.
+def _decision(subject: str, scope: str, action: str, actor: str, at: str, **kw: str) -> dict:
+    return {
+        "subject_id": subject,
+        "account_id": kw.get("account", "acct-1"),
+        "scope": scope,
+        "purpose": kw.get("purpose", "ai_training"),
+        "action": action,
+        "actor": actor,
+        "decided_at": at,
+    }
+
+
+_M1, _M2 = "meeting:mtg-1", "meeting:mtg-2"
+HAND_LEDGER = [
+    # The spec's example: alice grants for the meeting herself, the host grants for bob,
+    # carol's account grant is revoked the next morning.
+    _decision("alice", _M1, "grant", "self", "2026-11-26T08:55:00Z"),
+    _decision("bob", _M1, "grant", "host", "2026-11-26T08:56:00Z"),
+    _decision("carol", "account", "grant", "self", "2026-10-01T12:00:00Z"),
+    _decision("carol", "account", "revoke", "self", "2026-11-27T07:00:00Z"),
+    # dave: grant and revoke in one second (the revoke wins), then a grant at 10:00.
+    _decision("dave", "account", "grant", "self", "2026-11-26T09:00:00Z"),
+    _decision("dave", "account", "revoke", "admin", "2026-11-26T09:00:00Z"),
+    _decision("dave", "account", "grant", "self", "2026-11-26T10:00:00Z"),
+    # erin: revoked exactly at the as-of time (counts); frank: one second later (does not).
+    _decision("erin", "account", "grant", "self", "2026-11-01T00:00:00Z"),
+    _decision("erin", "account", "revoke", "self", "2026-11-27T12:00:00Z"),
+    _decision("frank", "account", "grant", "self", "2026-11-01T00:00:00Z"),
+    _decision("frank", "account", "revoke", "self", "2026-11-27T12:00:01Z"),
+    # gina: account grant, revoked for meeting 2 only.
+    _decision("gina", "account", "grant", "self", "2026-11-01T00:00:00Z"),
+    _decision("gina", _M2, "revoke", "self", "2026-11-26T18:00:00Z"),
+    # hal: other purpose only; ivy: own grant in another account; jo: admin grant then own.
+    _decision("hal", "account", "grant", "self", "2026-11-01T00:00:00Z", purpose="support"),
+    _decision("ivy", "account", "grant", "self", "2026-11-01T00:00:00Z", account="acct-2"),
+    _decision("jo", "account", "grant", "admin", "2026-11-01T00:00:00Z"),
+    _decision("jo", _M2, "grant", "self", "2026-11-26T09:30:00Z"),
+]
+
+
+@pytest.mark.parametrize(
+    ("meeting", "at", "subjects", "consented"),
+    [
+        ("mtg-1", "2026-11-26T09:12:00.000Z", ["alice"], True),
+        ("mtg-2", "2026-11-26T09:12:00.000Z", ["alice"], False),  # other meeting's scope
+        ("mtg-1", "2026-11-26T08:54:59.999Z", ["alice"], False),  # before her grant
+        ("mtg-1", "2026-11-26T08:55:00.000Z", ["alice"], True),  # at it
+        ("mtg-1", "2026-11-26T09:12:00.000Z", ["bob"], False),  # the host's grant
+        ("mtg-1", "2026-11-26T09:12:00.000Z", ["carol"], False),  # revoked before as-of
+        ("mtg-1", "2026-11-26T09:12:00.000Z", ["alice", "bob"], False),
+        ("mtg-1", "2026-11-26T09:12:00.000Z", [], False),  # no subjects
+        ("mtg-1", "2026-11-26T09:30:00.000Z", ["dave"], False),  # the tie: revoked
+        ("mtg-1", "2026-11-26T10:30:00.000Z", ["dave"], True),  # granted again
+        ("mtg-1", "2026-11-26T09:12:00.000Z", ["erin"], False),
+        ("mtg-1", "2026-11-26T09:12:00.000Z", ["frank"], True),
+        ("mtg-1", "2026-11-26T09:12:00.000Z", ["gina"], True),
+        ("mtg-2", "2026-11-26T09:12:00.000Z", ["gina"], False),
+        ("mtg-1", "2026-11-26T09:12:00.000Z", ["hal"], False),
+        ("mtg-1", "2026-11-26T09:12:00.000Z", ["ivy"], False),
+        ("mtg-1", "2026-11-26T09:12:00.000Z", ["jo"], False),  # the admin's grant
+        ("mtg-2", "2026-11-26T09:45:00.000Z", ["jo"], True),  # her own, later
+        ("mtg-2", "2026-11-26T09:45:00.000Z", ["jo", "frank", "gina"], False),
+    ],
+)
+def test_hand_worked_consent(meeting: str, at: str, subjects: list[str], consented: bool) -> None:
+    truth = generate_module._ConsentTruth(HAND_LEDGER, "2026-11-27T12:00:00Z")
+    yes, _ = truth.meeting("acct-1", meeting, frozenset(), [("ev", at, tuple(subjects))])
+    assert yes == (["ev"] if consented else [])
+
+
+def test_hand_worked_host_only() -> None:
+    ledger = [
+        _decision("bob", _M1, "grant", "host", "2026-11-26T09:00:00Z"),
+        _decision("carol", _M2, "grant", "self", "2026-11-26T09:00:00Z"),  # mtg-2's host
+        _decision("carol", _M2, "revoke", "self", "2026-11-26T11:00:00Z"),
+        _decision("carol", _M2, "grant", "self", "2026-11-26T12:00:00Z"),
+        _decision("dan", "account", "grant", "admin", "2026-11-26T13:00:00Z", account="acct-2"),
+        _decision("dan", "account", "revoke", "self", "2026-11-28T00:00:00Z", account="acct-2"),
+        _decision("eve", _M1, "grant", "self", "2026-11-26T08:00:00Z"),  # not a host
+    ]
+    truth = generate_module._ConsentTruth(ledger, "2026-11-27T12:00:00Z")
+
+    def admitted(account: str, meeting: str, hosts: set[str], at: str) -> bool:
+        events = [("ev", f"2026-11-26T{at}:00.000Z", ("zed",))]
+        yes, host_only = truth.meeting(account, meeting, frozenset(hosts), events)
+        return not yes and host_only == ["ev"]
+
+    assert not admitted("acct-1", "mtg-1", set(), "08:30")  # eve's own grant stands for her
+    assert admitted("acct-1", "mtg-1", set(), "09:30")  # the host's grant for bob
+    assert not admitted("acct-1", "mtg-2", {"dan"}, "09:30")  # bob's grant was for mtg-1
+    assert not admitted("acct-1", "mtg-2", {"carol"}, "10:00")  # carol revoked that grant
+    assert admitted("acct-1", "mtg-2", {"carol"}, "12:30")  # her grant after the revoke
+    assert not admitted("acct-1", "mtg-2", set(), "12:30")  # she does not host: hers alone
+    assert admitted("acct-2", "mtg-9", set(), "13:30")  # the admin's, revoked after as-of
 
 
 # -- formats, shards, arguments -----------------------------------------------------------------

@@ -1,8 +1,14 @@
 """ReadConsent and ApplyConsent: the ledger in, per-participant decisions on content records.
 
-The ledger reaches every worker as one side input, indexed by (subject, account). That suits
-ledgers up to a few million decisions (each decision is a small tuple); a ledger past that
-would be joined by subject with a CoGroupByKey instead, which this version does not do yet.
+Two ways to bring the ledger to the records, chosen by the ledger's size (`run.py`):
+- side input: the whole ledger, indexed by (subject, account), pickled once to every worker.
+  Cheapest while it fits comfortably in a worker's memory: a million decisions index in about
+  4 s to about 80 MB pickled (measured on the 2-core dev machine).
+- keyed join: each chunk asks for the decisions of its content subjects (and of its meetings'
+  hosts), plus its accounts' host and admin grants and revokes; two CoGroupByKeys bring every
+  chunk a small ledger of its own. No worker holds the whole ledger, at the price of shuffling
+  the decisions and the chunks once.
+Both apply the same rule to the same decisions, so they decide the same (a test holds them so).
 """
 
 from __future__ import annotations
@@ -19,10 +25,10 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import AsSingleton
 
-from pipelines.chunk import QUARANTINE_SCHEMA, EventChunk
+from pipelines.chunk import QUARANTINE_SCHEMA, EventChunk, content_subjects
 from pipelines.config import Config
 from pipelines.contract import parse_timestamp
-from pipelines.rules.classify import decode_line
+from pipelines.rules.classify import decode_line, record_class_of
 from pipelines.rules.consent import ConsentLedger, Decision
 from pipelines.transforms.context import RunContext
 from pipelines.transforms.read import iter_lines
@@ -146,13 +152,12 @@ class _WriteLedgerRejects(beam.DoFn):
 
 
 class ReadConsent(beam.PTransform):
-    """Ledger paths -> (the ConsentLedger singleton, staged quarantine rows of bad decisions)."""
+    """Ledger paths -> (LedgerParts of valid decisions, staged quarantine rows of bad ones)."""
 
-    def __init__(self, config: Config, paths: list[str], as_of: int, staging: str) -> None:
+    def __init__(self, config: Config, paths: list[str], staging: str) -> None:
         super().__init__()
         self.config = config
         self.paths = paths
-        self.as_of = as_of
         self.staging = staging
 
     def expand(self, pipeline: beam.pvalue.PBegin) -> tuple[beam.PCollection, beam.PCollection]:
@@ -161,15 +166,10 @@ class ReadConsent(beam.PTransform):
             | "ListLedgers" >> beam.Create(list(enumerate(self.paths)))
             | "ReadLedger" >> beam.Map(_read_indexed, self.config)
         )
-        ledger = (
-            parts
-            | "Parts" >> beam.Values()
-            | "BuildLedger" >> beam.CombineGlobally(_BuildLedger(self.as_of))
-        )
         staged = parts | "WriteRejects" >> beam.ParDo(
             _WriteLedgerRejects(self.staging, self.config.policy.parquet_compression)
         )
-        return ledger, staged
+        return parts | "Parts" >> beam.Values(), staged
 
 
 class _Consent(beam.DoFn):
@@ -185,16 +185,110 @@ class _Consent(beam.DoFn):
         yield chunk.with_consent(self.config, self.contract, ledger, context.hosts)
 
 
-class ApplyConsent(beam.PTransform):
-    """Per-participant consent and the host-only what-if for every content record."""
+# Keys of the keyed join: (subject, account) for a subject's own decisions, and
+# ("@account", account) for what a host-only rule reads across subjects.
+_ACCOUNT_WIDE = "@account"
 
-    def __init__(self, config: Config, ledger: beam.PCollection, context: beam.PCollection) -> None:
+
+def _needed_keys(
+    chunk: EventChunk, config: Config, context: RunContext
+) -> Iterator[tuple[tuple[str, str], str]]:
+    """The ledger keys one chunk needs, each with the chunk's id."""
+    contract = config.contract()
+    keys: set[tuple[str, str]] = set()
+    for name, table in chunk.tables.items():
+        event_type = contract.event_types[name]
+        if (
+            record_class_of(event_type, config.taxonomy.record_class_overrides)
+            != "customer_content"
+        ):
+            continue
+        subjects = content_subjects(event_type, table)
+        for row_subjects, account, meeting in zip(
+            subjects, table["account_id"].to_pylist(), table["meeting_id"].to_pylist(), strict=True
+        ):
+            keys.update((s, account) for s in row_subjects)
+            keys.update((h, account) for h in context.hosts.get(meeting or "", ()))
+            keys.add((_ACCOUNT_WIDE, account))
+    for key in sorted(keys):
+        yield key, chunk.chunk_id
+
+
+def _decision_keys(part: LedgerPart) -> Iterator[tuple[tuple[str, str], Decision]]:
+    for d in part.decisions:
+        yield (d.subject_id, d.account_id), d
+        if d.actor in ("host", "admin") or d.action == "revoke":
+            yield (_ACCOUNT_WIDE, d.account_id), d
+
+
+def _route_decisions(item: tuple[Any, dict[str, Any]]) -> Iterator[tuple[str, list[Decision]]]:
+    _, groups = item
+    decisions = list(groups["decisions"])
+    if not decisions:
+        return
+    for chunk_id in sorted(set(groups["chunks"])):
+        yield chunk_id, decisions
+
+
+class _ConsentFromJoin(beam.DoFn):
+    def __init__(self, config: Config, as_of: int) -> None:
+        self.config = config
+        self.as_of = as_of
+
+    def setup(self) -> None:
+        self.contract = self.config.contract()
+
+    def process(
+        self, item: tuple[str, dict[str, Any]], context: RunContext
+    ) -> Iterator[EventChunk]:
+        _, groups = item
+        decisions = {d for batch in groups["decisions"] for d in batch}
+        ledger = ConsentLedger.from_decisions(decisions, self.as_of)
+        for chunk in groups["chunk"]:
+            yield chunk.with_consent(self.config, self.contract, ledger, context.hosts)
+
+
+class ApplyConsent(beam.PTransform):
+    """Per-participant consent and the host-only what-if for every content record.
+
+    `keyed_join` chooses how the ledger meets the records (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        parts: beam.PCollection,
+        context: beam.PCollection,
+        *,
+        as_of: int,
+        keyed_join: bool = False,
+    ) -> None:
         super().__init__()
         self.config = config
-        self.ledger = ledger
+        self.parts = parts
         self.context = context
+        self.as_of = as_of
+        self.keyed_join = keyed_join
 
     def expand(self, chunks: beam.PCollection) -> beam.PCollection:
-        return chunks | "Decide" >> beam.ParDo(
-            _Consent(self.config), AsSingleton(self.ledger), AsSingleton(self.context)
+        if not self.keyed_join:
+            ledger = self.parts | "BuildLedger" >> beam.CombineGlobally(_BuildLedger(self.as_of))
+            return chunks | "Decide" >> beam.ParDo(
+                _Consent(self.config), AsSingleton(ledger), AsSingleton(self.context)
+            )
+        needed = chunks | "NeededKeys" >> beam.FlatMap(
+            _needed_keys, self.config, AsSingleton(self.context)
+        )
+        offered = self.parts | "DecisionKeys" >> beam.FlatMap(_decision_keys)
+        per_chunk = (
+            {"chunks": needed, "decisions": offered}
+            | "JoinOnSubject" >> beam.CoGroupByKey()
+            | "RouteToChunks" >> beam.FlatMap(_route_decisions)
+        )
+        keyed_chunks = chunks | "KeyByChunk" >> beam.Map(lambda c: (c.chunk_id, c))
+        return (
+            {"chunk": keyed_chunks, "decisions": per_chunk}
+            | "JoinOnChunk" >> beam.CoGroupByKey()
+            | "Decide"
+            >> beam.ParDo(_ConsentFromJoin(self.config, self.as_of), AsSingleton(self.context))
         )

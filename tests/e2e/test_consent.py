@@ -187,3 +187,42 @@ def test_purge_removes_rows_after_a_revoke(tmp_path, key, capsys):
     assert all(e["reasons"] == ["revoked"] and e["subjects"][0].startswith("ps_") for e in log)
     # The original ledger still consents: nothing more to purge.
     assert main(["purge", "--consent", str(ledger(tmp_path)), "--published", str(out)]) == 0
+
+
+def test_a_missing_ledger_exits_2(tmp_path, key):
+    code = main(
+        [
+            "-q",
+            "run",
+            "--input",
+            str(events(tmp_path)),
+            "--out",
+            str(tmp_path / "o"),
+            "--consent",
+            str(tmp_path / "nope.jsonl"),
+        ]
+    )
+    assert code == 2
+
+
+@pytest.mark.parametrize("policy", ["never", "per_participant"])
+def test_the_keyed_join_decides_like_the_side_input(tmp_path, key, policy):
+    """A ledger over the size limit is joined by key; the decisions must not change."""
+    join = tmp_path / "join.json"
+    join.write_text(json.dumps({"policy": {"consent_side_input_max_mib": 0}}))
+    audits = []
+    for name, extra in (("side", []), ("join", ["--config", str(join)])):
+        folder = tmp_path / name
+        folder.mkdir()
+        code, out = run(folder, "--content-policy", policy, *extra)
+        assert code == 0
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["consent_join"] == ("keyed_join" if name == "join" else "side_input")
+        audit = ds.dataset(out / "audit").to_table().sort_by("event_id")
+        audits.append(
+            audit.select(
+                ["event_id", "destination", "reason", "consent", "consent_subjects", "host_only"]
+            ).to_pylist()
+        )
+    assert audits[0] == audits[1]
+    assert any(r["consent"] == "consented" for r in audits[0])

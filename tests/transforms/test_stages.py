@@ -38,7 +38,6 @@ from pipelines.config import Config
 from pipelines.gate.staged import CHECKS, GateStaged
 from pipelines.pipeline import SUMMARY_NAME, build
 from pipelines.rules.classify import LOC
-from pipelines.rules.consent import ConsentLedger
 from pipelines.rules.detect import EchoIndex, KnownIdentifiers
 from pipelines.rules.route import DedupVerdicts
 from pipelines.transforms.consent import ApplyConsent
@@ -118,11 +117,11 @@ def _outputs(
     chunks = _chunks(p, config, inputs, chunk_records)
     context = chunks | "CollectRunContext" >> CollectRunContext(config)
     verdicts = chunks | "FindDuplicates" >> FindDuplicates(config.policy.dedup_buckets)
-    ledger = p | "NoLedger" >> beam.Create([ConsentLedger()])
+    ledger = p | "NoLedger" >> beam.Create([])
     outputs = (
         chunks
         | "DetectLeaks" >> DetectLeaks(config, context)
-        | "ApplyConsent" >> ApplyConsent(config, ledger, context)
+        | "ApplyConsent" >> ApplyConsent(config, ledger, context, as_of=0)
         | "RouteRecords" >> RouteRecords(config, verdicts)
         | "Deidentify" >> Deidentify(config, verdicts)
     )
@@ -463,11 +462,11 @@ def test_find_duplicates_keeps_one_copy_and_quarantines_conflicts(
         label="CheckVerdicts",
     )
     context = chunks | CollectRunContext(config)
-    ledger = p | "NoLedger" >> beam.Create([ConsentLedger()])
+    ledger = p | "NoLedger" >> beam.Create([])
     outputs = (
         chunks
         | "DetectLeaks" >> DetectLeaks(config, context)
-        | "ApplyConsent" >> ApplyConsent(config, ledger, context)
+        | "ApplyConsent" >> ApplyConsent(config, ledger, context, as_of=0)
         | "RouteRecords" >> RouteRecords(config, verdicts)
         | "Deidentify" >> Deidentify(config, verdicts)
     )
