@@ -344,3 +344,56 @@ def test_a_publish_interrupted_between_swaps_is_repaired_by_the_next_run(
     assert latest["published_run_id"] == latest["run_id"] != good
     for name in PUBLISHED_TABLES:
         assert os.readlink(out / name) == os.path.join(".runs", latest["run_id"], name)
+
+
+@pytest.fixture(scope="module")
+def per_participant(dataset, tmp_path_factory) -> Path:
+    folder, truth = dataset
+    out = tmp_path_factory.mktemp("consent") / "out"
+    env_before = os.environ.get("CONSENTGATE_PSEUDONYM_KEY")
+    os.environ["CONSENTGATE_PSEUDONYM_KEY"] = KEY
+    try:
+        code = main(
+            ["-q", "run", "--input", str(folder / "events.jsonl.gz"),
+             "--consent", str(folder / "consent.jsonl"), "--out", str(out),
+             "--content-policy", "per_participant", "--as-of", truth["consent"]["as_of"]]
+        )
+    finally:
+        if env_before is None:
+            del os.environ["CONSENTGATE_PSEUDONYM_KEY"]
+        else:
+            os.environ["CONSENTGATE_PSEUDONYM_KEY"] = env_before
+    assert code == 0
+    return out
+
+
+def test_consented_content_holds_exactly_the_consented_events(per_participant, dataset):
+    _, truth = dataset
+    expected = set(truth["consent"]["consented_event_ids"])
+    assert len(expected) >= 50
+    found = ds.dataset(per_participant / "training" / "consented_content").to_table(
+        columns=["event_id"]
+    )["event_id"].to_pylist()
+    assert len(found) == len(set(found))
+    assert set(found) == expected
+
+
+def test_the_manifest_shows_the_host_only_gap(per_participant, dataset):
+    _, truth = dataset
+    counts = json.loads((per_participant / "manifest.json").read_text())["counts"]
+    assert counts["host_only_records"] == len(truth["consent"]["host_only_event_ids"]) > 0
+    assert counts["host_only_participants"] > 0
+    assert counts["consented_content"] == len(truth["consent"]["consented_event_ids"])
+    assert counts["restricted"] == truth["consent"]["content_events"] - counts["consented_content"]
+    assert counts["consent_ledger"]["quarantined"] == truth["consent"]["bad_ledger_rows"]
+
+
+def test_the_service_bucket_still_holds_no_content(per_participant, dataset):
+    folder, _ = dataset
+    content_ids = {r["event_id"] for r in input_records(folder)
+                   if str(r.get("event_type")).startswith("content.")}
+    service = ds.dataset(per_participant / "training" / "service_generated").to_table(
+        columns=["event_id", "event_type"]
+    )
+    assert not set(service["event_id"].to_pylist()) & content_ids
+    assert not any(t.startswith("content.") for t in service["event_type"].to_pylist())
