@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo
 
-.PHONY: demo test lint clean
+.PHONY: demo test test-scale lint clean
 
 # The venv is rebuilt when the dependency pins change.
 $(BIN)/consentgate: pyproject.toml constraints.txt
@@ -21,6 +21,9 @@ demo: $(BIN)/consentgate
 
 test: $(BIN)/consentgate
 	$(BIN)/python -m pytest -q
+
+test-scale: $(BIN)/consentgate
+	$(BIN)/python -m pytest -q -m scale
 
 lint: $(BIN)/consentgate
 	$(BIN)/ruff check pipelines tests

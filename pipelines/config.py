@@ -152,7 +152,7 @@ class Policy:
     chunk_records: int
     dedup_buckets: int
     parquet_compression: str
-    consent_side_input_max_mib: int
+    consent_side_input_max_decisions: int
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> Policy:
@@ -163,7 +163,7 @@ class Policy:
             chunk_records=r.positive_int("chunk_records"),
             dedup_buckets=r.positive_int("dedup_buckets"),
             parquet_compression=r.choice("parquet_compression", ("zstd", "snappy")),
-            consent_side_input_max_mib=r.at_least("consent_side_input_max_mib", 0),
+            consent_side_input_max_decisions=r.at_least("consent_side_input_max_decisions", 0),
         )
 
 

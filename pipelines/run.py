@@ -27,6 +27,7 @@ from pipelines.publish import RunFolder
 from pipelines.report.html import write_report
 from pipelines.rules.deidentify import KEY_ENV, key_fingerprint, key_from_env
 from pipelines.rules.route import DESTINATIONS
+from pipelines.transforms.consent import estimate_decisions
 from pipelines.transforms.read import InputFile
 
 __all__ = ["LOCAL_RUNNER", "RunRequest", "expand_inputs", "pipeline_options", "run_job"]
@@ -133,14 +134,13 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     key = key_from_env()
     if "://" in request.out:
         raise ConfigError(f"--out {request.out}: only local output folders are supported so far")
-    consent_bytes = 0
+    decisions = 0
     if request.consent:
-        matched = FileSystems.match([request.consent])[0].metadata_list
-        if not matched:
+        if not FileSystems.exists(request.consent):
             raise InputError(f"--consent {request.consent}: no such file")
-        consent_bytes = sum(m.size_in_bytes for m in matched)
+        decisions = estimate_decisions(request.consent)
     # A ledger past this size is joined by key instead of shipped whole to every worker.
-    consent_join = consent_bytes > config.policy.consent_side_input_max_mib << 20
+    consent_join = decisions > config.policy.consent_side_input_max_decisions
     inputs = expand_inputs(request.inputs, exclude=[request.consent] if request.consent else [])
     options = pipeline_options(request.beam_args)
     as_of = request.as_of or datetime.now(UTC)

@@ -102,6 +102,21 @@ def ledger_part(config: Config, path: str) -> LedgerPart:
     return LedgerPart(tuple(decisions), pa.Table.from_pylist(rejects, QUARANTINE_SCHEMA))
 
 
+# JSON Lines ledger rows are about 200 bytes; gzip shrinks them about tenfold.
+_JSONL_ROW_BYTES = 200
+_GZIP_RATIO = 10
+
+
+def estimate_decisions(path: str) -> int:
+    """About how many decisions a ledger file holds, without reading it: Parquet's footer
+    says exactly; JSON Lines is estimated from its size."""
+    if path.endswith(".parquet"):
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            return int(pq.ParquetFile(f).metadata.num_rows)
+    size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    return size * (_GZIP_RATIO if path.endswith(".gz") else 1) // _JSONL_ROW_BYTES
+
+
 def _read_indexed(item: tuple[int, str], config: Config) -> tuple[int, LedgerPart]:
     index, path = item
     return index, ledger_part(config, path)

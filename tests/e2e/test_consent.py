@@ -209,7 +209,7 @@ def test_a_missing_ledger_exits_2(tmp_path, key):
 def test_the_keyed_join_decides_like_the_side_input(tmp_path, key, policy):
     """A ledger over the size limit is joined by key; the decisions must not change."""
     join = tmp_path / "join.json"
-    join.write_text(json.dumps({"policy": {"consent_side_input_max_mib": 0}}))
+    join.write_text(json.dumps({"policy": {"consent_side_input_max_decisions": 0}}))
     audits = []
     for name, extra in (("side", []), ("join", ["--config", str(join)])):
         folder = tmp_path / name

@@ -354,9 +354,20 @@ def per_participant(dataset, tmp_path_factory) -> Path:
     os.environ["CONSENTGATE_PSEUDONYM_KEY"] = KEY
     try:
         code = main(
-            ["-q", "run", "--input", str(folder / "events.jsonl.gz"),
-             "--consent", str(folder / "consent.jsonl"), "--out", str(out),
-             "--content-policy", "per_participant", "--as-of", truth["consent"]["as_of"]]
+            [
+                "-q",
+                "run",
+                "--input",
+                str(folder / "events.jsonl.gz"),
+                "--consent",
+                str(folder / "consent.jsonl"),
+                "--out",
+                str(out),
+                "--content-policy",
+                "per_participant",
+                "--as-of",
+                truth["consent"]["as_of"],
+            ]
         )
     finally:
         if env_before is None:
@@ -371,9 +382,11 @@ def test_consented_content_holds_exactly_the_consented_events(per_participant, d
     _, truth = dataset
     expected = set(truth["consent"]["consented_event_ids"])
     assert len(expected) >= 50
-    found = ds.dataset(per_participant / "training" / "consented_content").to_table(
-        columns=["event_id"]
-    )["event_id"].to_pylist()
+    found = (
+        ds.dataset(per_participant / "training" / "consented_content")
+        .to_table(columns=["event_id"])["event_id"]
+        .to_pylist()
+    )
     assert len(found) == len(set(found))
     assert set(found) == expected
 
@@ -390,8 +403,11 @@ def test_the_manifest_shows_the_host_only_gap(per_participant, dataset):
 
 def test_the_service_bucket_still_holds_no_content(per_participant, dataset):
     folder, _ = dataset
-    content_ids = {r["event_id"] for r in input_records(folder)
-                   if str(r.get("event_type")).startswith("content.")}
+    content_ids = {
+        r["event_id"]
+        for r in input_records(folder)
+        if str(r.get("event_type")).startswith("content.")
+    }
     service = ds.dataset(per_participant / "training" / "service_generated").to_table(
         columns=["event_id", "event_type"]
     )
