@@ -12,6 +12,7 @@ from typing import Any
 
 from pipelines.contract import CATEGORIES, RECORD_CLASSES, Contract, compile_contract, read_schemas
 from pipelines.errors import ConfigError
+from pipelines.gate.expectations import load_suite_templates
 from pipelines.rules.detect import DetectorSettings
 
 __all__ = [
@@ -176,6 +177,7 @@ class Config:
     deidentify: DeidentifySettings
     policy: Policy
     schemas: dict[str, dict[str, Any]]
+    expectations: dict[str, dict[str, Any]]
     config_hash: str
 
     def contract(self) -> Contract:
@@ -245,12 +247,24 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
         raise ConfigError(
             f"{sources['taxonomy']}: record_class_overrides names unknown event types {unknown}"
         )
-    canonical = json.dumps({"config": sections, "schemas": schemas}, sort_keys=True)
+    expectations = load_suite_templates(root)
+    canonical = json.dumps(
+        {
+            "config": sections,
+            "schemas": schemas,
+            # Where a suite was read from is not configuration.
+            "expectations": {
+                k: {n: v for n, v in t.items() if n != "source"} for k, t in expectations.items()
+            },
+        },
+        sort_keys=True,
+    )
     return Config(
         taxonomy=taxonomy,
         detectors=detectors,
         deidentify=DeidentifySettings.from_mapping(sections["deidentify"], sources["deidentify"]),
         policy=Policy.from_mapping(sections["policy"], sources["policy"]),
         schemas=schemas,
+        expectations=expectations,
         config_hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
     )

@@ -11,7 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.chunk import add_counts
 from pipelines.config import Config
-from pipelines.gate.staged import GateStaged, empty_results
+from pipelines.gate.leak_gate import LeakGate, empty_verdict
 from pipelines.transforms.consent import ApplyConsent, ReadConsent
 from pipelines.transforms.context import CollectRunContext, FindDuplicates
 from pipelines.transforms.process import Deidentify, DetectLeaks, RouteRecords
@@ -94,7 +94,7 @@ def build(
         | "Deidentify" >> Deidentify(config, verdicts)
         | "WriteStaged" >> WriteStaged(staging, config.policy.parquet_compression)
     )
-    gate = events_staged | "GateStaged" >> GateStaged(config, context)
+    gate = events_staged | "LeakGate" >> LeakGate(config, context, chunks)
     staged = (events_staged, ledger_staged) | "AllStaged" >> beam.Flatten()
     counts = staged | "SumCounts" >> beam.CombineGlobally(_SumCounts())
     summary_path = f"{staging.rstrip('/')}/{SUMMARY_NAME}"
@@ -102,7 +102,7 @@ def build(
         counts
         | "WriteSummary"
         >> beam.Map(
-            lambda c, g, path: _write_summary(c, g or empty_results(), path),
+            lambda c, g, path: _write_summary(c, g or empty_verdict(), path),
             beam.pvalue.AsSingleton(gate),
             summary_path,
         )

@@ -64,11 +64,15 @@ def purge(
     *,
     as_of: datetime | None = None,
     apply: bool = False,
+    staged: bool = False,
 ) -> PurgeResult:
-    """Find (and with `apply`, remove) consented rows whose consent no longer holds."""
+    """Find (and with `apply`, remove) consented rows whose consent no longer holds.
+
+    `staged` reads a run's staging folder (the gate's re-check) instead of a published one.
+    """
     root = Path(published)
     folder = root / "training" / "consented_content"
-    if not (root / "manifest.json").is_file():
+    if not staged and not (root / "manifest.json").is_file():
         raise InputError(f"--published {root}: no manifest.json; is it a run folder?")
     moment = as_of or datetime.now(UTC)
     part = ledger_part(config, ledger_path)

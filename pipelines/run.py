@@ -196,13 +196,19 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     counts["duplicates"] = counts.pop("duplicate")
     counts["host_only_participants"] = len(counts.pop("host_only_gap_subjects", []))
     counts.setdefault("host_only_records", 0)
-    gate = dict(summary["gate"])
+    files = [{**f, "path": os.path.relpath(f["path"], staging)} for f in files]
+    gate = dict(summary["gate"]["checks"])
     gate["conservation"] = _conservation({**counts, "duplicate": counts["duplicates"]})
+    gate["training_rows_reconcile"] = _reconcile(files, counts)
+    gate["expectations"] = _expectations_check(summary["gate"]["expectations"])
+    if config.policy.content_policy == "per_participant" and request.consent:
+        gate["consent_recheck"] = _consent_recheck(config, request.consent, staging, key, as_of)
     passed = all(check["passed"] for check in gate.values())
+    evidence = _write_evidence(staging, gate, summary["gate"]["expectations"])
     manifest.update(
         counts=counts,
-        gate={"passed": passed, "checks": gate},
-        files=[{**f, "path": os.path.relpath(f["path"], staging)} for f in files],
+        gate={"passed": passed, "checks": gate, "evidence": evidence},
+        files=files,
         duration_s=round(time.monotonic() - started, 3),
     )
     if passed:
@@ -220,6 +226,61 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     raise GateFailed(
         f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published"
     )
+
+
+def _reconcile(files: list[dict[str, Any]], counts: dict[str, Any]) -> dict[str, Any]:
+    """Rows in the staged training files must equal what the audit table routed there."""
+    written = sum(f["rows"] for f in files if f["table"] in ("training", "consented_content"))
+    routed = counts.get("training", 0) + counts.get("consented_content", 0)
+    return {
+        "passed": written == routed,
+        "violations": abs(written - routed),
+        "rows_checked": written,
+        "examples": [] if written == routed else [f"files hold {written} rows, audit {routed}"],
+    }
+
+
+def _expectations_check(suites: dict[str, Any]) -> dict[str, Any]:
+    """One gate check summing every Great Expectations suite run (one per kind and type)."""
+    failed = {k: r for k, r in suites.items() if not r["success"]}
+    return {
+        "passed": not failed,
+        "violations": sum(len(r["failed"]) for r in failed.values()),
+        "rows_checked": sum(r["rows"] for r in suites.values()),
+        "examples": [
+            f"{key}: {f['expectation']} on {f['column']}"
+            for key, r in sorted(failed.items())
+            for f in r["failed"]
+        ][:3],
+    }
+
+
+def _consent_recheck(
+    config: Config, ledger: str, staging: Path, key: bytes, as_of: datetime
+) -> dict[str, Any]:
+    """Every staged consented row must still be consented when re-checked from the ledger."""
+    from pipelines.purge import purge
+    from pipelines.rules.deidentify import Pseudonymizer
+
+    settings = config.deidentify
+    pseudonyms = Pseudonymizer(key, settings.pseudonym_prefix, settings.pseudonym_hex_chars)
+    found = purge(config, ledger, staging, pseudonyms, as_of=as_of, apply=False, staged=True)
+    return {
+        "passed": not found.removed,
+        "violations": len(found.removed),
+        "rows_checked": found.rows_checked,
+        "examples": [f"{r['file']}: {', '.join(r['reasons'])}" for r in found.removed[:3]],
+    }
+
+
+def _write_evidence(staging: Path, checks: dict[str, Any], suites: dict[str, Any]) -> dict:
+    """Keep the gate's results in the run folder, for reviewers; return their paths."""
+    folder = staging / "gate"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "checks.json").write_text(json.dumps(checks, indent=2, sort_keys=True) + "\n")
+    (folder / "expectations.json").write_text(json.dumps(suites, indent=2, sort_keys=True) + "\n")
+    prefix = f".runs/{staging.name}/gate"
+    return {"checks": f"{prefix}/checks.json", "expectations": f"{prefix}/expectations.json"}
 
 
 def _replace_report(folder: RunFolder, run_id: str) -> None:

@@ -413,3 +413,38 @@ def test_the_service_bucket_still_holds_no_content(per_participant, dataset):
     )
     assert not set(service["event_id"].to_pylist()) & content_ids
     assert not any(t.startswith("content.") for t in service["event_type"].to_pylist())
+
+
+def test_gate_catches_chat_labelled_as_service_generated(dataset, tmp_path):
+    """Sabotage: a taxonomy that calls chat service-generated. The gate reads the contract."""
+    folder, _ = dataset
+    out = tmp_path / "out"
+    override = tmp_path / "chat-is-telemetry.json"
+    override.write_text(
+        json.dumps(
+            {"taxonomy": {"record_class_overrides": {"content.chat_message": "service_generated"}}}
+        )
+    )
+    result = _run(
+        [
+            "run",
+            "--input",
+            str(folder / "events.jsonl.gz"),
+            "--out",
+            str(out),
+            "--config",
+            str(override),
+        ]
+    )
+    assert result.returncode == 3, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    checks = manifest["gate"]["checks"]
+    assert manifest["status"] == "gate_failed"
+    assert checks["contract_record_class"]["passed"] is False
+    assert checks["training_columns"]["passed"] is False
+    assert checks["expectations"]["passed"] is False
+    assert not (out / "training").exists()
+    staged = out / ".runs" / manifest["run_id"] / "training" / "service_generated"
+    assert (staged / "event_type=content.chat_message").is_dir()
+    evidence = out / manifest["gate"]["evidence"]["checks"]
+    assert json.loads(evidence.read_text())["contract_record_class"]["passed"] is False

@@ -1,7 +1,7 @@
 """The Beam stages on tiny inputs, each run on the in-process FnApiRunner.
 
 ReadEvents + ClassifyEvents, FindDuplicates, CollectRunContext, DetectLeaks + RouteRecords +
-Deidentify, WriteStaged + GateStaged, and the whole `build()`.
+Deidentify, WriteStaged + LeakGate, and the whole `build()`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from pipelines.chunk import (
     training_schema,
 )
 from pipelines.config import Config
-from pipelines.gate.staged import CHECKS, GateStaged
+from pipelines.gate.leak_gate import CROSS_CHECKS, LeakGate
+from pipelines.gate.staged import CHECKS
 from pipelines.pipeline import SUMMARY_NAME, build
 from pipelines.rules.classify import LOC
 from pipelines.rules.detect import EchoIndex, KnownIdentifiers
@@ -112,8 +113,8 @@ def _chunks(
 
 def _outputs(
     p: beam.Pipeline, config: Config, inputs: list[InputFile], chunk_records: int = 1000
-) -> tuple[beam.PCollection, beam.PCollection]:
-    """ChunkOutputs of the stages up to Deidentify, and the run context."""
+) -> tuple[beam.PCollection, beam.PCollection, beam.PCollection]:
+    """ChunkOutputs of the stages up to Deidentify, the run context, and the input chunks."""
     chunks = _chunks(p, config, inputs, chunk_records)
     context = chunks | "CollectRunContext" >> CollectRunContext(config)
     verdicts = chunks | "FindDuplicates" >> FindDuplicates(config.policy.dedup_buckets)
@@ -125,7 +126,7 @@ def _outputs(
         | "RouteRecords" >> RouteRecords(config, verdicts)
         | "Deidentify" >> Deidentify(config, verdicts)
     )
-    return outputs, context
+    return outputs, context, chunks
 
 
 def _pseudonym(key: bytes, value: str) -> str:
@@ -595,7 +596,7 @@ def test_detect_route_deidentify_send_each_record_to_one_place(
     ]
 
     p = _pipeline()
-    outputs, _ = _outputs(p, config, [source], chunk_records=8)
+    outputs, _, _ = _outputs(p, config, [source], chunk_records=8)
     assert_that(
         outputs | "Quarantine" >> beam.FlatMap(_quarantined),
         equal_to(
@@ -695,7 +696,7 @@ def test_detect_leaks_quarantines_a_log_line_echoing_a_short_content_text(
     source = jsonl_file("events.jsonl", [*spec_events, echo])
 
     p = _pipeline()
-    outputs, _ = _outputs(p, config, [source])
+    outputs, _, _ = _outputs(p, config, [source])
     assert_that(
         outputs
         | beam.FlatMap(_audit_rows)
@@ -714,9 +715,10 @@ def _staged_files(staged: StagedChunk, staging: str) -> Iterator[tuple]:
         yield os.path.relpath(f.path, staging), f.table, f.event_type, f.rows
 
 
-def _gate_view(results: dict[str, dict[str, Any]]) -> tuple:
+def _gate_view(verdict: dict[str, Any]) -> tuple:
+    checks = verdict["checks"]
     return tuple(
-        (name, results[name]["passed"], results[name]["violations"], results[name]["rows_checked"])
+        (name, checks[name]["passed"], checks[name]["violations"], checks[name]["rows_checked"])
         for name in CHECKS
     )
 
@@ -741,7 +743,7 @@ def test_write_staged_names_files_by_chunk_and_the_gate_passes_clean_data(
     ]
 
     p = _pipeline()
-    outputs, context = _outputs(p, config, [source], chunk_records=8)
+    outputs, context, chunks = _outputs(p, config, [source], chunk_records=8)
     staged = outputs | WriteStaged(staging, config.policy.parquet_compression)
     assert_that(
         staged | "Files" >> beam.FlatMap(_staged_files, staging),
@@ -749,7 +751,7 @@ def test_write_staged_names_files_by_chunk_and_the_gate_passes_clean_data(
         label="CheckFiles",
     )
     assert_that(
-        staged | GateStaged(config, context) | beam.Map(_gate_view),
+        staged | LeakGate(config, context, chunks) | beam.Map(_gate_view),
         equal_to([tuple((name, True, 0, 11) for name in CHECKS)]),
         label="CheckGate",
     )
@@ -820,14 +822,15 @@ def test_gate_fails_a_staged_training_table_holding_an_email(
     p = _pipeline()
     context = p | "Context" >> beam.Create([empty])
     staged = p | "Outputs" >> beam.Create([outputs]) | WriteStaged(staging, "zstd")
-    results = staged | GateStaged(config, context)
+    chunks = p | "NoChunks" >> beam.Create([])
+    results = staged | LeakGate(config, context, chunks)
     assert_that(
         results | "View" >> beam.Map(_gate_view),
-        equal_to([(*((n, True, 0, 1) for n in CHECKS[:3]), detectors_clean)]),
+        equal_to([(*((n, True, 0, 1) for n in CHECKS[:4]), detectors_clean)]),
         label="CheckChecks",
     )
     assert_that(
-        results | "Examples" >> beam.Map(lambda r: r["detectors_clean"]["examples"]),
+        results | "Examples" >> beam.Map(lambda r: r["checks"]["detectors_clean"]["examples"]),
         equal_to([example]),
         label="CheckExamples",
     )
@@ -863,9 +866,14 @@ def test_build_runs_the_whole_job_over_the_spec_examples(
         "service_generated": {"training": 11},
         "customer_content": {"restricted": 10},
     }
-    assert {name: check["passed"] for name, check in summary["gate"].items()} == dict.fromkeys(
-        CHECKS, True
+    checks = summary["gate"]["checks"]
+    assert {name: check["passed"] for name, check in checks.items()} == dict.fromkeys(
+        (*CHECKS, *CROSS_CHECKS), True
     )
+    assert checks["content_fingerprints"]["rows_checked"] > 0
+    assert checks["ids_not_withheld"]["rows_checked"] == 11
+    suites = summary["gate"]["expectations"]
+    assert len(suites) == 11 and all(r["success"] for r in suites.values())
     training_files = [f for f in counts["files"] if f["table"] == "training"]
     assert sorted(f["event_type"] for f in training_files) == sorted(SERVICE_TYPES)
     assert sum(f["rows"] for f in training_files) == 11

@@ -1,0 +1,309 @@
+"""LeakGate: the second line of defence, as one composite transform over the staged outputs.
+
+Per file (in parallel, one shard at a time): the checks of `staged.py` and the table kind's
+Great Expectations suite. Across files, independent of the classifier's labels:
+- ids: no training event id is one the audit sent elsewhere (quarantine, restricted), and no
+  id appears twice in training; keyed by a hash bucket of the id, so only ids move;
+- content fingerprints: no string value in a service training row shares a word window with a
+  content record of the same account (accounts compared by pseudonym), shuffling only 64-bit
+  hashes.
+Everything ends in one dict: `{"checks": {name: result}, "expectations": {suite: result}}`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.pvalue import AsSingleton, TaggedOutput
+
+from pipelines.chunk import EventChunk
+from pipelines.config import Config
+from pipelines.gate import results
+from pipelines.gate.expectations import validate_table
+from pipelines.gate.fingerprint import fingerprints
+from pipelines.gate.staged import CHECKS, TrainingRules, check_training_table, merge_expectations
+from pipelines.rules.deidentify import Pseudonymizer, key_from_env
+from pipelines.transforms.context import RunContext
+from pipelines.transforms.write import StagedChunk, StagedFile
+
+__all__ = ["CROSS_CHECKS", "LeakGate", "empty_verdict"]
+
+CROSS_CHECKS = ("ids_not_withheld", "ids_unique", "content_fingerprints")
+_KIND = {"training": "service_generated", "consented_content": "consented_content"}
+_IDS, _PRINTS = "ids", "prints"
+
+
+def empty_verdict() -> dict[str, Any]:
+    return {"checks": results.new((*CHECKS, *CROSS_CHECKS)), "expectations": {}}
+
+
+def _read(path: str, columns: list[str] | None = None) -> pa.Table:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return pq.read_table(f, columns=columns)
+
+
+def _bucket_of(ids: list[str], buckets: int) -> np.ndarray:
+    return np.fromiter((zlib.crc32(i.encode("utf-8")) % buckets for i in ids), np.int64, len(ids))
+
+
+def _by_bucket(ids: list[str], buckets: int) -> Iterator[tuple[int, list[str]]]:
+    if not ids:
+        return
+    of = _bucket_of(ids, buckets)
+    array = np.array(ids, dtype=object)
+    for bucket in np.unique(of).tolist():
+        yield bucket, array[of == bucket].tolist()
+
+
+class _CheckFile(beam.DoFn):
+    """One staged training file: per-file checks and suite; ids and fingerprints for the joins."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def setup(self) -> None:
+        settings = self.config.deidentify
+        self.rules = {
+            table: TrainingRules.from_schemas(
+                self.config.schemas, table, settings.pseudonym_prefix, settings.pseudonym_hex_chars
+            )
+            for table in _KIND
+        }
+
+    def process(self, staged: StagedFile, context: RunContext) -> Iterator[Any]:
+        table = _read(staged.path)
+        event_type = staged.event_type or ""
+        rules = self.rules[staged.table]
+        where = f"{staged.table}/{event_type}/{staged.path.rsplit('/', 1)[-1]}"
+        checks = check_training_table(
+            table, where=where, event_type=event_type, rules=rules, known=context.known
+        )
+        suite = validate_table(
+            table,
+            kind=_KIND[staged.table],
+            event_type=event_type,
+            columns=rules.columns.get(event_type, []),
+            pseudonym_columns=rules.pseudonym_columns.get(event_type, []),
+            templates=self.config.expectations,
+        )
+        yield {"checks": checks, "expectations": {f"{_KIND[staged.table]}/{event_type}": suite}}
+        if "event_id" in table.column_names:
+            ids = table["event_id"].to_pylist()
+            for bucket, part in _by_bucket(
+                [i for i in ids if i is not None], self.config.policy.dedup_buckets
+            ):
+                yield TaggedOutput(_IDS, (bucket, ("training", part, where)))
+        if staged.table == "training" and "account_id" in table.column_names:
+            yield from (
+                TaggedOutput(_PRINTS, item)
+                for item in self._prints(table, rules, event_type, where)
+            )
+
+    def _prints(
+        self, table: pa.Table, rules: TrainingRules, event_type: str, where: str
+    ) -> Iterator[tuple[str, tuple]]:
+        pseudonyms = set(rules.pseudonym_columns.get(event_type, []))
+        texts = [
+            n
+            for n in table.column_names
+            if n not in pseudonyms and table.schema.field(n).type == pa.string()
+        ]
+        accounts = table["account_id"].to_pylist()
+        per_account: dict[str, tuple[list[np.ndarray], list[int]]] = {}
+        for name in texts:
+            for row, value in enumerate(table[name].to_pylist()):
+                if value is None:
+                    continue
+                hashes = fingerprints(value)
+                if hashes.size:
+                    entry = per_account.setdefault(accounts[row] or "", ([], []))
+                    entry[0].append(hashes)
+                    entry[1].extend([row] * hashes.size)
+        for account, (parts, rows) in per_account.items():
+            yield account, ("training", np.concatenate(parts), np.array(rows), where)
+
+
+class _AuditIds(beam.DoFn):
+    """Ids the audit table sent anywhere but training, bucketed like the training ids."""
+
+    def __init__(self, buckets: int) -> None:
+        self.buckets = buckets
+
+    def process(self, staged: StagedFile) -> Iterator[tuple[int, tuple]]:
+        audit = _read(staged.path, ["event_id", "destination"])
+        withheld = audit.filter(
+            pc.and_(
+                pc.is_valid(audit["event_id"]),
+                pc.is_in(audit["destination"], pa.array(["quarantine", "restricted"])),
+            )
+        )
+        for bucket, part in _by_bucket(withheld["event_id"].to_pylist(), self.buckets):
+            yield bucket, ("withheld", part, staged.path.rsplit("/", 1)[-1])
+
+
+class _ContentPrints(beam.DoFn):
+    """Fingerprints of every content field of every input record, by pseudonymised account.
+
+    Content fields are those the contract's schemas call content, whatever the run's
+    taxonomy config says about record classes.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def setup(self) -> None:
+        self.contract = self.config.contract()
+        settings = self.config.deidentify
+        self.pseudonyms = Pseudonymizer(
+            key_from_env(), settings.pseudonym_prefix, settings.pseudonym_hex_chars
+        )
+
+    def process(self, chunk: EventChunk) -> Iterator[tuple[str, tuple]]:
+        per_account: dict[str, list[np.ndarray]] = {}
+        for name, table in chunk.tables.items():
+            fields = [f for f in self.contract.event_types[name].fields if f.category == "content"]
+            if not fields:
+                continue
+            accounts = self.pseudonyms.array(table["account_id"]).to_pylist()
+            for spec in fields:
+                for row, value in enumerate(table[spec.name].to_pylist()):
+                    for text in _texts(value):
+                        hashes = fingerprints(text)
+                        if hashes.size:
+                            per_account.setdefault(accounts[row], []).append(hashes)
+        for account, parts in per_account.items():
+            yield account, ("content", np.unique(np.concatenate(parts)))
+
+
+def _texts(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+
+
+def _judge_ids(item: tuple[int, Iterable[tuple]]) -> dict[str, Any]:
+    _, parts = item
+    seen: dict[str, str] = {}
+    withheld: set[str] = set()
+    found = results.new(("ids_not_withheld", "ids_unique"))
+    for kind, ids, where in parts:
+        if kind == "withheld":
+            withheld.update(ids)
+            continue
+        found["ids_not_withheld"]["rows_checked"] += len(ids)
+        found["ids_unique"]["rows_checked"] += len(ids)
+        for event_id in ids:
+            if event_id in seen:
+                results.fail(found, "ids_unique", 1, f"{where}: an id also in {seen[event_id]}")
+            seen[event_id] = where
+    leaked = sorted(set(seen) & withheld)
+    for event_id in leaked:
+        results.fail(found, "ids_not_withheld", 1, f"{seen[event_id]}: an id the audit withheld")
+    return {"checks": found, "expectations": {}}
+
+
+def _judge_prints(item: tuple[str, Iterable[tuple]]) -> dict[str, Any]:
+    _, parts = item
+    content: list[np.ndarray] = []
+    training: list[tuple[np.ndarray, np.ndarray, str]] = []
+    for part in parts:
+        if part[0] == "content":
+            content.append(part[1])
+        else:
+            training.append(part[1:])
+    found = results.new(("content_fingerprints",))
+    known = np.unique(np.concatenate(content)) if content else np.empty(0, np.int64)
+    for hashes, rows, where in training:
+        found["content_fingerprints"]["rows_checked"] += int(np.unique(rows).size)
+        hit = np.isin(hashes, known)
+        if hit.any():
+            bad_rows = np.unique(rows[hit])
+            results.fail(
+                found,
+                "content_fingerprints",
+                int(bad_rows.size),
+                f"{where}: rows {bad_rows[:5].tolist()} repeat content of the same account",
+            )
+    return {"checks": found, "expectations": {}}
+
+
+class _MergeVerdicts(beam.CombineFn):
+    def create_accumulator(self) -> dict[str, Any]:
+        return empty_verdict()
+
+    def add_input(self, acc: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "checks": results.merge(acc["checks"], item["checks"]),
+            "expectations": merge_expectations(acc["expectations"], item["expectations"].items()),
+        }
+
+    def merge_accumulators(self, accs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        out = empty_verdict()
+        for acc in accs:
+            out = self.add_input(out, acc)
+        return out
+
+    def extract_output(self, acc: dict[str, Any]) -> dict[str, Any]:
+        return acc
+
+
+def _files(staged: StagedChunk, tables: tuple[str, ...]) -> Iterator[StagedFile]:
+    yield from (f for f in staged.files if f.table in tables)
+
+
+class LeakGate(beam.PTransform):
+    """Staged outputs (+ the input chunks, for content) -> one verdict dict."""
+
+    def __init__(self, config: Config, context: beam.PCollection, chunks: beam.PCollection) -> None:
+        super().__init__()
+        self.config = config
+        self.context = context
+        self.chunks = chunks
+
+    def expand(self, staged: beam.PCollection) -> beam.PCollection:
+        buckets = self.config.policy.dedup_buckets
+        checked = (
+            staged
+            | "TrainingFiles" >> beam.FlatMap(_files, tuple(_KIND))
+            | "CheckFile"
+            >> beam.ParDo(_CheckFile(self.config), AsSingleton(self.context)).with_outputs(
+                _IDS, _PRINTS, main="verdicts"
+            )
+        )
+        withheld = (
+            staged
+            | "AuditFiles" >> beam.FlatMap(_files, ("audit",))
+            | "WithheldIds" >> beam.ParDo(_AuditIds(buckets))
+        )
+        ids = (
+            (checked[_IDS], withheld)
+            | "AllIds" >> beam.Flatten()
+            | "GroupIds" >> beam.GroupByKey()
+            | "JudgeIds" >> beam.Map(_judge_ids)
+        )
+        content = self.chunks | "ContentPrints" >> beam.ParDo(_ContentPrints(self.config))
+        prints = (
+            (checked[_PRINTS], content)
+            | "AllPrints" >> beam.Flatten()
+            | "GroupPrints" >> beam.GroupByKey()
+            | "JudgePrints" >> beam.Map(_judge_prints)
+        )
+        return (
+            (checked["verdicts"], ids, prints)
+            | "AllVerdicts" >> beam.Flatten()
+            | "Merge" >> beam.CombineGlobally(_MergeVerdicts())
+        )
