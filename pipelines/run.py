@@ -22,6 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from pipelines import __version__
 from pipelines.config import Config, load_config
 from pipelines.errors import ConfigError, GateFailed, InputError, RunFailed
+from pipelines.gate import verdict
 from pipelines.pipeline import SUMMARY_NAME, build
 from pipelines.publish import RunFolder
 from pipelines.report.html import write_report
@@ -64,6 +65,9 @@ def expand_inputs(patterns: Sequence[str], exclude: Sequence[str] = ()) -> list[
     excluded = {os.path.abspath(p) if "://" not in p else p for p in exclude}
     found: dict[str, int] = {}
     for pattern in patterns:
+        if "://" not in pattern:
+            # Manifests record absolute paths, so `validate` finds the inputs from anywhere.
+            pattern = os.path.abspath(pattern)
         is_dir = "://" not in pattern and os.path.isdir(pattern)
         glob = pattern.rstrip("/") + "/*" if is_dir else pattern
         try:
@@ -111,18 +115,6 @@ def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
 
 def _new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
-
-
-def _conservation(counts: dict[str, Any]) -> dict[str, Any]:
-    total = sum(counts.get(d, 0) for d in DESTINATIONS)
-    return {
-        "passed": total == counts.get("input_records", 0),
-        "violations": abs(total - counts.get("input_records", 0)),
-        "rows_checked": counts.get("input_records", 0),
-        "examples": []
-        if total == counts.get("input_records", 0)
-        else [f"input {counts.get('input_records', 0)} != destinations {total}"],
-    }
 
 
 def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, Any]:
@@ -198,13 +190,15 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     counts.setdefault("host_only_records", 0)
     files = [{**f, "path": os.path.relpath(f["path"], staging)} for f in files]
     gate = dict(summary["gate"]["checks"])
-    gate["conservation"] = _conservation({**counts, "duplicate": counts["duplicates"]})
-    gate["training_rows_reconcile"] = _reconcile(files, counts)
-    gate["expectations"] = _expectations_check(summary["gate"]["expectations"])
+    gate["conservation"] = verdict.conservation({**counts, "duplicate": counts["duplicates"]})
+    gate["training_rows_reconcile"] = verdict.reconcile(files, counts)
+    gate["expectations"] = verdict.expectations_check(summary["gate"]["expectations"])
     if config.policy.content_policy == "per_participant" and request.consent:
-        gate["consent_recheck"] = _consent_recheck(config, request.consent, staging, key, as_of)
+        gate["consent_recheck"] = verdict.consent_recheck(
+            config, request.consent, staging, key, as_of
+        )
     passed = all(check["passed"] for check in gate.values())
-    evidence = _write_evidence(staging, gate, summary["gate"]["expectations"])
+    evidence = verdict.write_evidence(staging, gate, summary["gate"]["expectations"])
     manifest.update(
         counts=counts,
         gate={"passed": passed, "checks": gate, "evidence": evidence},
@@ -226,61 +220,6 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     raise GateFailed(
         f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published"
     )
-
-
-def _reconcile(files: list[dict[str, Any]], counts: dict[str, Any]) -> dict[str, Any]:
-    """Rows in the staged training files must equal what the audit table routed there."""
-    written = sum(f["rows"] for f in files if f["table"] in ("training", "consented_content"))
-    routed = counts.get("training", 0) + counts.get("consented_content", 0)
-    return {
-        "passed": written == routed,
-        "violations": abs(written - routed),
-        "rows_checked": written,
-        "examples": [] if written == routed else [f"files hold {written} rows, audit {routed}"],
-    }
-
-
-def _expectations_check(suites: dict[str, Any]) -> dict[str, Any]:
-    """One gate check summing every Great Expectations suite run (one per kind and type)."""
-    failed = {k: r for k, r in suites.items() if not r["success"]}
-    return {
-        "passed": not failed,
-        "violations": sum(len(r["failed"]) for r in failed.values()),
-        "rows_checked": sum(r["rows"] for r in suites.values()),
-        "examples": [
-            f"{key}: {f['expectation']} on {f['column']}"
-            for key, r in sorted(failed.items())
-            for f in r["failed"]
-        ][:3],
-    }
-
-
-def _consent_recheck(
-    config: Config, ledger: str, staging: Path, key: bytes, as_of: datetime
-) -> dict[str, Any]:
-    """Every staged consented row must still be consented when re-checked from the ledger."""
-    from pipelines.purge import purge
-    from pipelines.rules.deidentify import Pseudonymizer
-
-    settings = config.deidentify
-    pseudonyms = Pseudonymizer(key, settings.pseudonym_prefix, settings.pseudonym_hex_chars)
-    found = purge(config, ledger, staging, pseudonyms, as_of=as_of, apply=False, staged=True)
-    return {
-        "passed": not found.removed,
-        "violations": len(found.removed),
-        "rows_checked": found.rows_checked,
-        "examples": [f"{r['file']}: {', '.join(r['reasons'])}" for r in found.removed[:3]],
-    }
-
-
-def _write_evidence(staging: Path, checks: dict[str, Any], suites: dict[str, Any]) -> dict:
-    """Keep the gate's results in the run folder, for reviewers; return their paths."""
-    folder = staging / "gate"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "checks.json").write_text(json.dumps(checks, indent=2, sort_keys=True) + "\n")
-    (folder / "expectations.json").write_text(json.dumps(suites, indent=2, sort_keys=True) + "\n")
-    prefix = f".runs/{staging.name}/gate"
-    return {"checks": f"{prefix}/checks.json", "expectations": f"{prefix}/expectations.json"}
 
 
 def _replace_report(folder: RunFolder, run_id: str) -> None:
