@@ -157,6 +157,9 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         "consent_join": "keyed_join" if consent_join else "side_input",
         "runner": options.view_as(StandardOptions).runner,
         "previous_run_id": previous.get("run_id") if previous else None,
+        # The previous run's figures travel with this manifest, so the report can show the
+        # change even after that run's staging folder is pruned.
+        "previous": _previous_figures(previous),
         "published_run_id": previous.get("published_run_id") if previous else None,
     }
     _LOG.info("run %s: %d input file(s), staging in %s", run_id, len(inputs), staging)
@@ -220,6 +223,19 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     raise GateFailed(
         f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published"
     )
+
+
+def _previous_figures(previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not previous:
+        return None
+    keep = ("input_records", *DESTINATIONS[:-1], "duplicates", "host_only_records")
+    counts = previous.get("counts", {})
+    return {
+        "run_id": previous.get("run_id"),
+        "status": previous.get("status"),
+        "counts": {k: counts[k] for k in keep if k in counts},
+        "by_event_type": counts.get("by_event_type", {}),
+    }
 
 
 def _replace_report(folder: RunFolder, run_id: str) -> None:
