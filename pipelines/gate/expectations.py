@@ -377,6 +377,8 @@ def _ge() -> _Gx:
 
         # GE logs at INFO/WARNING for things this module turns into results or ConfigErrors.
         logging.getLogger("great_expectations").setLevel(logging.ERROR)
+        # This module sets its own logger to INFO on import; it narrates temporary folders.
+        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.ERROR)
         context = gx.get_context(mode="ephemeral")
         # tqdm bars per validation would flood a pipeline's output.
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
