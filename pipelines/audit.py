@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from pipelines.errors import InputError
 from pipelines.rules import detect
+from pipelines.rules.nested import iter_strings
 
 __all__ = ["AuditReport", "audit_path", "string_cells"]
 
@@ -95,7 +96,7 @@ def _json_batches(path: Path) -> Iterator[pa.Table]:
                 value = orjson.loads(line)
             except orjson.JSONDecodeError:
                 value = line.decode("utf-8", "replace")
-            for text in _strings(value):
+            for text in iter_strings(value):
                 rows.append(text)
                 row_of.append(number)
             number += 1
@@ -103,17 +104,6 @@ def _json_batches(path: Path) -> Iterator[pa.Table]:
                 yield pa.table({"row": row_of, "text": pa.array(rows, pa.string())})
                 rows, row_of = [], []
     yield pa.table({"row": pa.array(row_of, pa.int64()), "text": pa.array(rows, pa.string())})
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
 
 
 def _scan(

@@ -181,13 +181,10 @@ def _cmd_detect() -> int:
 def _cmd_purge(args: argparse.Namespace) -> int:
     from pipelines.config import load_config
     from pipelines.purge import purge
-    from pipelines.rules.deidentify import Pseudonymizer, key_from_env
+    from pipelines.rules.deidentify import pseudonymizer_from_env
 
     config = load_config(override_file=args.config)
-    settings = config.deidentify
-    pseudonyms = Pseudonymizer(
-        key_from_env(), settings.pseudonym_prefix, settings.pseudonym_hex_chars
-    )
+    pseudonyms = pseudonymizer_from_env(config.deidentify)
     result = purge(
         config, args.consent, args.published, pseudonyms, as_of=args.as_of, apply=args.apply
     )

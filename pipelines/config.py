@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.contract import CATEGORIES, RECORD_CLASSES, Contract, compile_contract, read_schemas
+from pipelines.contract import (
+    CATEGORIES,
+    RECORD_CLASSES,
+    Contract,
+    compile_contract,
+    read_json_object,
+    read_schemas,
+)
 from pipelines.errors import ConfigError
 from pipelines.gate.expectations import load_suite_templates
 from pipelines.rules.detect import DetectorSettings
@@ -190,18 +197,6 @@ class Config:
         return replace(self, policy=replace(self.policy, **changes))
 
 
-def _read_object(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file is missing") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: must hold a JSON object")
-    return data
-
-
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
@@ -219,10 +214,13 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
     `deidentify`, `policy`); each value is merged key by key over that section's defaults.
     """
     root = Path(home) if home is not None else default_home()
-    sections = {name: _read_object(root / "configs" / f"{name}.json") for name in _SECTIONS}
+    sections = {
+        name: read_json_object(root / "configs" / f"{name}.json", "config file")
+        for name in _SECTIONS
+    }
     sources = {name: f"{root / 'configs' / name}.json" for name in _SECTIONS}
     if override_file is not None:
-        over = _read_object(Path(override_file))
+        over = read_json_object(Path(override_file), "config file")
         for name, value in over.items():
             if name not in _SECTIONS:
                 raise ConfigError(

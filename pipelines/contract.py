@@ -32,6 +32,7 @@ __all__ = [
     "compile_contract",
     "load_contract",
     "parse_timestamp",
+    "read_json_object",
     "read_schemas",
 ]
 
@@ -357,15 +358,16 @@ def _field_specs(schema: Mapping[str, Any], where: str) -> tuple[FieldSpec, ...]
     return tuple(specs)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path, what: str = "file") -> dict[str, Any]:
+    """A JSON object from a file; anything else is a ConfigError naming the file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: schema file is missing") from None
+        raise ConfigError(f"{path}: {what} is missing") from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a schema must be a JSON object")
+        raise ConfigError(f"{path}: must hold a JSON object")
     return data
 
 
@@ -382,7 +384,7 @@ def read_schemas(schemas_dir: str | Path) -> dict[str, dict[str, Any]]:
         root / "consent" / "v1.json",
         *sorted((root / "outputs").glob("*.json")),
     ]
-    return {str(p.relative_to(root)): _read_json(p) for p in paths}
+    return {str(p.relative_to(root)): read_json_object(p, "schema file") for p in paths}
 
 
 def load_contract(schemas_dir: str | Path) -> Contract:

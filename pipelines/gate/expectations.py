@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from pipelines.errors import ConfigError, GateFailed
+from pipelines.rules.nested import iter_strings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -317,22 +318,11 @@ def _is_nested(kind: pa.DataType) -> bool:
     return _is_list(kind) or pa.types.is_struct(kind)
 
 
-def _string_items(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _string_items(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _string_items(item)
-
-
 def _joined_strings(column: pa.ChunkedArray) -> pa.Array:
     """One string per row: the cell's string items joined; null when it holds none."""
     joined = []
     for cell in column.to_pylist():
-        items = list(_string_items(cell))
+        items = list(iter_strings(cell))
         joined.append(_ITEM_SEPARATOR.join(items) if items else None)
     return pa.array(joined, type=pa.string())
 

@@ -31,7 +31,8 @@ from pipelines.gate import results
 from pipelines.gate.expectations import validate_table
 from pipelines.gate.fingerprint import fingerprints
 from pipelines.gate.staged import CHECKS, TrainingRules, check_training_table, merge_expectations
-from pipelines.rules.deidentify import Pseudonymizer, key_from_env
+from pipelines.rules.deidentify import pseudonymizer_from_env
+from pipelines.rules.nested import iter_strings
 from pipelines.transforms.context import RunContext
 from pipelines.transforms.write import StagedChunk, StagedFile
 
@@ -162,10 +163,7 @@ class _ContentPrints(beam.DoFn):
 
     def setup(self) -> None:
         self.contract = self.config.contract()
-        settings = self.config.deidentify
-        self.pseudonyms = Pseudonymizer(
-            key_from_env(), settings.pseudonym_prefix, settings.pseudonym_hex_chars
-        )
+        self.pseudonyms = pseudonymizer_from_env(self.config.deidentify)
 
     def process(self, chunk: EventChunk) -> Iterator[tuple[str, tuple]]:
         per_account: dict[str, list[np.ndarray]] = {}
@@ -176,23 +174,12 @@ class _ContentPrints(beam.DoFn):
             accounts = self.pseudonyms.array(table["account_id"]).to_pylist()
             for spec in fields:
                 for row, value in enumerate(table[spec.name].to_pylist()):
-                    for text in _texts(value):
+                    for text in iter_strings(value):
                         hashes = fingerprints(text)
                         if hashes.size:
                             per_account.setdefault(accounts[row], []).append(hashes)
         for account, parts in per_account.items():
             yield account, ("content", np.unique(np.concatenate(parts)))
-
-
-def _texts(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _texts(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _texts(item)
 
 
 def _judge_ids(item: tuple[int, Iterable[tuple]]) -> dict[str, Any]:

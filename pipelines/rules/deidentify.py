@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import re
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,6 +25,7 @@ __all__ = [
     "country_of",
     "key_fingerprint",
     "key_from_env",
+    "pseudonymizer_from_env",
 ]
 
 KEY_ENV = "CONSENTGATE_PSEUDONYM_KEY"
@@ -47,6 +49,12 @@ def key_from_env(environ: dict[str, str] | None = None) -> bytes:
             f"{KEY_ENV} is {len(key)} bytes long; it must be at least {MIN_KEY_BYTES} bytes"
         )
     return key
+
+
+def pseudonymizer_from_env(settings: Any) -> Pseudonymizer:
+    """A Pseudonymizer with the key from the environment and the config's format
+    (`settings` is the config's DeidentifySettings)."""
+    return Pseudonymizer(key_from_env(), settings.pseudonym_prefix, settings.pseudonym_hex_chars)
 
 
 def key_fingerprint(key: bytes) -> str:

@@ -9,7 +9,7 @@ from apache_beam.pvalue import AsSingleton
 
 from pipelines.chunk import ChunkOutputs, EventChunk
 from pipelines.config import Config
-from pipelines.rules.deidentify import Pseudonymizer, key_from_env
+from pipelines.rules.deidentify import pseudonymizer_from_env
 from pipelines.rules.route import DedupVerdicts
 from pipelines.transforms.context import RunContext
 
@@ -69,10 +69,7 @@ class _Deidentify(beam.DoFn):
     def setup(self) -> None:
         # The key is read on the worker, from its environment; it never travels in the graph.
         self.contract = self.config.contract()
-        settings = self.config.deidentify
-        self.pseudonyms = Pseudonymizer(
-            key_from_env(), settings.pseudonym_prefix, settings.pseudonym_hex_chars
-        )
+        self.pseudonyms = pseudonymizer_from_env(self.config.deidentify)
 
     def process(self, chunk: EventChunk, verdicts: DedupVerdicts) -> Iterator[ChunkOutputs]:
         yield chunk.outputs(self.config, self.contract, self.pseudonyms, verdicts)

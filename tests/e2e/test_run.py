@@ -36,27 +36,27 @@ def dataset(tmp_path_factory) -> tuple[Path, dict]:
 def published(dataset, tmp_path_factory) -> tuple[Path, int]:
     folder, _ = dataset
     out = tmp_path_factory.mktemp("run") / "out"
-    env_before = os.environ.get("CONSENTGATE_PSEUDONYM_KEY")
-    os.environ["CONSENTGATE_PSEUDONYM_KEY"] = KEY
-    try:
-        code = main(
-            [
-                "-q",
-                "run",
-                "--input",
-                str(folder / "events.jsonl.gz"),
-                "--consent",
-                str(folder / "consent.jsonl"),
-                "--out",
-                str(out),
-            ]
-        )
-    finally:
-        if env_before is None:
-            del os.environ["CONSENTGATE_PSEUDONYM_KEY"]
-        else:
-            os.environ["CONSENTGATE_PSEUDONYM_KEY"] = env_before
+    code = _main_with_key(
+        [
+            "-q",
+            "run",
+            "--input",
+            str(folder / "events.jsonl.gz"),
+            "--consent",
+            str(folder / "consent.jsonl"),
+            "--out",
+            str(out),
+        ]
+    )
     return out, code
+
+
+def _main_with_key(args: list[str]) -> int:
+    """`consentgate ARGS` in this process with the test key set (module-scoped fixtures
+    cannot use the monkeypatch fixture)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONSENTGATE_PSEUDONYM_KEY", KEY)
+        return main(args)
 
 
 def input_records(folder: Path) -> list[dict]:
@@ -350,30 +350,22 @@ def test_a_publish_interrupted_between_swaps_is_repaired_by_the_next_run(
 def per_participant(dataset, tmp_path_factory) -> Path:
     folder, truth = dataset
     out = tmp_path_factory.mktemp("consent") / "out"
-    env_before = os.environ.get("CONSENTGATE_PSEUDONYM_KEY")
-    os.environ["CONSENTGATE_PSEUDONYM_KEY"] = KEY
-    try:
-        code = main(
-            [
-                "-q",
-                "run",
-                "--input",
-                str(folder / "events.jsonl.gz"),
-                "--consent",
-                str(folder / "consent.jsonl"),
-                "--out",
-                str(out),
-                "--content-policy",
-                "per_participant",
-                "--as-of",
-                truth["consent"]["as_of"],
-            ]
-        )
-    finally:
-        if env_before is None:
-            del os.environ["CONSENTGATE_PSEUDONYM_KEY"]
-        else:
-            os.environ["CONSENTGATE_PSEUDONYM_KEY"] = env_before
+    code = _main_with_key(
+        [
+            "-q",
+            "run",
+            "--input",
+            str(folder / "events.jsonl.gz"),
+            "--consent",
+            str(folder / "consent.jsonl"),
+            "--out",
+            str(out),
+            "--content-policy",
+            "per_participant",
+            "--as-of",
+            truth["consent"]["as_of"],
+        ]
+    )
     assert code == 0
     return out
 
