@@ -145,7 +145,6 @@ def _micros(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1_000_000)
 
 
-@pytest.mark.skipif(not SPEC.is_dir(), reason="shared/spec is not beside the checkout")
 def test_the_spec_examples_consent_only_alices_transcript_and_caption():
     rows = [json.loads(x) for x in (SPEC / "consent-examples-v1.jsonl").read_text().splitlines()]
     decisions = [
