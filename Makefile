@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo
 
-.PHONY: demo test test-scale lint clean
+.PHONY: demo test test-scale lint clean browser
 
 # The venv is rebuilt when the dependency pins change.
 $(BIN)/consentgate: pyproject.toml constraints.txt
@@ -19,7 +19,11 @@ demo: $(BIN)/consentgate
 	  --out $(DEMO_DIR)/run
 	@echo "Report: $(abspath $(DEMO_DIR))/run/report.html"
 
-test: $(BIN)/consentgate
+# The report's browser test renders report.html in Debian's headless chromium.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: $(BIN)/consentgate browser
 	$(BIN)/python -m pytest -q
 
 test-scale: $(BIN)/consentgate

@@ -99,8 +99,30 @@ def _parser() -> argparse.ArgumentParser:
     purge.add_argument("--as-of", type=_timestamp, metavar="TIMESTAMP", help="default: now")
     purge.add_argument("--config", metavar="FILE", help="JSON file merged over configs/")
 
+    exp = commands.add_parser(
+        "explain",
+        help="why one event went where it went: class, rules, detectors, consent, destination",
+    )
+    exp.add_argument("run_dir", metavar="RUN_DIR")
+    exp.add_argument("event_id", metavar="EVENT_ID")
+    exp.add_argument("--format", choices=("text", "json"), default="text")
+    exp.add_argument(
+        "--run",
+        metavar="RUN_ID",
+        help="a staged run under RUN_DIR/.runs/ (default: the manifest's)",
+    )
+    exp.add_argument("--config", metavar="FILE", help="JSON file merged over configs/")
+
     rep = commands.add_parser("report", help="(re)write the report of a finished run")
     rep.add_argument("run_dir", metavar="RUN_DIR")
+    rep.add_argument(
+        "--share-threshold",
+        type=float,
+        default=5.0,
+        metavar="POINTS",
+        help="flag a destination whose share of input records moves by more than this many "
+        "percentage points since the previous run (default 5)",
+    )
     return parser
 
 
@@ -241,6 +263,20 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 3 if report.rows_with_findings else 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from pipelines.config import load_config
+    from pipelines.report.explain import explain, render_text
+
+    trail = explain(
+        args.run_dir, args.event_id, load_config(override_file=args.config), run_id=args.run
+    )
+    if args.format == "json":
+        print(json.dumps(trail, indent=2, sort_keys=True))
+    else:
+        sys.stdout.write(render_text(trail))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -251,8 +287,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not manifest_path.is_file():
         raise InputError(f"{manifest_path}: no manifest; is {args.run_dir} a run folder?")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    write_report(Path(args.run_dir) / "report.html", manifest)
-    _LOG.info("wrote %s", Path(args.run_dir) / "report.html")
+    run_dir = Path(args.run_dir)
+    html_path, json_path = write_report(
+        run_dir, manifest, out=run_dir, share_threshold=args.share_threshold / 100
+    )
+    _LOG.info("wrote %s and %s", html_path, json_path)
     return 0
 
 
@@ -287,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_purge(args)
         if args.command == "audit":
             return _cmd_audit(args)
+        if args.command == "explain":
+            return _cmd_explain(args)
         return _cmd_report(args)
     except ConsentgateError as exc:
         print(f"consentgate: error: {exc}", file=sys.stderr)

@@ -23,6 +23,7 @@ from pipelines import __version__
 from pipelines.config import Config, load_config
 from pipelines.errors import ConfigError, GateFailed, InputError, RunFailed
 from pipelines.gate import verdict
+from pipelines.lineage import RunLineage
 from pipelines.pipeline import SUMMARY_NAME, build
 from pipelines.publish import RunFolder
 from pipelines.report.html import write_report
@@ -162,6 +163,8 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         "previous": _previous_figures(previous),
         "published_run_id": previous.get("published_run_id") if previous else None,
     }
+    lineage = RunLineage(request.out, run_id, config=config)
+    lineage.start(manifest["inputs"], manifest["started_at"], consent=request.consent)
     _LOG.info("run %s: %d input file(s), staging in %s", run_id, len(inputs), staging)
     try:
         with beam.Pipeline(options=options) as pipeline:
@@ -181,6 +184,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         )
         manifest["duration_s"] = round(time.monotonic() - started, 3)
         folder.write_manifest(manifest)
+        lineage.fail(manifest, manifest["error"])
         raise RunFailed(f"run {run_id} failed: {manifest['error']}") from None
 
     counts = summary["counts"]
@@ -211,14 +215,16 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     if passed:
         manifest["status"] = "published"
         manifest["published_run_id"] = run_id
-        write_report(staging / "report.html", manifest)
+        write_report(folder.root, manifest)
         folder.publish(run_id, manifest)
         _replace_report(folder, run_id)
+        lineage.complete(manifest)
         return manifest
     manifest["status"] = "gate_failed"
-    write_report(staging / "report.html", manifest)
+    write_report(folder.root, manifest)
     folder.write_manifest(manifest)
     _replace_report(folder, run_id)
+    lineage.fail(manifest, "the leak gate failed")
     failed = [name for name, check in gate.items() if not check["passed"]]
     raise GateFailed(
         f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published"
@@ -239,10 +245,12 @@ def _previous_figures(previous: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _replace_report(folder: RunFolder, run_id: str) -> None:
-    source = folder.staging(run_id) / "report.html"
-    tmp = folder.root / f".report.html.{run_id}.tmp"
-    tmp.write_bytes(source.read_bytes())
-    os.replace(tmp, folder.root / "report.html")
+    """Copy the run's report.html and report.json to DIR/, each by an atomic rename."""
+    for name in ("report.html", "report.json"):
+        source = folder.staging(run_id) / name
+        tmp = folder.root / f".{name}.{run_id}.tmp"
+        tmp.write_bytes(source.read_bytes())
+        os.replace(tmp, folder.root / name)
 
 
 def demo_hint(out: str) -> str:
