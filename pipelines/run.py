@@ -164,7 +164,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         "published_run_id": previous.get("published_run_id") if previous else None,
     }
     lineage = RunLineage(request.out, run_id, config=config)
-    lineage.start(manifest["inputs"], manifest["started_at"], consent=request.consent)
+    _emit(lineage.start, manifest["inputs"], manifest["started_at"], consent=request.consent)
     _LOG.info("run %s: %d input file(s), staging in %s", run_id, len(inputs), staging)
     try:
         with beam.Pipeline(options=options) as pipeline:
@@ -184,7 +184,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         )
         manifest["duration_s"] = round(time.monotonic() - started, 3)
         folder.write_manifest(manifest)
-        lineage.fail(manifest, manifest["error"])
+        _emit(lineage.fail, manifest, manifest["error"])
         raise RunFailed(f"run {run_id} failed: {manifest['error']}") from None
 
     counts = summary["counts"]
@@ -218,17 +218,25 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         write_report(folder.root, manifest)
         folder.publish(run_id, manifest)
         _replace_report(folder, run_id)
-        lineage.complete(manifest)
+        _emit(lineage.complete, manifest)
         return manifest
     manifest["status"] = "gate_failed"
     write_report(folder.root, manifest)
     folder.write_manifest(manifest)
     _replace_report(folder, run_id)
-    lineage.fail(manifest, "the leak gate failed")
+    _emit(lineage.fail, manifest, "the leak gate failed")
     failed = [name for name, check in gate.items() if not check["passed"]]
     raise GateFailed(
         f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published"
     )
+
+
+def _emit(event: Any, *args: Any, **kwargs: Any) -> None:
+    """Send one lineage event; lineage is observability and never decides a run's outcome."""
+    try:
+        event(*args, **kwargs)
+    except Exception as exc:
+        _LOG.warning("lineage event not emitted (%s)", type(exc).__name__)
 
 
 def _previous_figures(previous: dict[str, Any] | None) -> dict[str, Any] | None:
