@@ -40,7 +40,61 @@ __all__ = ["CROSS_CHECKS", "LeakGate", "empty_verdict"]
 
 CROSS_CHECKS = ("ids_not_withheld", "ids_unique", "content_fingerprints")
 _KIND = {"training": "service_generated", "consented_content": "consented_content"}
-_IDS, _PRINTS = "ids", "prints"
+_IDS, _PRINTS, _SUITES = "ids", "prints", "suites"
+# A Great Expectations run costs about 0.2 s before it reads a row, so one run covers the
+# files of one event type from up to this many consecutive chunks: still one shard of work
+# among many, but a few large validations instead of hundreds of small ones.
+_CHUNKS_PER_SUITE_RUN = 8
+
+
+def _suite_group(staged: StagedFile) -> tuple[str, str, str]:
+    """(table, event type, group) of a file named `part-<file>-<chunk>.parquet`."""
+    stem = staged.path.rsplit("/", 1)[-1].removesuffix(".parquet")
+    parts = stem.split("-")
+    try:
+        group = f"{parts[1]}-{int(parts[2]) // _CHUNKS_PER_SUITE_RUN:05d}"
+    except (IndexError, ValueError):
+        group = stem  # a file not named by the pipeline gets a run of its own
+    return staged.table, staged.event_type or "", group
+
+
+class _RunSuite(beam.DoFn):
+    """One Great Expectations run over a group of files of one table kind and event type."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def setup(self) -> None:
+        settings = self.config.deidentify
+        self.rules = {
+            table: TrainingRules.from_schemas(
+                self.config.schemas, table, settings.pseudonym_prefix, settings.pseudonym_hex_chars
+            )
+            for table in _KIND
+        }
+
+    def process(self, item: tuple[tuple[str, str, str], Iterable[str]]) -> Iterator[dict]:
+        (table_name, event_type, _), paths = item
+        rules = self.rules[table_name]
+        tables = [_read(path) for path in sorted(paths)]
+        # Files of one type share a schema unless something is wrong; then each is run alone,
+        # so the column expectations see every file's own columns.
+        same = all(t.schema == tables[0].schema for t in tables)
+        batches = [pa.concat_tables(tables)] if same else tables
+        expectations: dict[str, Any] = {}
+        for batch in batches:
+            result = validate_table(
+                batch,
+                kind=_KIND[table_name],
+                event_type=event_type,
+                columns=rules.columns.get(event_type, []),
+                pseudonym_columns=rules.pseudonym_columns.get(event_type, []),
+                templates=self.config.expectations,
+            )
+            expectations = merge_expectations(
+                expectations, [(f"{_KIND[table_name]}/{event_type}", result)]
+            )
+        yield {"checks": {}, "expectations": expectations}
 
 
 def empty_verdict() -> dict[str, Any]:
@@ -88,15 +142,8 @@ class _CheckFile(beam.DoFn):
         checks = check_training_table(
             table, where=where, event_type=event_type, rules=rules, known=context.known
         )
-        suite = validate_table(
-            table,
-            kind=_KIND[staged.table],
-            event_type=event_type,
-            columns=rules.columns.get(event_type, []),
-            pseudonym_columns=rules.pseudonym_columns.get(event_type, []),
-            templates=self.config.expectations,
-        )
-        yield {"checks": checks, "expectations": {f"{_KIND[staged.table]}/{event_type}": suite}}
+        yield {"checks": checks, "expectations": {}}
+        yield TaggedOutput(_SUITES, (_suite_group(staged), staged.path))
         if "event_id" in table.column_names:
             ids = table["event_id"].to_pylist()
             for bucket, part in _by_bucket(
@@ -120,11 +167,15 @@ class _CheckFile(beam.DoFn):
         ]
         accounts = table["account_id"].to_pylist()
         per_account: dict[str, tuple[list[np.ndarray], list[int]]] = {}
+        # Service text repeats (log templates, versions): fingerprint each distinct value once.
+        seen: dict[str, np.ndarray] = {}
         for name in texts:
             for row, value in enumerate(table[name].to_pylist()):
                 if value is None:
                     continue
-                hashes = fingerprints(value)
+                hashes = seen.get(value)
+                if hashes is None:
+                    hashes = seen[value] = fingerprints(value)
                 if hashes.size:
                     entry = per_account.setdefault(accounts[row] or "", ([], []))
                     entry[0].append(hashes)
@@ -268,8 +319,13 @@ class LeakGate(beam.PTransform):
             | "TrainingFiles" >> beam.FlatMap(_files, tuple(_KIND))
             | "CheckFile"
             >> beam.ParDo(_CheckFile(self.config), AsSingleton(self.context)).with_outputs(
-                _IDS, _PRINTS, main="verdicts"
+                _IDS, _PRINTS, _SUITES, main="verdicts"
             )
+        )
+        suites = (
+            checked[_SUITES]
+            | "GroupSuiteRuns" >> beam.GroupByKey()
+            | "RunSuites" >> beam.ParDo(_RunSuite(self.config))
         )
         withheld = (
             staged
@@ -290,7 +346,7 @@ class LeakGate(beam.PTransform):
             | "JudgePrints" >> beam.Map(_judge_prints)
         )
         return (
-            (checked["verdicts"], ids, prints)
+            (checked["verdicts"], suites, ids, prints)
             | "AllVerdicts" >> beam.Flatten()
             | "Merge" >> beam.CombineGlobally(_MergeVerdicts())
         )
