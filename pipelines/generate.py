@@ -34,6 +34,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.rules.detect import DETECTORS
+
 __all__ = [
     "BAD_INPUT_KINDS",
     "DUPLICATE_KINDS",
@@ -48,18 +50,9 @@ GENERATOR_ID = "consentgate.generate/1"
 MIN_EVENTS = 500
 FORMATS = ("jsonl", "parquet")
 
-# Leaks planted in service free text; each must be quarantined as `detector:<kind>`.
-LEAK_KINDS = (
-    "email",
-    "phone",
-    "ip_address",
-    "secret_url",
-    "payment_card",
-    "blob",
-    "natural_language",
-    "known_identifier",
-    "content_echo",
-)
+# Leaks planted in service free text, one kind per detector; each must be quarantined as
+# `detector:<kind>`.
+LEAK_KINDS = DETECTORS
 # Records or lines that break the input contract; each must be quarantined with a reason.
 BAD_INPUT_KINDS = (
     "not_json",

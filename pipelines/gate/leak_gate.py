@@ -65,13 +65,7 @@ class _RunSuite(beam.DoFn):
         self.config = config
 
     def setup(self) -> None:
-        settings = self.config.deidentify
-        self.rules = {
-            table: TrainingRules.from_schemas(
-                self.config.schemas, table, settings.pseudonym_prefix, settings.pseudonym_hex_chars
-            )
-            for table in _KIND
-        }
+        self.rules = _training_rules(self.config)
 
     def process(self, item: tuple[tuple[str, str, str], Iterable[str]]) -> Iterator[dict]:
         (table_name, event_type, _), paths = item
@@ -119,6 +113,17 @@ def _by_bucket(ids: list[str], buckets: int) -> Iterator[tuple[int, list[str]]]:
         yield bucket, array[of == bucket].tolist()
 
 
+def _training_rules(config: Config) -> dict[str, TrainingRules]:
+    """What the gate knows of each staged table kind, from the schemas."""
+    settings = config.deidentify
+    return {
+        table: TrainingRules.from_schemas(
+            config.schemas, table, settings.pseudonym_prefix, settings.pseudonym_hex_chars
+        )
+        for table in _KIND
+    }
+
+
 class _CheckFile(beam.DoFn):
     """One staged training file: per-file checks and suite; ids and fingerprints for the joins."""
 
@@ -126,13 +131,7 @@ class _CheckFile(beam.DoFn):
         self.config = config
 
     def setup(self) -> None:
-        settings = self.config.deidentify
-        self.rules = {
-            table: TrainingRules.from_schemas(
-                self.config.schemas, table, settings.pseudonym_prefix, settings.pseudonym_hex_chars
-            )
-            for table in _KIND
-        }
+        self.rules = _training_rules(self.config)
 
     def process(self, staged: StagedFile, context: RunContext) -> Iterator[Any]:
         table = _read(staged.path)

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import Config, load_config
+from pipelines.contract import ENVELOPE_FIELDS
 from pipelines.rules.deidentify import KEY_ENV
 from pipelines.transforms.read import InputFile
 
@@ -21,15 +22,8 @@ from pipelines.transforms.read import InputFile
 SPEC_EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "spec" / "examples-v1.jsonl"
 # A test key only; long enough for key_from_env (>= 32 bytes).
 TEST_KEY = "test-key-" + "0" * 32
-PARQUET_COLUMNS = (
-    "event_id",
-    "event_type",
-    "event_ts",
-    "account_id",
-    "meeting_id",
-    "participant_id",
-    "schema_version",
-)
+# Parquet inputs carry the envelope as columns (payload as a JSON string beside them).
+PARQUET_COLUMNS = ENVELOPE_FIELDS
 
 
 @pytest.fixture(scope="session")
