@@ -49,7 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         help="what customer content may enter training (default: never)",
     )
     run.add_argument("--config", metavar="FILE", help="JSON file merged over configs/")
-    run.add_argument("--date", metavar="YYYY-MM-DD", help="the run's date partition")
+    run.add_argument(
+        "--date",
+        metavar="YYYY-MM-DD",
+        help="the day the run covers: recorded in the manifest; consent is judged as of the end "
+        "of that day (UTC) unless --as-of says otherwise",
+    )
     run.add_argument(
         "--as-of",
         type=_timestamp,

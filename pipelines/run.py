@@ -10,7 +10,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     consent_join = decisions > config.policy.consent_side_input_max_decisions
     inputs = expand_inputs(request.inputs, exclude=[request.consent] if request.consent else [])
     options = pipeline_options(request.beam_args)
-    as_of = request.as_of or datetime.now(UTC)
+    as_of = request.as_of or _end_of(request.date) or datetime.now(UTC)
 
     folder = RunFolder(request.out)
     run_id = _new_run_id()
@@ -154,6 +154,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "inputs": [{"path": f.path, "size": f.size, "sha256": _sha256(f.path)} for f in inputs],
         "consent": request.consent,
+        "date": request.date,
         "consent_as_of": as_of.isoformat(timespec="seconds"),
         "consent_join": "keyed_join" if consent_join else "side_input",
         "runner": options.view_as(StandardOptions).runner,
@@ -229,6 +230,17 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     raise GateFailed(
         f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published"
     )
+
+
+def _end_of(day: str | None) -> datetime | None:
+    """The end of a `--date` day in UTC: the consent as-of time of that day's run."""
+    if day is None:
+        return None
+    try:
+        start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise ConfigError(f"--date {day!r}: expected YYYY-MM-DD") from None
+    return start + timedelta(days=1)
 
 
 def _emit(event: Any, *args: Any, **kwargs: Any) -> None:

@@ -226,3 +226,27 @@ def test_the_keyed_join_decides_like_the_side_input(tmp_path, key, policy):
         )
     assert audits[0] == audits[1]
     assert any(r["consent"] == "consented" for r in audits[0])
+
+
+def test_date_sets_the_consent_as_of_to_the_end_of_that_day(tmp_path, key):
+    """Carol revoked on 2026-11-27 at 07:00: a run for the 26th does not see it yet."""
+    out = tmp_path / "out"
+    args = [
+        "-q",
+        "run",
+        "--input",
+        str(events(tmp_path)),
+        "--consent",
+        str(ledger(tmp_path)),
+        "--out",
+        str(out),
+        "--content-policy",
+        "per_participant",
+    ]
+    assert main([*args, "--date", "2026-11-26"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["date"] == "2026-11-26"
+    assert manifest["consent_as_of"] == "2026-11-27T00:00:00+00:00"
+    # Carol's own account grant still holds on the 26th: her video frame and poll answer pass.
+    assert {"ev-0013", "ev-0014", "ev-0016", "ev-0019"} <= ids_in(out)
+    assert main([*args, "--date", "26/11/2026"]) == 2
