@@ -124,13 +124,6 @@ def purge(
     return PurgeResult(checked, removed, rewritten, apply)
 
 
-def remaining_rows(published: str | Path) -> int:
-    """Rows left under training/consented_content/ (for messages and tests)."""
-    folder = Path(published) / "training" / "consented_content"
-    files = sorted(folder.rglob("*.parquet")) if folder.is_dir() else []
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-
-
 def ids_in(published: str | Path) -> set[str]:
     """Event ids under training/consented_content/."""
     folder = Path(published) / "training" / "consented_content"

@@ -11,7 +11,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -271,7 +270,3 @@ def _replace_report(folder: RunFolder, run_id: str) -> None:
         tmp = folder.root / f".{name}.{run_id}.tmp"
         tmp.write_bytes(source.read_bytes())
         os.replace(tmp, folder.root / name)
-
-
-def demo_hint(out: str) -> str:
-    return str(Path(out).resolve() / "report.html")

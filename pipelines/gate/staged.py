@@ -25,7 +25,6 @@ from pipelines.rules import detect
 __all__ = [
     "CHECKS",
     "TABLES",
-    "FileVerdict",
     "TrainingRules",
     "check_training_table",
     "string_leaves",
@@ -88,14 +87,6 @@ class TrainingRules:
             contract_classes=classes,
             pseudonym_pattern=f"^{re.escape(prefix)}[0-9a-f]{{{hex_chars}}}$",
         )
-
-
-@dataclass(frozen=True)
-class FileVerdict:
-    """Results of the per-file checks, plus what the cross-checks need from the file."""
-
-    checks: dict[str, dict[str, Any]]
-    expectations: dict[str, Any] | None
 
 
 def check_training_table(
