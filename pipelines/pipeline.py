@@ -18,7 +18,7 @@ from pipelines.transforms.process import Deidentify, DetectLeaks, RouteRecords
 from pipelines.transforms.read import ClassifyEvents, InputFile, ReadEvents
 from pipelines.transforms.write import StagedChunk, WriteStaged
 
-__all__ = ["SUMMARY_NAME", "build"]
+__all__ = ["SUMMARY_NAME", "build", "read_inputs"]
 
 SUMMARY_NAME = "_summary.json"
 
@@ -57,6 +57,19 @@ def _write_summary(counts: dict[str, Any], gate: dict[str, Any], path: str) -> N
         sink.write(json.dumps({"counts": counts, "gate": gate}, sort_keys=True).encode())
 
 
+def read_inputs(
+    pipeline: beam.Pipeline, config: Config, inputs: list[InputFile]
+) -> tuple[beam.PCollection, beam.PCollection]:
+    """The input files as classified EventChunks, and the run context built from them."""
+    chunks = (
+        pipeline
+        | "ListInputs" >> beam.Create(inputs)
+        | "ReadEvents" >> ReadEvents(config.policy.chunk_records)
+        | "ClassifyEvents" >> ClassifyEvents(config)
+    )
+    return chunks, chunks | "CollectRunContext" >> CollectRunContext(config)
+
+
 def build(
     pipeline: beam.Pipeline,
     config: Config,
@@ -74,13 +87,7 @@ def build(
     time in microseconds since the epoch (UTC); `consent_join` brings the ledger to the
     records by a keyed join instead of a side input (for ledgers too big for one worker).
     """
-    chunks = (
-        pipeline
-        | "ListInputs" >> beam.Create(inputs)
-        | "ReadEvents" >> ReadEvents(config.policy.chunk_records)
-        | "ClassifyEvents" >> ClassifyEvents(config)
-    )
-    context = chunks | "CollectRunContext" >> CollectRunContext(config)
+    chunks, context = read_inputs(pipeline, config, inputs)
     verdicts = chunks | "FindDuplicates" >> FindDuplicates(config.policy.dedup_buckets)
     ledger_parts, ledger_staged = pipeline | "ReadConsent" >> ReadConsent(
         config, list(consent), staging

@@ -21,10 +21,9 @@ from pipelines.config import Config
 from pipelines.errors import InputError
 from pipelines.gate.leak_gate import LeakGate
 from pipelines.gate.verdict import consent_recheck, expectations_check, reconcile
+from pipelines.pipeline import read_inputs
 from pipelines.rules.deidentify import key_from_env
 from pipelines.run import expand_inputs, pipeline_options
-from pipelines.transforms.context import CollectRunContext
-from pipelines.transforms.read import ClassifyEvents, ReadEvents
 from pipelines.transforms.write import StagedChunk, StagedFile
 
 __all__ = ["validate_run"]
@@ -66,13 +65,7 @@ def validate_run(
     with tempfile.TemporaryDirectory() as scratch:
         out = str(Path(scratch) / "verdict.json")
         with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
-            chunks = (
-                pipeline
-                | "ListInputs" >> beam.Create(inputs)
-                | "ReadEvents" >> ReadEvents(config.policy.chunk_records)
-                | "ClassifyEvents" >> ClassifyEvents(config)
-            )
-            context = chunks | "CollectRunContext" >> CollectRunContext(config)
+            chunks, context = read_inputs(pipeline, config, inputs)
             staged = pipeline | "Published" >> beam.Create(
                 [StagedChunk("published", tuple(files), {})]
             )
