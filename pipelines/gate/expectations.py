@@ -230,14 +230,8 @@ def _arguments(expectation_class: Any) -> set[str]:
 
 
 def _placeholders(value: Any) -> Iterator[str]:
-    if isinstance(value, str) and value.startswith("$"):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _placeholders(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _placeholders(item)
+    """The `$...` placeholders anywhere in a suite value."""
+    return (text for text in iter_strings(value) if text.startswith("$"))
 
 
 def _fill(value: Any, patterns: Mapping[str, str], scalars: Mapping[str, Any]) -> Any:
