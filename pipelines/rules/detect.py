@@ -194,6 +194,23 @@ def _read_enabled(data: Mapping[str, Any], source: str) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- normalised view
 
 _ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
+# Escapes that spell an address's characters in URLs and HTML (alice%40example.com,
+# alice&#64;example.com, alice&commat;example.com). Percent escapes are decoded only for
+# the characters of addresses and numbers, so other URL-encoded text reads as before.
+_ESCAPE = re.compile(
+    r"%(?:40|2[BbDdEe]|5[Ff])"
+    r"|&#(?:[0-9]{1,7}|[xX][0-9A-Fa-f]{1,6});"
+    r"|&(?:commat|period|plus|lowbar|hyphen|dash|nbsp);"
+)
+_NAMED_ESCAPES = {
+    "commat": "@",
+    "period": ".",
+    "plus": "+",
+    "lowbar": "_",
+    "hyphen": "-",
+    "dash": "-",
+    "nbsp": " ",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,21 +227,69 @@ class _View:
         return self.starts[start], self.ends[end - 1]
 
 
+def _unescaped(escape: str) -> str | None:
+    """The character an escape stands for, or None for a code point that cannot be one."""
+    if escape[0] == "%":
+        return chr(int(escape[1:], 16))
+    name = escape[1:-1]
+    if not name.startswith("#"):
+        return _NAMED_ESCAPES[name]
+    code = int(name[2:], 16) if name[1] in "xX" else int(name[1:])
+    if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF:
+        return chr(code)
+    return None
+
+
 def _normalise(text: str, fold: bool) -> _View:
-    """NFKC (and casefold if `fold`) per character cluster, zero-width characters dropped."""
-    if text.isascii():
+    """NFKC (and casefold if `fold`) per character cluster, zero-width characters dropped,
+    URL and HTML escapes of single characters decoded."""
+    escapes = list(_ESCAPE.finditer(text)) if "%" in text or "&" in text else []
+    if not escapes and text.isascii():
         return _View(text.lower() if fold else text)
     pieces: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
-    position, length = 0, len(text)
-    while position < length:
+    position = 0
+    for escape in escapes:
+        _normalise_span(text, position, escape.start(), fold, pieces, starts, ends)
+        char = _unescaped(escape.group())
+        if char is None:
+            _normalise_span(text, escape.start(), escape.end(), fold, pieces, starts, ends)
+        elif char not in _ZERO_WIDTH:
+            piece = unicodedata.normalize("NFKC", char)
+            if fold:
+                piece = piece.casefold()
+            pieces.append(piece)
+            starts.extend([escape.start()] * len(piece))
+            ends.extend([escape.end()] * len(piece))
+        position = escape.end()
+    _normalise_span(text, position, len(text), fold, pieces, starts, ends)
+    return _View("".join(pieces), starts, ends)
+
+
+def _normalise_span(
+    text: str,
+    position: int,
+    stop: int,
+    fold: bool,
+    pieces: list[str],
+    starts: list[int],
+    ends: list[int],
+) -> None:
+    """Append the normalised `text[position:stop]` and its original offsets."""
+    plain = text[position:stop]
+    if plain.isascii():
+        pieces.append(plain.lower() if fold else plain)
+        starts.extend(range(position, stop))
+        ends.extend(range(position + 1, stop + 1))
+        return
+    while position < stop:
         if text[position] in _ZERO_WIDTH:
             position += 1
             continue
         # A base character and its combining marks normalise together (e + U+0301 -> é).
         cluster_end = position + 1
-        while cluster_end < length and unicodedata.combining(text[cluster_end]):
+        while cluster_end < stop and unicodedata.combining(text[cluster_end]):
             cluster_end += 1
         piece = unicodedata.normalize("NFKC", text[position:cluster_end])
         if fold:
@@ -233,7 +298,6 @@ def _normalise(text: str, fold: bool) -> _View:
         starts.extend([position] * len(piece))
         ends.extend([cluster_end] * len(piece))
         position = cluster_end
-    return _View("".join(pieces), starts, ends)
 
 
 def _fold(value: str) -> str:
@@ -244,12 +308,46 @@ def _fold(value: str) -> str:
 
 Spans = Iterator[tuple[int, int]]
 
-_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-])")
+# U+3002 (and U+FF61, which NFKC maps to it) separates domain labels like "." does.
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:[.\u3002][\w-]+)*[.\u3002][^\W\d_]{2,}(?![\w-])"
+)
+# Addresses with "at" and "dot" spelled out. A bracketed at ("[at]", "(at)", "{at}", "<at>")
+# is written only to hide an address, so any domain with a letter TLD counts. A bare " at "
+# is ordinary English, so the dots must be spelled out too, the TLD must be a common one
+# and the domain must not start with a determiner ("look at the dot com era").
+_SPELLED_DOT = r"(?: *[\[({<] *dot *[\])}>] *| +dot +)"
+_COMMON_TLDS = (
+    "com|org|net|edu|gov|mil|info|biz|io|co|ai|app|dev|eu|uk|us|ca|au|nz|ie|de|fr|nl|be"
+    "|es|pt|it|ch|se|dk|fi|pl|cz|jp|cn|kr|in|br|mx|ru"
+)
+_DETERMINERS = "the|a|an|this|that|these|those|my|your|our|their|his|her|its|some|any|each|every"
+_EMAIL_BRACKETED_AT, _EMAIL_WORD_AT = (
+    re.compile(
+        rf"(?<![\w.%+-])[\w.%+-]+ *[\[({{<] *at *[\])}}>] *"
+        rf"[\w-]+(?:(?:{_SPELLED_DOT}|\.)[\w-]+)*(?:{_SPELLED_DOT}|\.)[^\W\d_]{{2,}}"
+        r"(?![\w-]|\.\w)",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"(?<![\w.%+-])[\w.%+-]+ +at +(?!(?:{_DETERMINERS}) )"
+        rf"[\w-]+(?:{_SPELLED_DOT}[\w-]+)*{_SPELLED_DOT}(?:{_COMMON_TLDS})"
+        r"(?![\w-]|\.\w)",
+        re.IGNORECASE,
+    ),
+)
 
 
 def _find_emails(text: str, settings: DetectorSettings) -> Spans:
-    for match in _EMAIL.finditer(text):
-        yield match.span()
+    spans = [match.span() for match in _EMAIL.finditer(text)]
+    # Most texts hold no spelled-out address: cheap substring tests spare the patterns.
+    lowered = text.lower()
+    if "at" in lowered:
+        if "dot" in lowered:
+            spans.extend(match.span() for match in _EMAIL_WORD_AT.finditer(text))
+        if "[" in text or "(" in text or "{" in text or "<" in text:
+            spans.extend(match.span() for match in _EMAIL_BRACKETED_AT.finditer(text))
+    yield from _outermost(spans)
 
 
 _PHONE = re.compile(
@@ -816,7 +914,10 @@ def find_all(text: str) -> list[Finding]:
 # RE2 prefilters for ASCII rows. Each matches every ASCII text its detector can flag:
 # it is the exact pattern with lookarounds dropped and backreferences loosened.
 _PREFILTERS: dict[str, str] = {
-    "email": r"[0-9A-Za-z_.%+\-]@[0-9A-Za-z_\-]",
+    "email": (
+        r"[0-9A-Za-z_.%+\-]@[0-9A-Za-z_\-]"
+        r"|(?i:[\[({<] *at *[\])}>]| at +[0-9A-Za-z_\-]+ *[\[({<]? *dot)"
+    ),
     "phone": (
         r"(?:\+|\b00)[1-9]|\(\d{3}\)|\d{3}[.\-]\d{3}[.\-]\d{4}"
         r"|\b0[1-9]\d{0,3}[ .\-]\d{2}"
@@ -837,6 +938,9 @@ _CONVERSATIONAL_STEMS = sorted({word.split("'")[0] for word in _CONVERSATIONAL})
 _S = r"[\t-\r\x1c-\x1f ]"
 _W = r"[\"'(]*[A-Za-z]+(?:['\-][A-Za-z]+)*[\"'),.!?;:]*"
 _U = r"[\"'(]*(?:[0-9]+(?:[.,:/\-][0-9]+)*[A-Za-z]{0,3}|-+)?[\"'),.!?;:]*"
+
+
+_ESCAPED = "(escaped)"  # the prefilter key of rows holding an escape _normalise decodes
 
 
 def _regex_prefilters(settings: DetectorSettings) -> dict[str, str]:
@@ -1002,14 +1106,16 @@ def _candidate_masks(
     patterns = {name: rx for name, rx in _regex_prefilters(settings).items() if name in names}
     if "natural_language" in names and "natural_language" not in patterns:
         masks["natural_language"][:] = True
-    if patterns:
-        # One pass over every row; each detector's own pattern then runs on the few hits.
-        union = "|".join(f"(?:{pattern})" for pattern in patterns.values())
-        hits = np.flatnonzero(_to_mask(pc.match_substring_regex(column, union)))
-        subset = column.take(pa.array(hits, pa.int64()))
-        for name, pattern in patterns.items():
-            matched = _to_mask(pc.match_substring_regex(subset, pattern))
-            masks[name] |= _rows_with(matched, hits, count)
+    # One pass over every row; each detector's own pattern then runs on the few hits. Rows
+    # with a URL or HTML escape read differently once decoded: every detector sees them.
+    patterns[_ESCAPED] = _ESCAPE.pattern
+    union = "|".join(f"(?:{pattern})" for pattern in patterns.values())
+    hits = np.flatnonzero(_to_mask(pc.match_substring_regex(column, union)))
+    subset = column.take(pa.array(hits, pa.int64()))
+    for name, pattern in patterns.items():
+        found = _rows_with(_to_mask(pc.match_substring_regex(subset, pattern)), hits, count)
+        for detector in names if name == _ESCAPED else (name,):
+            masks[detector] |= found
     if "known_identifier" in names or "content_echo" in names:
         tokens = _Tokens.of(column)
         if known is not None and "known_identifier" in names:
