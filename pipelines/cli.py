@@ -8,12 +8,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pipelines.config import CONTENT_POLICIES
 from pipelines.contract import parse_timestamp
 from pipelines.errors import ConfigError, ConsentgateError
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from pipelines.run import RunRequest
+
+__all__ = ["main", "split_beam_args"]
 
 _LOG = logging.getLogger("pipelines")
 
@@ -34,26 +38,13 @@ def _parser() -> argparse.ArgumentParser:
         "(e.g. `-- --runner=DataflowRunner`). The pseudonymisation key is read from "
         "CONSENTGATE_PSEUDONYM_KEY.",
     )
-    run.add_argument(
-        "--input",
-        action="append",
-        required=True,
-        metavar="PATH",
-        help="file, folder or glob of events (.jsonl, .jsonl.gz, .parquet); repeatable",
-    )
-    run.add_argument("--out", required=True, metavar="DIR", help="run folder")
-    run.add_argument("--consent", metavar="PATH", help="consent ledger (JSON Lines or Parquet)")
-    run.add_argument(
-        "--content-policy",
-        choices=CONTENT_POLICIES,
-        help="what customer content may enter training (default: never)",
-    )
-    run.add_argument("--config", metavar="FILE", help="JSON file merged over configs/")
+    _job_options(run)
     run.add_argument(
         "--date",
         metavar="YYYY-MM-DD",
-        help="the day the run covers: recorded in the manifest; consent is judged as of the end "
-        "of that day (UTC) unless --as-of says otherwise",
+        help="the day the run covers: fills {date} in --input/--out/--consent (or in the "
+        "config's schedule templates, used when those are left out); consent is judged as of "
+        "the end of that day (UTC) unless --as-of says otherwise",
     )
     run.add_argument(
         "--as-of",
@@ -61,6 +52,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TIMESTAMP",
         help="consent decisions after this RFC 3339 time do not count yet (default: now)",
     )
+
+    back = commands.add_parser(
+        "backfill",
+        help="run the job for each day from --from to --to, in order; go on past failures",
+        description="Runs `consentgate run --date D` for every day D in the range, each in its "
+        "own dated partition (the config's schedule templates, or {date} in --input/--out). "
+        "Prints a table of dates with status and counts; exits non-zero if any date failed.",
+    )
+    back.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
+    back.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")
+    _job_options(back)
 
     gen = commands.add_parser("generate", help="write a synthetic input set with planted leaks")
     gen.add_argument("--out", required=True, metavar="DIR")
@@ -131,6 +133,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _job_options(parser: argparse.ArgumentParser) -> None:
+    """Options `run` and `backfill` share."""
+    parser.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="file, folder or glob of events (.jsonl, .jsonl.gz, .parquet); repeatable; may "
+        "hold {date}; default: the config's schedule.input (with --date)",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", help="run folder; may hold {date}; default: schedule.out"
+    )
+    parser.add_argument(
+        "--consent", metavar="PATH", help="consent ledger (JSON Lines or Parquet); may hold {date}"
+    )
+    parser.add_argument(
+        "--content-policy",
+        choices=CONTENT_POLICIES,
+        help="what customer content may enter training (default: never)",
+    )
+    parser.add_argument("--config", metavar="FILE", help="JSON file merged over configs/")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        dest="run_quiet",
+        help="no progress and no messages but errors",
+    )
+
+
 def _drop_beam_import_noise(record: logging.LogRecord) -> bool:
     """Beam warns on import that optional Google Cloud clients are missing; they are optional."""
     return "apitools not found" not in record.getMessage()
@@ -143,21 +175,26 @@ def _timestamp(text: str) -> datetime:
     return moment
 
 
-def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipelines.run import RunRequest, run_job
+def _request(args: argparse.Namespace, beam_args: list[str], date: str | None) -> RunRequest:
+    from pipelines.run import RunRequest
 
-    manifest = run_job(
-        RunRequest(
-            inputs=args.input,
-            out=args.out,
-            consent=args.consent,
-            content_policy=args.content_policy,
-            config_file=args.config,
-            date=args.date,
-            as_of=args.as_of,
-            beam_args=beam_args,
-        )
+    return RunRequest(
+        inputs=args.input,
+        out=args.out,
+        consent=args.consent,
+        content_policy=args.content_policy,
+        config_file=args.config,
+        date=date,
+        as_of=getattr(args, "as_of", None),
+        beam_args=beam_args,
+        progress=not args.run_quiet,
     )
+
+
+def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipelines.run import run_job
+
+    manifest = run_job(_request(args, beam_args, args.date))
     counts = manifest["counts"]
     _LOG.info(
         "published run %s: %d records in, %d to training, %d restricted, %d quarantined, "
@@ -168,9 +205,17 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
         counts["restricted"],
         counts["quarantine"],
         counts["duplicates"],
-        args.out.rstrip("/"),
+        manifest["out"],
     )
     return 0
+
+
+def _cmd_backfill(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipelines.backfill import backfill, exit_code_of, render_table
+
+    results = backfill(args.date_from, args.date_to, lambda day: _request(args, beam_args, day))
+    print(render_table(results))
+    return exit_code_of(results)
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -300,13 +345,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """consentgate's own arguments, and the Beam options after `--`, passed on untouched."""
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `consentgate` console script and `python -m pipelines`."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    beam_args: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, beam_args = argv[:cut], argv[cut + 1 :]
+    argv, beam_args = split_beam_args(list(sys.argv[1:] if argv is None else argv))
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -315,10 +364,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler.addFilter(_drop_beam_import_noise)
     # Great Expectations narrates its ephemeral context at INFO; the gate reports its results.
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    _LOG.setLevel(logging.ERROR if args.quiet else logging.INFO)
+    quiet = args.quiet or getattr(args, "run_quiet", False)
+    args.run_quiet = quiet
+    _LOG.setLevel(logging.ERROR if quiet else logging.INFO)
     try:
         if args.command == "run":
             return _cmd_run(args, beam_args)
+        if args.command == "backfill":
+            return _cmd_backfill(args, beam_args)
         if args.command == "validate":
             return _cmd_validate(args, beam_args)
         if beam_args:

@@ -27,13 +27,16 @@ __all__ = [
     "Config",
     "DeidentifySettings",
     "Policy",
+    "Schedule",
     "Taxonomy",
     "default_home",
     "load_config",
 ]
 
 CONTENT_POLICIES = ("never", "per_participant")
-_SECTIONS = ("taxonomy", "detectors", "deidentify", "policy")
+_SECTIONS = ("taxonomy", "detectors", "deidentify", "policy", "schedule")
+# Sections that say where data lives, not how it is judged: left out of the config hash.
+_UNHASHED_SECTIONS = ("schedule",)
 # An identifier is never kept raw: pseudonymised, generalised or dropped.
 _FIELD_RULES = ("pseudonymise", "drop", "country")
 
@@ -78,6 +81,13 @@ class _Reader:
 
     def positive_int(self, key: str) -> int:
         return self.at_least(key, 1)
+
+    def template(self, key: str) -> str | None:
+        """A path template with `{date}` in it, or None."""
+        value = self.get(key, (str, type(None)))
+        if value is not None and "{date}" not in value:
+            raise self.fail(key, f"must contain {{date}}, not {value!r}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,7 @@ class Policy:
     dedup_buckets: int
     parquet_compression: str
     consent_side_input_max_decisions: int
+    max_line_bytes: int
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> Policy:
@@ -172,6 +183,30 @@ class Policy:
             dedup_buckets=r.positive_int("dedup_buckets"),
             parquet_compression=r.choice("parquet_compression", ("zstd", "snappy")),
             consent_side_input_max_decisions=r.at_least("consent_side_input_max_decisions", 0),
+            max_line_bytes=r.at_least("max_line_bytes", 1024),
+        )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Where a dated run reads and writes, and how long a run's lock lives without a heartbeat.
+
+    `input`, `out` and `consent` are path templates with `{date}` (YYYY-MM-DD) in them, or null.
+    """
+
+    input: str | None
+    out: str | None
+    consent: str | None
+    lock_stale_after_s: int
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str) -> Schedule:
+        r = _Reader(data, source)
+        return cls(
+            input=r.template("input"),
+            out=r.template("out"),
+            consent=r.template("consent"),
+            lock_stale_after_s=r.at_least("lock_stale_after_s", 10),
         )
 
 
@@ -183,6 +218,7 @@ class Config:
     detectors: DetectorSettings
     deidentify: DeidentifySettings
     policy: Policy
+    schedule: Schedule
     schemas: dict[str, dict[str, Any]]
     expectations: dict[str, dict[str, Any]]
     config_hash: str
@@ -211,7 +247,8 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
     """Read `configs/*.json` and `schemas/` under `home`, with `override_file` merged on top.
 
     The override file is a JSON object whose keys are section names (`taxonomy`, `detectors`,
-    `deidentify`, `policy`); each value is merged key by key over that section's defaults.
+    `deidentify`, `policy`, `schedule`); each value is merged key by key over that section's
+    defaults.
     """
     root = Path(home) if home is not None else default_home()
     sections = {
@@ -248,7 +285,7 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
     expectations = load_suite_templates(root)
     canonical = json.dumps(
         {
-            "config": sections,
+            "config": {k: v for k, v in sections.items() if k not in _UNHASHED_SECTIONS},
             "schemas": schemas,
             # Where a suite was read from is not configuration.
             "expectations": {
@@ -262,6 +299,7 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
         detectors=detectors,
         deidentify=DeidentifySettings.from_mapping(sections["deidentify"], sources["deidentify"]),
         policy=Policy.from_mapping(sections["policy"], sources["policy"]),
+        schedule=Schedule.from_mapping(sections["schedule"], sources["schedule"]),
         schemas=schemas,
         expectations=expectations,
         config_hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),

@@ -12,6 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.chunk import add_counts
 from pipelines.config import Config
 from pipelines.gate.leak_gate import LeakGate, empty_verdict
+from pipelines.progress import progress
 from pipelines.transforms.consent import ApplyConsent, ReadConsent
 from pipelines.transforms.context import CollectRunContext, FindDuplicates
 from pipelines.transforms.process import Deidentify, DetectLeaks, RouteRecords
@@ -52,6 +53,10 @@ class _SumCounts(beam.CombineFn):
         return acc
 
 
+def _note_staged(staged: StagedChunk) -> None:
+    progress.add("staged", staged.counts.get("input_records", 0))
+
+
 def _write_summary(counts: dict[str, Any], gate: dict[str, Any], path: str) -> None:
     with FileSystems.create(path) as sink:
         sink.write(json.dumps({"counts": counts, "gate": gate}, sort_keys=True).encode())
@@ -64,7 +69,7 @@ def read_inputs(
     chunks = (
         pipeline
         | "ListInputs" >> beam.Create(inputs)
-        | "ReadEvents" >> ReadEvents(config.policy.chunk_records)
+        | "ReadEvents" >> ReadEvents(config.policy.chunk_records, config.policy.max_line_bytes)
         | "ClassifyEvents" >> ClassifyEvents(config)
     )
     return chunks, chunks | "CollectRunContext" >> CollectRunContext(config)
@@ -101,6 +106,7 @@ def build(
         | "Deidentify" >> Deidentify(config, verdicts)
         | "WriteStaged" >> WriteStaged(staging, config.policy.parquet_compression)
     )
+    _ = events_staged | "Progress" >> beam.Map(_note_staged)
     gate = events_staged | "LeakGate" >> LeakGate(config, context, chunks)
     staged = (events_staged, ledger_staged) | "AllStaged" >> beam.Flatten()
     counts = staged | "SumCounts" >> beam.CombineGlobally(_SumCounts())

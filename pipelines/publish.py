@@ -1,27 +1,34 @@
-"""The run folder: staging, atomic publish by symlink swap, and the manifest as the commit record.
+"""The run folder: staging, atomic publish, and the manifest as the commit record.
 
-Layout of `--out DIR` on a local disk:
+Layout of `--out DIR`:
 
     DIR/.runs/<run_id>/{training,restricted,quarantine,audit}/...   every run's staged outputs
-    DIR/training -> .runs/<published run>/training                  (and likewise the others)
+    DIR/training -> .runs/<published run>/training                  (local disks: links)
     DIR/manifest.json                                               the latest run's manifest
 
-A run stages everything under `.runs/<run_id>/`. Only when its gate passes are the links
-swapped, each with an atomic rename, `training` last, and the manifest written last of all
-(write to a temporary name, then rename). A run killed at any point leaves the links of the
-previous published run; a kill between two link swaps is repaired by `recover()`, which every
-run calls first, so the links always agree with the manifest's `published_run_id`.
+A run stages everything under `.runs/<run_id>/`. Only when its gate passes is it published:
+
+- On a local disk the links are swapped, each with an atomic rename, `training` last, and the
+  manifest written last of all (write to a temporary name, then rename). A run killed at any
+  point leaves the links of the previous published run; a kill between two link swaps is
+  repaired by `recover()`, which every run calls first, so the links always agree with the
+  manifest's `published_run_id`.
+- On an object store (`gs://`, `s3://`) there are no links and no atomic rename. Publishing is
+  writing `DIR/manifest.json` (one PUT, all or nothing) after every staged file is in place;
+  readers trust only the manifest: they read `published_run_id` and then
+  `DIR/.runs/<published_run_id>/training/`. A staged run no manifest names is not published.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
+from pipelines import storage
 from pipelines.errors import RunFailed
+from pipelines.transforms.write import PRIVATE_TABLES
 
 __all__ = ["PUBLISHED_TABLES", "RunFolder"]
 
@@ -31,22 +38,23 @@ _KEEP_UNPUBLISHED_RUNS = 3
 
 
 class RunFolder:
-    """One `--out` folder and the runs staged in it."""
+    """One `--out` folder (local path or Beam filesystem URL) and the runs staged in it."""
 
     def __init__(self, out: str | Path) -> None:
-        self.root = Path(out)
-        self.runs = self.root / ".runs"
-        self.manifest_path = self.root / "manifest.json"
+        self.root = str(out).rstrip("/") if storage.is_remote(str(out)) else str(out)
+        self.remote = storage.is_remote(self.root)
+        self.runs = storage.join(self.root, ".runs")
+        self.manifest_path = storage.join(self.root, "manifest.json")
 
-    def staging(self, run_id: str) -> Path:
-        return self.runs / run_id
+    def staging(self, run_id: str) -> str:
+        return storage.join(self.runs, run_id)
 
     def read_manifest(self) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        if not storage.exists(self.manifest_path):
             return None
-        except (OSError, json.JSONDecodeError) as exc:
+        try:
+            data = json.loads(storage.read_bytes(self.manifest_path))
+        except (OSError, ValueError) as exc:
             raise RunFailed(
                 f"{self.manifest_path}: cannot read the previous manifest ({exc})"
             ) from None
@@ -56,19 +64,25 @@ class RunFolder:
         manifest = self.read_manifest()
         return manifest.get("published_run_id") if manifest else None
 
-    def prepare(self, run_id: str) -> Path:
+    def prepare(self, run_id: str) -> str:
         """Create the run's staging folder after repairing any half-finished publish."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.recover()
         staging = self.staging(run_id)
-        staging.mkdir(parents=True, exist_ok=False)
+        if self.remote:
+            return staging  # object stores have no folders to create
+        os.makedirs(self.root, exist_ok=True)
+        self.recover()
+        os.makedirs(staging, exist_ok=False)
+        for name in PRIVATE_TABLES:
+            os.makedirs(os.path.join(staging, name), mode=0o700)
         return staging
 
     def recover(self) -> None:
         """Point every link at the manifest's published run (or remove them if there is none)."""
+        if self.remote:
+            return
         published = self.published_run_id()
         for name in PUBLISHED_TABLES:
-            link = self.root / name
+            link = Path(self.root, name)
             if published is None:
                 if link.is_symlink():
                     link.unlink()
@@ -79,22 +93,31 @@ class RunFolder:
                 self._swap(link, target)
 
     def publish(self, run_id: str, manifest: dict[str, Any]) -> None:
-        """Swap the links to this run's staged outputs, then commit by writing the manifest."""
-        staging = self.staging(run_id)
-        for name in PUBLISHED_TABLES:
-            (staging / name).mkdir(parents=True, exist_ok=True)
-        for name in PUBLISHED_TABLES:
-            self._swap(self.root / name, self._target(run_id, name))
+        """Make this run the published one; writing the manifest is the commit."""
+        if not self.remote:
+            staging = Path(self.staging(run_id))
+            for name in PUBLISHED_TABLES:
+                (staging / name).mkdir(parents=True, exist_ok=True)
+            for name in PUBLISHED_TABLES:
+                self._swap(Path(self.root, name), self._target(run_id, name))
         self.write_manifest(manifest)
         self._prune(keep={run_id})
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Write the manifest in the run's staging folder and, atomically, as DIR/manifest.json."""
-        text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-        (self.staging(manifest["run_id"]) / "manifest.json").write_text(text, encoding="utf-8")
-        tmp = self.root / f".manifest.json.{manifest['run_id']}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, self.manifest_path)
+        text = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        storage.write_bytes(storage.join(self.staging(manifest["run_id"]), "manifest.json"), text)
+        storage.write_bytes(self.manifest_path, text)
+
+    def staged_runs(self) -> list[str]:
+        """Ids of the runs staged under `.runs/`, oldest first (run ids sort by time)."""
+        if not self.remote:
+            runs = Path(self.runs)
+            return sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []
+        prefix = self.runs + "/"
+        return sorted(
+            {p[len(prefix) :].split("/", 1)[0] for p in storage.list_files(self.runs, "**")}
+        )
 
     def _target(self, run_id: str, name: str) -> str:
         return os.path.join(".runs", run_id, name)
@@ -112,9 +135,7 @@ class RunFolder:
 
     def _prune(self, keep: set[str]) -> None:
         """Remove staged runs neither published nor among the newest few kept for review."""
-        if not self.runs.is_dir():
-            return
         published = self.published_run_id()
-        others = sorted(p.name for p in self.runs.iterdir() if p.name not in keep | {published})
+        others = [r for r in self.staged_runs() if r not in keep | {published}]
         for name in others[:-_KEEP_UNPUBLISHED_RUNS] if _KEEP_UNPUBLISHED_RUNS else others:
-            shutil.rmtree(self.runs / name, ignore_errors=True)
+            storage.delete_tree(self.staging(name))

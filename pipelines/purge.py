@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines import storage
 from pipelines.chunk import content_subjects
 from pipelines.config import Config
 from pipelines.errors import InputError
@@ -70,10 +71,12 @@ def purge(
 
     `staged` reads a run's staging folder (the gate's re-check) instead of a published one.
     """
-    root = Path(published)
-    folder = root / "training" / "consented_content"
-    if not staged and not (root / "manifest.json").is_file():
+    root = str(published)
+    folder = storage.join(root, "training", "consented_content")
+    if not staged and not storage.exists(storage.join(root, "manifest.json")):
         raise InputError(f"--published {root}: no manifest.json; is it a run folder?")
+    if apply and storage.is_remote(root):
+        raise InputError(f"--published {root}: --apply rewrites files in place; local folders only")
     moment = as_of or datetime.now(UTC)
     part = ledger_part(config, ledger_path)
     ledger = ConsentLedger.from_decisions(
@@ -84,8 +87,8 @@ def purge(
     removed: list[dict[str, Any]] = []
     rewritten: list[str] = []
     checked = 0
-    for path in sorted(folder.rglob("*.parquet")) if folder.is_dir() else []:
-        table = pq.read_table(path)
+    for path in _parquet_under(folder):
+        table = storage.read_parquet(path)
         if table.num_rows == 0:
             continue
         event_type = contract.event_types[table["event_type"][0].as_py()]
@@ -105,20 +108,22 @@ def purge(
                         "event_type": event_type.name,
                         "subjects": [v.subject_id for v in lacking],
                         "reasons": sorted({v.reason for v in lacking}) or ["no_subjects"],
-                        "file": str(path.relative_to(root)),
+                        "file": os.path.relpath(path, root)
+                        if not storage.is_remote(root)
+                        else path[len(root) :].lstrip("/"),
                     }
                 )
         checked += table.num_rows
         if apply and not all(keep):
-            tmp = path.with_name(f".{path.name}.purge.tmp")
+            tmp = f"{path}.purge.tmp"
             pq.write_table(
                 table.filter(pa.array(keep)), tmp, compression=config.policy.parquet_compression
             )
             os.replace(tmp, path)
-            rewritten.append(str(path.relative_to(root)))
+            rewritten.append(os.path.relpath(path, root))
     if apply and removed:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        with (root / LOG_NAME).open("a", encoding="utf-8") as log:
+        with Path(root, LOG_NAME).open("a", encoding="utf-8") as log:
             for item in removed:
                 log.write(json.dumps({**item, "purged_at": stamp}, sort_keys=True) + "\n")
     return PurgeResult(checked, removed, rewritten, apply)
@@ -126,8 +131,14 @@ def purge(
 
 def ids_in(published: str | Path) -> set[str]:
     """Event ids under training/consented_content/."""
-    folder = Path(published) / "training" / "consented_content"
+    folder = storage.join(str(published), "training", "consented_content")
     ids: set[str] = set()
-    for f in sorted(folder.rglob("*.parquet")) if folder.is_dir() else []:
-        ids.update(pc.unique(pq.read_table(f, columns=["event_id"])["event_id"]).to_pylist())
+    for f in _parquet_under(folder):
+        table = storage.read_parquet(f, columns=["event_id"])
+        ids.update(pc.unique(table["event_id"]).to_pylist())
     return ids
+
+
+def _parquet_under(folder: str) -> list[str]:
+    """Parquet files anywhere under `folder` (local or remote), sorted."""
+    return [p for p in storage.list_files(folder, "**") if p.endswith(".parquet")]

@@ -9,7 +9,7 @@ import os
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,12 +18,14 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines import __version__
+from pipelines import __version__, storage
 from pipelines.config import Config, load_config
 from pipelines.errors import ConfigError, GateFailed, InputError, RunFailed
 from pipelines.gate import verdict
 from pipelines.lineage import RunLineage
+from pipelines.lock import PartitionLock
 from pipelines.pipeline import SUMMARY_NAME, build
+from pipelines.progress import progress
 from pipelines.publish import RunFolder
 from pipelines.report.html import write_report
 from pipelines.rules.deidentify import KEY_ENV, key_fingerprint, key_from_env
@@ -31,7 +33,14 @@ from pipelines.rules.route import DESTINATIONS
 from pipelines.transforms.consent import estimate_decisions
 from pipelines.transforms.read import InputFile
 
-__all__ = ["LOCAL_RUNNER", "RunRequest", "expand_inputs", "pipeline_options", "run_job"]
+__all__ = [
+    "LOCAL_RUNNER",
+    "RunRequest",
+    "expand_inputs",
+    "pipeline_options",
+    "resolve_paths",
+    "run_job",
+]
 
 _LOG = logging.getLogger(__name__)
 # Beam's DirectRunner first tries to download the Prism runner; name the in-process runner.
@@ -44,13 +53,45 @@ class RunRequest:
     """What the user asked for on the command line."""
 
     inputs: Sequence[str]
-    out: str
+    out: str | None
     consent: str | None = None
     content_policy: str | None = None
     config_file: str | None = None
     date: str | None = None
     as_of: datetime | None = None
     beam_args: Sequence[str] = field(default_factory=list)
+    progress: bool = False
+
+
+def _fill(template: str, day: str | None, what: str) -> str:
+    """Put the run's date into a path template (`{date}`); a template needs `--date`."""
+    if "{date}" not in template:
+        return template
+    if day is None:
+        raise ConfigError(f"{what} {template}: has {{date}} in it; give --date YYYY-MM-DD")
+    return template.replace("{date}", day)
+
+
+def resolve_paths(request: RunRequest, config: Config) -> RunRequest:
+    """The request with `{date}` filled in, and inputs, output and ledger taken from the
+    config's `schedule` templates where the command line left them out."""
+    day = request.date
+    schedule = config.schedule
+    inputs = list(request.inputs)
+    if not inputs and schedule.input and day:
+        inputs = [schedule.input]
+    out = request.out or (schedule.out if day else None)
+    consent = request.consent or (schedule.consent if day else None)
+    if not inputs:
+        raise ConfigError("no --input given (or schedule.input in the config, with --date)")
+    if not out:
+        raise ConfigError("no --out given (or schedule.out in the config, with --date)")
+    return replace(
+        request,
+        inputs=[_fill(p, day, "--input") for p in inputs],
+        out=_fill(out, day, "--out"),
+        consent=_fill(consent, day, "--consent") if consent else None,
+    )
 
 
 def _format_of(path: str) -> str | None:
@@ -124,8 +165,13 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     if request.content_policy:
         config = config.with_policy(content_policy=request.content_policy)
     key = key_from_env()
-    if "://" in request.out:
-        raise ConfigError(f"--out {request.out}: only local output folders are supported so far")
+    as_of = request.as_of or _end_of(request.date) or datetime.now(UTC)
+    request = resolve_paths(request, config)
+    assert request.out is not None
+    options = pipeline_options(request.beam_args)
+    # Remote paths (s3://, gs://) need the Beam options (endpoints, credentials) before any
+    # file is listed; the pipeline sets them again for its workers.
+    FileSystems.set_options(options)
     decisions = 0
     if request.consent:
         if not FileSystems.exists(request.consent):
@@ -134,11 +180,30 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     # A ledger past this size is joined by key instead of shipped whole to every worker.
     consent_join = decisions > config.policy.consent_side_input_max_decisions
     inputs = expand_inputs(request.inputs, exclude=[request.consent] if request.consent else [])
-    options = pipeline_options(request.beam_args)
-    as_of = request.as_of or _end_of(request.date) or datetime.now(UTC)
 
     folder = RunFolder(request.out)
     run_id = _new_run_id()
+    try:
+        with PartitionLock(folder.root, run_id, config.schedule.lock_stale_after_s):
+            return _run_locked(
+                request, config, key, inputs, options, folder, run_id, as_of, consent_join, started
+            )
+    except OSError as exc:  # a full disk, an unwritable --out: nothing was published
+        raise RunFailed(f"run {run_id} failed writing {folder.root}: {exc}") from None
+
+
+def _run_locked(
+    request: RunRequest,
+    config: Config,
+    key: bytes,
+    inputs: list[InputFile],
+    options: PipelineOptions,
+    folder: RunFolder,
+    run_id: str,
+    as_of: datetime,
+    consent_join: bool,
+    started: float,
+) -> dict[str, Any]:
     staging = folder.prepare(run_id)
     previous = folder.read_manifest()
     manifest: dict[str, Any] = {
@@ -152,6 +217,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         "pseudonym_key_version": os.environ.get("CONSENTGATE_PSEUDONYM_KEY_VERSION", "unversioned"),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "inputs": [{"path": f.path, "size": f.size, "sha256": _sha256(f.path)} for f in inputs],
+        "out": folder.root,
         "consent": request.consent,
         "date": request.date,
         "consent_as_of": as_of.isoformat(timespec="seconds"),
@@ -163,30 +229,35 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         "previous": _previous_figures(previous),
         "published_run_id": previous.get("published_run_id") if previous else None,
     }
-    lineage = RunLineage(request.out, run_id, config=config)
-    _emit(lineage.start, manifest["inputs"], manifest["started_at"], consent=request.consent)
+    # Lineage files are appended to, which object stores cannot do: local folders only.
+    lineage = None if folder.remote else RunLineage(folder.root, run_id, config=config)
+    _emit(lineage, "start", manifest["inputs"], manifest["started_at"], consent=request.consent)
     _LOG.info("run %s: %d input file(s), staging in %s", run_id, len(inputs), staging)
+    progress.configure(request.progress)
     try:
         with beam.Pipeline(options=options) as pipeline:
             build(
                 pipeline,
                 config,
                 inputs,
-                str(staging),
+                staging,
                 consent=[request.consent] if request.consent else [],
                 as_of=int(as_of.timestamp() * 1_000_000),
                 consent_join=consent_join,
             )
-        summary = json.loads((staging / SUMMARY_NAME).read_text(encoding="utf-8"))
+        progress.finish()
+        summary = json.loads(storage.read_bytes(storage.join(staging, SUMMARY_NAME)))
     except Exception as exc:
+        progress.finish()
         manifest["error"] = f"{type(exc).__name__}: {exc}".replace(
             key.decode("utf-8", "replace"), "***"
         )
         manifest["duration_s"] = round(time.monotonic() - started, 3)
         folder.write_manifest(manifest)
-        _emit(lineage.fail, manifest, manifest["error"])
+        _emit(lineage, "fail", manifest, manifest["error"])
         raise RunFailed(f"run {run_id} failed: {manifest['error']}") from None
 
+    _LOG.info("run %s: staged; checking the gate's results", run_id)
     counts = summary["counts"]
     files = counts.pop("files", [])
     for dest in DESTINATIONS:
@@ -195,7 +266,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     counts["duplicates"] = counts.pop("duplicate")
     counts["host_only_participants"] = len(counts.pop("host_only_gap_subjects", []))
     counts.setdefault("host_only_records", 0)
-    files = [{**f, "path": os.path.relpath(f["path"], staging)} for f in files]
+    files = [{**f, "path": _relative(f["path"], staging)} for f in files]
     gate = dict(summary["gate"]["checks"])
     gate["conservation"] = verdict.conservation({**counts, "duplicate": counts["duplicates"]})
     gate["training_rows_reconcile"] = verdict.reconcile(files, counts)
@@ -218,17 +289,24 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         write_report(folder.root, manifest)
         folder.publish(run_id, manifest)
         _replace_report(folder, run_id)
-        _emit(lineage.complete, manifest)
+        _emit(lineage, "complete", manifest)
         return manifest
     manifest["status"] = "gate_failed"
     write_report(folder.root, manifest)
     folder.write_manifest(manifest)
     _replace_report(folder, run_id)
-    _emit(lineage.fail, manifest, "the leak gate failed")
+    _emit(lineage, "fail", manifest, "the leak gate failed")
     failed = [name for name, check in gate.items() if not check["passed"]]
     raise GateFailed(
         f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published"
     )
+
+
+def _relative(path: str, staging: str) -> str:
+    """A staged file's path relative to the run's staging folder (local or remote)."""
+    if storage.is_remote(staging):
+        return path[len(staging.rstrip("/")) :].lstrip("/")
+    return os.path.relpath(path, staging)
 
 
 def _end_of(day: str | None) -> datetime | None:
@@ -242,10 +320,12 @@ def _end_of(day: str | None) -> datetime | None:
     return start + timedelta(days=1)
 
 
-def _emit(event: Any, *args: Any, **kwargs: Any) -> None:
+def _emit(lineage: RunLineage | None, event: str, *args: Any, **kwargs: Any) -> None:
     """Send one lineage event; lineage is observability and never decides a run's outcome."""
+    if lineage is None:
+        return
     try:
-        event(*args, **kwargs)
+        getattr(lineage, event)(*args, **kwargs)
     except Exception as exc:
         _LOG.warning("lineage event not emitted (%s)", type(exc).__name__)
 
@@ -264,9 +344,7 @@ def _previous_figures(previous: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _replace_report(folder: RunFolder, run_id: str) -> None:
-    """Copy the run's report.html and report.json to DIR/, each by an atomic rename."""
+    """Copy the run's report.html and report.json to DIR/, each all at once."""
     for name in ("report.html", "report.json"):
-        source = folder.staging(run_id) / name
-        tmp = folder.root / f".{name}.{run_id}.tmp"
-        tmp.write_bytes(source.read_bytes())
-        os.replace(tmp, folder.root / name)
+        source = storage.join(folder.staging(run_id), name)
+        storage.write_bytes(storage.join(folder.root, name), storage.read_bytes(source))

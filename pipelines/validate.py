@@ -82,5 +82,7 @@ def validate_run(
     )
     if manifest.get("content_policy") == "per_participant" and manifest.get("consent"):
         as_of = datetime.fromisoformat(manifest["consent_as_of"])
-        checks["consent_recheck"] = consent_recheck(config, manifest["consent"], root, key, as_of)
+        checks["consent_recheck"] = consent_recheck(
+            config, manifest["consent"], str(root), key, as_of
+        )
     return checks

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import posixpath
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
+from pipelines import storage
 from pipelines.config import Config
 from pipelines.rules.route import DESTINATIONS
 
@@ -59,7 +60,7 @@ def expectations_check(suites: dict[str, Any]) -> dict[str, Any]:
 
 
 def consent_recheck(
-    config: Config, ledger: str, staging: Path, key: bytes, as_of: datetime
+    config: Config, ledger: str, staging: str, key: bytes, as_of: datetime
 ) -> dict[str, Any]:
     """Every staged consented row must still be consented when re-checked from the ledger."""
     from pipelines.purge import purge
@@ -76,11 +77,10 @@ def consent_recheck(
     }
 
 
-def write_evidence(staging: Path, checks: dict[str, Any], suites: dict[str, Any]) -> dict:
+def write_evidence(staging: str, checks: dict[str, Any], suites: dict[str, Any]) -> dict:
     """Keep the gate's results in the run folder, for reviewers; return their paths."""
-    folder = staging / "gate"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "checks.json").write_text(json.dumps(checks, indent=2, sort_keys=True) + "\n")
-    (folder / "expectations.json").write_text(json.dumps(suites, indent=2, sort_keys=True) + "\n")
-    prefix = f".runs/{staging.name}/gate"
+    for name, data in (("checks.json", checks), ("expectations.json", suites)):
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        storage.write_bytes(storage.join(staging, "gate", name), text.encode("utf-8"))
+    prefix = f".runs/{posixpath.basename(str(staging).rstrip('/'))}/gate"
     return {"checks": f"{prefix}/checks.json", "expectations": f"{prefix}/expectations.json"}

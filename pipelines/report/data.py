@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
+from pipelines import storage
 from pipelines.contract import RECORD_CLASSES
 from pipelines.rules.route import DESTINATIONS
 
@@ -58,20 +59,26 @@ _FINDINGS = re.compile(rf"{_FINDING}(?:, {_FINDING}){{0,20}}")
 WITHHELD = "(withheld)"
 
 
-def staged_folder(run_dir: Path, run_id: str) -> Path:
+def staged_folder(run_dir: str | Path, run_id: str) -> str:
     """The folder of the run's staged outputs: `run_dir/.runs/<run_id>/`, or `run_dir` itself."""
-    nested = run_dir / ".runs" / run_id
-    return run_dir if run_dir.name == run_id and not nested.is_dir() else nested
+    nested = storage.join(str(run_dir), ".runs", run_id)
+    if storage.is_remote(str(run_dir)):
+        return nested
+    own = Path(run_dir).name == run_id and not Path(nested).is_dir()
+    return str(run_dir) if own else nested
 
 
 def report_data(
-    run_dir: Path, manifest: Mapping[str, Any], *, share_threshold: float = DEFAULT_SHARE_THRESHOLD
+    run_dir: str | Path,
+    manifest: Mapping[str, Any],
+    *,
+    share_threshold: float = DEFAULT_SHARE_THRESHOLD,
 ) -> dict[str, Any]:
     """The report's figures for the run `manifest` describes, in the output folder `run_dir`."""
     if not 0 < share_threshold < 1:
         raise ValueError(f"share_threshold must be a fraction in (0, 1), got {share_threshold!r}")
     counts: Mapping[str, Any] = manifest.get("counts") or {}
-    staged = staged_folder(Path(run_dir), str(manifest["run_id"]))
+    staged = staged_folder(run_dir, str(manifest["run_id"]))
     by_event_type = counts.get("by_event_type") or {}
     return {
         "report_version": REPORT_VERSION,
@@ -128,8 +135,13 @@ def _flow(counts: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _parquet(folder: Path) -> list[str]:
-    return sorted(str(p) for p in folder.glob("*.parquet")) if folder.is_dir() else []
+def _parquet(folder: str) -> list[str]:
+    return storage.list_files(folder, "*.parquet")
+
+
+def _read(files: list[str], columns: list[str]) -> pa.Table:
+    """These columns of the staged files (local or remote) as one table."""
+    return pa.concat_tables([storage.read_parquet(f, columns) for f in files])
 
 
 def _safe_detail(detail: str | None) -> str | None:
@@ -140,12 +152,12 @@ def _safe_detail(detail: str | None) -> str | None:
     return WITHHELD
 
 
-def _quarantine(counts: Mapping[str, Any], staged: Path, event_types: set[str]) -> dict[str, Any]:
-    files = _parquet(staged / "quarantine")
+def _quarantine(counts: Mapping[str, Any], staged: str, event_types: set[str]) -> dict[str, Any]:
+    files = _parquet(storage.join(staged, "quarantine"))
     examples: list[dict[str, Any]] = []
     if files:
         # `raw` is never read: the report cannot show what it never loaded.
-        table = ds.dataset(files, format="parquet").to_table(columns=_QUARANTINE_COLUMNS)
+        table = _read(files, _QUARANTINE_COLUMNS)
         table = table.sort_by(
             [("reason", "ascending"), ("source_file", "ascending"), ("source_line", "ascending")]
         )
@@ -190,16 +202,13 @@ def _detectors(hits: Mapping[str, int]) -> dict[str, Any]:
     }
 
 
-def _content_decisions(staged: Path) -> list[dict[str, Any]] | None:
-    files = _parquet(staged / "audit")
+def _content_decisions(staged: str) -> list[dict[str, Any]] | None:
+    files = _parquet(storage.join(staged, "audit"))
     if not files:
         return None
+    table = _read(files, ["record_class", "destination", "reason"])
     table = (
-        ds.dataset(files, format="parquet")
-        .to_table(
-            columns=["destination", "reason"],
-            filter=pc.field("record_class") == "customer_content",
-        )
+        table.filter(pc.equal(table["record_class"], "customer_content"))
         .group_by(["destination", "reason"])
         .aggregate([("reason", "count")])
     )
@@ -211,9 +220,7 @@ def _content_decisions(staged: Path) -> list[dict[str, Any]] | None:
     return sorted(rows, key=lambda r: (order.get(r["destination"], 99), r["reason"]))
 
 
-def _consent(
-    manifest: Mapping[str, Any], counts: Mapping[str, Any], staged: Path
-) -> dict[str, Any]:
+def _consent(manifest: Mapping[str, Any], counts: Mapping[str, Any], staged: str) -> dict[str, Any]:
     return {
         "content_policy": manifest.get("content_policy"),
         "as_of": manifest.get("consent_as_of"),
@@ -226,11 +233,11 @@ def _consent(
     }
 
 
-def _expectations(staged: Path) -> dict[str, Any] | None:
-    path = staged / "gate" / "expectations.json"
-    if not path.is_file():
+def _expectations(staged: str) -> dict[str, Any] | None:
+    path = storage.join(staged, "gate", "expectations.json")
+    if not storage.exists(path):
         return None
-    results: Mapping[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    results: Mapping[str, Any] = json.loads(storage.read_bytes(path))
     suites: dict[str, dict[str, int]] = {}
     validations, failures = [], []
     for key, result in sorted(results.items()):
@@ -282,7 +289,7 @@ def _expectations(staged: Path) -> dict[str, Any] | None:
     }
 
 
-def _gate(gate: Mapping[str, Any], staged: Path) -> dict[str, Any]:
+def _gate(gate: Mapping[str, Any], staged: str) -> dict[str, Any]:
     return {
         "passed": gate.get("passed"),
         "checks": [

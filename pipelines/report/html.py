@@ -8,12 +8,12 @@ security policy that would block them if one slipped in. Every value is HTML-esc
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from pipelines import storage
 from pipelines.report.data import DEFAULT_SHARE_THRESHOLD, TOTALS, report_data
 
 __all__ = ["SECTIONS", "render_html", "write_report"]
@@ -678,29 +678,23 @@ def render_html(data: Mapping[str, Any]) -> str:
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_report(
-    run_dir: Path,
+    run_dir: str | Path,
     manifest: dict[str, Any],
     *,
-    out: Path | None = None,
+    out: str | Path | None = None,
     share_threshold: float = DEFAULT_SHARE_THRESHOLD,
-) -> tuple[Path, Path]:
+) -> tuple[str, str]:
     """Write `report.html` and `report.json` for the run `manifest` describes.
 
-    `run_dir` is the output folder (`--out DIR`); the files go to `out`, by default the run's
-    staged folder `run_dir/.runs/<run_id>/`. Returns the two paths.
+    `run_dir` is the output folder (`--out DIR`, local or remote); the files go to `out`, by
+    default the run's staged folder `run_dir/.runs/<run_id>/`. Returns the two paths.
     """
-    run_dir = Path(run_dir)
-    target = Path(out) if out is not None else run_dir / ".runs" / str(manifest["run_id"])
+    target = (
+        str(out) if out is not None else storage.join(str(run_dir), ".runs", manifest["run_id"])
+    )
     data = report_data(run_dir, manifest, share_threshold=share_threshold)
-    target.mkdir(parents=True, exist_ok=True)
-    html_path, json_path = target / "report.html", target / "report.json"
-    _write_atomic(json_path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(html_path, render_html(data))
+    html_path, json_path = storage.join(target, "report.html"), storage.join(target, "report.json")
+    storage.write_bytes(json_path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
+    storage.write_bytes(html_path, render_html(data).encode("utf-8"))
     return html_path, json_path

@@ -31,7 +31,7 @@ from pipelines.contract import parse_timestamp
 from pipelines.rules.classify import decode_line, record_class_of
 from pipelines.rules.consent import ConsentLedger, Decision
 from pipelines.transforms.context import RunContext
-from pipelines.transforms.read import iter_lines
+from pipelines.transforms.read import Oversized, iter_lines
 from pipelines.transforms.write import StagedChunk, StagedFile, write_parquet
 
 __all__ = ["ApplyConsent", "LedgerPart", "ReadConsent", "ledger_part"]
@@ -68,7 +68,12 @@ def ledger_part(config: Config, path: str) -> LedgerPart:
             for i, row in enumerate(rows)
         )
     else:
-        items = ((n, *decode_line(line), line) for n, line in iter_lines(path))
+        items = (
+            (n, None, "line_too_large", line.prefix)
+            if isinstance(line, Oversized)
+            else (n, *decode_line(line), line)
+            for n, line in iter_lines(path, config.policy.max_line_bytes)
+        )
     decisions = []
     rejects = []
     for number, row, reason, raw in items:

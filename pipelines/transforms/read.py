@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import gzip
 import logging
+import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.chunk import EventChunk
+from pipelines.chunk import EventChunk, loc_of
 from pipelines.config import Config
+from pipelines.errors import RunFailed
+from pipelines.progress import progress
+from pipelines.rules.classify import LOC, REJECT_SCHEMA
 
-__all__ = ["ClassifyEvents", "InputFile", "RawChunk", "ReadEvents"]
+__all__ = [
+    "ClassifyEvents",
+    "InputFile",
+    "InputFileError",
+    "Oversized",
+    "RawChunk",
+    "ReadEvents",
+    "iter_lines",
+]
 
 _LOG = logging.getLogger(__name__)
 _BLOCK = 8 << 20
@@ -41,39 +54,108 @@ class RawChunk:
     lines: list[tuple[int, bytes]] | None = None
     rows: list[dict[str, Any]] | None = None
     first_row: int = 0
+    oversized: list[tuple[int, Oversized]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Oversized:
+    """A line longer than the limit: its size and first bytes; the rest was never held."""
+
+    size: int
+    prefix: bytes
+
+
+class InputFileError(RunFailed):
+    """An input file that cannot be read as what its name says (broken gzip, not Parquet)."""
+
+
+_PREFIX_BYTES = 1024
 
 
 def _is_gzip(path: str) -> bool:
     return path.endswith(".gz")
 
 
-def iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, line) of a JSON Lines file, gzip or plain; blank lines skipped."""
+def _blocks(path: str) -> Iterator[bytes]:
+    """The decompressed bytes of a JSON Lines file, block by block; a broken file is an error."""
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
         stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if _is_gzip(path) else raw
-        number = 0
-        rest = b""
+        done = 0
         while True:
-            block = stream.read(_BLOCK)
+            try:
+                block = stream.read(_BLOCK)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise InputFileError(
+                    f"input {path}: not a readable gzip file ({exc}; {done} bytes decoded "
+                    "before it); re-create or remove the file and rerun"
+                ) from None
             if not block:
-                break
-            parts = (rest + block).split(b"\n")
-            rest = parts.pop()
-            for line in parts:
-                number += 1
-                if line.strip():
-                    yield number, line
-        if rest:
+                return
+            done += len(block)
+            yield block
+
+
+def _whole(head: bytes, size: int, last: bytes, max_line_bytes: int) -> bytes | Oversized:
+    """A line from its start (`head`, `size` bytes seen so far) and its last piece."""
+    total = size + len(last)
+    if total <= max_line_bytes:
+        return head + last
+    return Oversized(total, (head + last[:_PREFIX_BYTES])[:_PREFIX_BYTES])
+
+
+def iter_lines(path: str, max_line_bytes: int) -> Iterator[tuple[int, bytes | Oversized]]:
+    """(1-based line number, line) of a JSON Lines file, gzip or plain; blank lines skipped.
+
+    A line longer than `max_line_bytes` comes out as `Oversized`: only its first bytes are
+    kept while the rest is read past, so one enormous line never sits whole in memory.
+    """
+    number = 0
+    head = b""  # the start of a line that runs past the end of a block
+    size = 0  # bytes of that line seen so far (head holds only a prefix once it is too long)
+    for block in _blocks(path):
+        parts = block.split(b"\n")
+        for part in parts[:-1]:
             number += 1
-            if rest.strip():
-                yield number, rest
+            line = _whole(head, size, part, max_line_bytes)
+            head, size = b"", 0
+            if isinstance(line, Oversized) or line.strip():
+                yield number, line
+        tail = parts[-1]
+        if size + len(tail) <= max_line_bytes:
+            head += tail
+        elif size <= max_line_bytes:
+            head = (head + tail[:_PREFIX_BYTES])[:_PREFIX_BYTES]
+        size += len(tail)
+    if size:
+        line = _whole(head, size, b"", max_line_bytes)
+        if isinstance(line, Oversized) or line.strip():
+            yield number + 1, line
+
+
+def oversized_rejects(
+    file_index: int, lines: list[tuple[int, Oversized]], max_line_bytes: int
+) -> pa.Table:
+    """Quarantine rows for lines over the limit: reason `line_too_large`, raw = first bytes."""
+    return pa.Table.from_pylist(
+        [
+            {
+                LOC: loc_of(file_index, number),
+                "reason": "line_too_large",
+                "detail": f"{line.size} bytes > max_line_bytes {max_line_bytes}",
+                "raw": line.prefix,
+            }
+            for number, line in lines
+        ],
+        REJECT_SCHEMA,
+    )
 
 
 class _ReadInputFile(beam.DoFn):
     """Yields a file's records in chunks of at most `chunk_records`."""
 
-    def __init__(self, chunk_records: int) -> None:
+    def __init__(self, chunk_records: int, max_line_bytes: int) -> None:
         self.chunk_records = chunk_records
+        self.max_line_bytes = max_line_bytes
 
     def process(self, file: InputFile) -> Iterator[RawChunk]:
         if file.format == "parquet":
@@ -81,21 +163,34 @@ class _ReadInputFile(beam.DoFn):
             return
         chunk_index = 0
         lines: list[tuple[int, bytes]] = []
-        for item in iter_lines(file.path):
-            lines.append(item)
-            if len(lines) >= self.chunk_records:
-                yield RawChunk(file, chunk_index, lines=lines)
+        oversized: list[tuple[int, Oversized]] = []
+        for number, line in iter_lines(file.path, self.max_line_bytes):
+            if isinstance(line, Oversized):
+                oversized.append((number, line))
+            else:
+                lines.append((number, line))
+            if len(lines) + len(oversized) >= self.chunk_records:
+                progress.add("read", len(lines) + len(oversized))
+                yield RawChunk(file, chunk_index, lines=lines, oversized=oversized)
                 chunk_index += 1
-                lines = []
-        if lines:
-            yield RawChunk(file, chunk_index, lines=lines)
+                lines, oversized = [], []
+        if lines or oversized:
+            progress.add("read", len(lines) + len(oversized))
+            yield RawChunk(file, chunk_index, lines=lines, oversized=oversized)
 
     def _parquet(self, file: InputFile) -> Iterator[RawChunk]:
         with FileSystems.open(file.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            reader = pq.ParquetFile(f)
+            try:
+                reader = pq.ParquetFile(f)
+            except (pa.ArrowException, OSError) as exc:
+                raise InputFileError(
+                    f"input {file.path}: not a readable Parquet file ({exc}); "
+                    "re-create or remove the file and rerun"
+                ) from None
             first = 1
             for chunk_index, batch in enumerate(reader.iter_batches(self.chunk_records)):
                 rows = batch.to_pylist()
+                progress.add("read", len(rows))
                 yield RawChunk(file, chunk_index, rows=rows, first_row=first)
                 first += len(rows)
 
@@ -103,12 +198,15 @@ class _ReadInputFile(beam.DoFn):
 class ReadEvents(beam.PTransform):
     """Input files -> RawChunks of lines (JSON Lines, plain or gzip) or rows (Parquet)."""
 
-    def __init__(self, chunk_records: int) -> None:
+    def __init__(self, chunk_records: int, max_line_bytes: int) -> None:
         super().__init__()
         self.chunk_records = chunk_records
+        self.max_line_bytes = max_line_bytes
 
     def expand(self, files: beam.PCollection) -> beam.PCollection:
-        return files | "ReadInputFile" >> beam.ParDo(_ReadInputFile(self.chunk_records))
+        return files | "ReadInputFile" >> beam.ParDo(
+            _ReadInputFile(self.chunk_records, self.max_line_bytes)
+        )
 
 
 class _ClassifyChunk(beam.DoFn):
@@ -128,6 +226,11 @@ class _ClassifyChunk(beam.DoFn):
             chunk = EventChunk.from_lines(
                 self.contract, file.index, raw.chunk_index, file.path, raw.lines or []
             )
+        if raw.oversized:
+            too_large = oversized_rejects(
+                file.index, raw.oversized, self.config.policy.max_line_bytes
+            )
+            chunk = replace(chunk, rejects=pa.concat_tables([chunk.rejects, too_large]))
         beam.metrics.Metrics.counter("consentgate", "records_read").inc(chunk.record_count())
         yield chunk
 

@@ -6,6 +6,7 @@ inputs writes the same names, whatever the runner or the number of workers.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,10 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.chunk import ChunkOutputs
 
-__all__ = ["StagedChunk", "StagedFile", "WriteStaged", "write_parquet"]
+__all__ = ["PRIVATE_TABLES", "StagedChunk", "StagedFile", "WriteStaged", "write_parquet"]
+
+# Tables with raw records or content subjects: owner-only on local disks.
+PRIVATE_TABLES = ("quarantine", "restricted")
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,15 @@ class StagedChunk:
 
 
 def write_parquet(table: pa.Table, path: str, compression: str) -> None:
-    """Write one Parquet file through Beam's FileSystems (local or remote) with fixed settings."""
+    """Write one Parquet file through Beam's FileSystems (local or remote) with fixed settings.
+
+    On a local disk, files of the tables that hold raw records or content subjects
+    (`quarantine/`, `restricted/`) and their folders are readable by the owner only.
+    """
+    private = "://" not in path and posixpath.basename(posixpath.dirname(path)) in PRIVATE_TABLES
+    if private:
+        os.makedirs(posixpath.dirname(path), mode=0o700, exist_ok=True)
+        os.chmod(posixpath.dirname(path), 0o700)
     with FileSystems.create(path) as sink:
         pq.write_table(
             table,
@@ -48,6 +60,8 @@ def write_parquet(table: pa.Table, path: str, compression: str) -> None:
             write_statistics=True,
             store_schema=True,
         )
+    if private:
+        os.chmod(path, 0o600)
 
 
 class _WriteChunk(beam.DoFn):

@@ -55,7 +55,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         assert main(argv) == 0
         assert main(argv) == 0
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    html_path, json_path = write_report(out, manifest)
+    html_path, json_path = map(Path, write_report(out, manifest))
     return {
         "input": folder,
         "out": out,
@@ -265,7 +265,7 @@ def test_hostile_quarantine_values_are_withheld(run, tmp_path):
         }
     )
     run_dir, manifest = _staged_copy(run, tmp_path, table)
-    html_path, json_path = write_report(run_dir, manifest, out=tmp_path / "report")
+    html_path, json_path = map(Path, write_report(run_dir, manifest, out=tmp_path / "report"))
     data = json.loads(json_path.read_text(encoding="utf-8"))
     by_line = {x["source_line"]: x for x in data["quarantine"]["examples"]}
     assert by_line[7] == {
@@ -306,7 +306,7 @@ def test_share_moves_beyond_the_threshold_are_flagged(run, moved, threshold, fla
 
 def test_a_run_without_a_previous_one_says_so(run, tmp_path):
     manifest = {**copy.deepcopy(run["manifest"]), "previous": None}
-    html_path, json_path = write_report(tmp_path, manifest, out=tmp_path)
+    html_path, json_path = map(Path, write_report(tmp_path, manifest, out=tmp_path))
     assert json.loads(json_path.read_text(encoding="utf-8"))["change"] is None
     assert "No previous run in this output folder" in html_path.read_text(encoding="utf-8")
 

@@ -106,7 +106,7 @@ def _chunks(
     return (
         p
         | "ListInputs" >> beam.Create(inputs)
-        | "ReadEvents" >> ReadEvents(chunk_records)
+        | "ReadEvents" >> ReadEvents(chunk_records, 1 << 20)
         | "ClassifyEvents" >> ClassifyEvents(config)
     )
 

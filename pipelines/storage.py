@@ -1,0 +1,89 @@
+"""Files the driver reads and writes, on a local disk or any Beam filesystem (`gs://`, `s3://`).
+
+Beam's FileSystems serve both; only what differs is branched on: a local write goes to a
+temporary name and is renamed into place, while an object store's single PUT is already
+all-or-nothing. Paths are plain strings so remote ones keep their scheme.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+__all__ = [
+    "delete_tree",
+    "exists",
+    "is_remote",
+    "join",
+    "list_files",
+    "read_bytes",
+    "read_parquet",
+    "write_bytes",
+]
+
+
+def is_remote(path: str) -> bool:
+    return "://" in str(path)
+
+
+def join(base: str, *parts: str) -> str:
+    base = str(base)
+    if is_remote(base):
+        return posixpath.join(base.rstrip("/"), *parts)
+    return os.path.join(base, *parts)
+
+
+def exists(path: str) -> bool:
+    return bool(FileSystems.exists(str(path)))
+
+
+def read_bytes(path: str) -> bytes:
+    with FileSystems.open(str(path), compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return bytes(f.read())
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Replace `path` with `data` all at once: readers see the old file or the new one."""
+    path = str(path)
+    if is_remote(path):
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            f.write(data)
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def list_files(folder: str, pattern: str = "*") -> list[str]:
+    """Sorted paths of the files in `folder` matching `pattern` (`**` reaches into subfolders)."""
+    try:
+        found = FileSystems.match([join(folder, pattern)])[0].metadata_list
+    except Exception:  # Beam raises BeamIOError when nothing matches on some filesystems
+        return []
+    return sorted(m.path for m in found)
+
+
+def read_parquet(path: str, columns: Sequence[str] | None = None) -> pa.Table:
+    with FileSystems.open(str(path), compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return pq.read_table(f, columns=list(columns) if columns is not None else None)
+
+
+def delete_tree(folder: str) -> None:
+    """Remove a folder and everything under it; a missing folder is fine."""
+    if not is_remote(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    paths = list_files(folder, "**")
+    if paths:
+        FileSystems.delete(paths)

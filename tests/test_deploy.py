@@ -1,0 +1,111 @@
+"""Other runners and schedulers: options after `--` reach Beam untouched, and the shipped cron
+line and Airflow DAG call the CLI with options it accepts."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shlex
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.runners.direct.direct_runner import DirectRunner
+
+from pipelines.cli import _parser, split_beam_args
+from pipelines.config import load_config
+from pipelines.pipeline import build
+from pipelines.run import expand_inputs, pipeline_options
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DATAFLOW = [
+    "--runner=DataflowRunner",
+    "--project=meetings-prod",
+    "--region=europe-west1",
+    "--temp_location=gs://meetings-tmp/consentgate",
+    "--setup_file=./setup.py",
+    "--num_workers=8",
+    "--max_num_workers=64",
+    "--experiments=use_runner_v2",
+]
+FLINK = ["--runner=FlinkRunner", "--flink_master=flink:8081", "--environment_type=DOCKER"]
+SPARK = ["--runner=SparkRunner", "--spark_master_url=spark://spark:7077"]
+
+
+def test_options_after_the_double_dash_are_split_off_untouched():
+    argv = ["run", "--input", "in/", "--out", "out/", "--", *DATAFLOW]
+    ours, beams = split_beam_args(argv)
+    assert ours == ["run", "--input", "in/", "--out", "out/"]
+    assert beams == DATAFLOW
+
+
+@pytest.mark.parametrize("beam_args", [DATAFLOW, FLINK, SPARK], ids=["dataflow", "flink", "spark"])
+def test_runner_options_reach_beam_untouched(beam_args: list[str]):
+    options = pipeline_options(beam_args)
+    given = dict(arg[2:].split("=", 1) for arg in beam_args)
+    parsed = options.get_all_options(drop_default=True, retain_unknown_options=True)
+    for name, value in given.items():
+        got = parsed[name]
+        assert (got if not isinstance(got, list) else ",".join(got)) == (
+            int(value) if isinstance(got, int) else value
+        ), name
+    assert options.view_as(StandardOptions).runner == given["runner"]
+
+
+def test_the_job_builds_under_dataflow_options_without_running(tmp_path: Path):
+    events = tmp_path / "events.jsonl"
+    events.write_text("{}\n")
+    config = load_config()
+    options = pipeline_options(DATAFLOW)
+    # The graph is built with Dataflow's options but handed to no runner: nothing runs.
+    pipeline = beam.Pipeline(runner=DirectRunner(), options=options)
+    build(pipeline, config, expand_inputs([str(events)]), "gs://meetings-tmp/staging", as_of=0)
+    proto = pipeline.to_runner_api()
+    names = {t.unique_name for t in proto.components.transforms.values()}
+    for stage in ("ReadEvents", "ClassifyEvents", "DetectLeaks", "ApplyConsent", "LeakGate"):
+        assert stage in names
+    assert pipeline.options.view_as(StandardOptions).runner == "DataflowRunner"
+    assert pipeline.options.get_all_options()["project"] == "meetings-prod"
+
+
+def test_the_cron_line_calls_run_with_options_the_cli_accepts():
+    text = (ROOT / "deploy" / "cron.example").read_text()
+    line = next(x for x in text.splitlines() if x and not x.startswith(("#", "CRON_TZ")))
+    call = re.search(r"\.venv/bin/consentgate (run [^;]*);", line)
+    assert call, line
+    args = shlex.split(call.group(1).replace(r"\%F", "%F"))
+    args[args.index("--date") + 1] = "2026-11-26"
+    parsed = _parser().parse_args(args)
+    assert parsed.command == "run" and parsed.date == "2026-11-26"
+    assert "[ $code -eq 4 ]" in line  # only a failed run (exit 4) is retried
+
+
+def test_the_airflow_dag_calls_run_and_retries_only_exit_4():
+    source = (ROOT / "deploy" / "airflow_dag.py").read_text()
+    tree = ast.parse(source)
+    command = next(
+        n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "command"
+    )
+    returned = next(n for n in ast.walk(command) if isinstance(n, ast.Return))
+    assert isinstance(returned.value, ast.List)
+    # Names (the config path, the day) stand for values Airflow fills in at run time.
+    args = [e.value if isinstance(e, ast.Constant) else "VALUE" for e in returned.value.elts[1:]]
+    assert args[0] == "run"
+    args[args.index("--date") + 1] = "2026-11-26"
+    parsed = _parser().parse_args(args)
+    assert parsed.run_quiet and parsed.date == "2026-11-26" and parsed.config == "VALUE"
+    retryable = next(
+        n
+        for n in tree.body
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "RETRYABLE"
+    )
+    assert ast.literal_eval(retryable.value) == {4}
+
+
+def test_the_example_schedule_config_loads(tmp_path: Path):
+    config = load_config(override_file=ROOT / "deploy" / "schedule.example.json")
+    assert config.schedule.input and "{date}" in config.schedule.input
+    assert json.loads((ROOT / "deploy" / "schedule.example.json").read_text())["schedule"]
