@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo
 
-.PHONY: demo test test-scale lint clean browser
+.PHONY: demo test test-scale lint clean browser bench
 
 # The venv is rebuilt when the dependency pins change.
 $(BIN)/consentgate: pyproject.toml constraints.txt
@@ -28,6 +28,16 @@ test: $(BIN)/consentgate browser
 
 test-scale: $(BIN)/consentgate
 	$(BIN)/python -m pytest -q -m scale
+
+# Throughput and peak memory of the whole job against a DuckDB floor; figures in $(BENCH_DIR)/bench.json.
+# More: make bench BENCH_ARGS='--profile --multiprocess --scaling 100000,1000000'
+BENCH_EVENTS ?= 1000000
+BENCH_DIR ?= .bench
+BENCH_ARGS ?=
+
+bench: $(BIN)/consentgate
+	BENCH_EVENTS=$(BENCH_EVENTS) BENCH_DIR=$(BENCH_DIR) $(BIN)/python -m tests.benchmarks.bench \
+	  --events $(BENCH_EVENTS) --workdir $(BENCH_DIR) $(BENCH_ARGS)
 
 lint: $(BIN)/consentgate
 	$(BIN)/ruff check pipelines tests

@@ -1,0 +1,63 @@
+"""The benchmark works: a tiny run of both formats and the floor. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.benchmarks import bench
+
+pytestmark = pytest.mark.e2e
+
+EVENTS = 10_000
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    workdir = tmp_path_factory.mktemp("bench")
+    code = bench.main(["--events", str(EVENTS), "--workdir", str(workdir), "--modes", "job,floor"])
+    assert code == 0
+    return json.loads((workdir / "bench.json").read_text())
+
+
+def test_every_mode_and_format_is_measured(report):
+    measured = {(r["mode"], r["format"]) for r in report["results"]}
+    assert measured == {(m, f) for m in ("job", "floor") for f in ("jsonl", "parquet")}
+    for row in report["results"]:
+        assert row["events"] == EVENTS
+        assert row["error"] is None
+        assert row["returncode"] == 0
+        assert row["wall_s"] > 0
+        assert row["events_per_s"] > 0
+        assert row["peak_rss_mb"] > 0
+    assert set(report["ratios"]) == {"jsonl", "parquet"}
+    assert all(v > 0 for entry in report["ratios"].values() for v in entry.values())
+
+
+def test_the_job_published_every_record(report):
+    for row in (r for r in report["results"] if r["mode"] == "job"):
+        manifest = json.loads((Path(row["out"]) / "manifest.json").read_text())
+        assert manifest["status"] == "published"
+        assert manifest["counts"]["input_records"] == EVENTS
+        assert manifest["counts"]["training"] > 0
+
+
+def test_the_floor_keeps_only_service_generated_types(report):
+    import pyarrow.parquet as pq
+
+    kept = set(bench.service_event_types())
+    assert kept and not any(t.startswith("content.") for t in kept)
+    for row in (r for r in report["results"] if r["mode"] == "floor"):
+        table = pq.read_table(row["out"])
+        assert table.num_rows == row["rows_written"] > 0
+        assert set(table.column("event_type").to_pylist()) <= kept
+
+
+def test_input_sets_are_reused(tmp_path, capsys):
+    say = capsys.readouterr
+    first = bench.input_set(tmp_path, "jsonl", 1000, 3, 2, print)
+    again = bench.input_set(tmp_path, "jsonl", 1000, 3, 2, print)
+    assert not first.reused and again.reused
+    assert "reusing jsonl input set" in say().out
