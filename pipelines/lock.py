@@ -5,10 +5,10 @@ the same folder is refused with that name. A lock is stale when its holder is kn
 host, pid gone) or its heartbeat is older than `schedule.lock_stale_after_s`; a stale lock is
 taken over with a warning, so a run killed with SIGKILL does not block the next night's run.
 
-On a local disk the lock is taken with an exclusive create and taken over with a rename, both
-atomic. Object stores have neither: there the lock is written, then read back to check it is
-ours, which catches most races but not all; schedulers should still run one job per partition
-(Airflow: `max_active_runs=1` on the DAG).
+On a local disk the lock is taken with an exclusive link of a fully written file and taken
+over with a rename, both atomic. Object stores have neither: there the lock is written, then
+read back to check it is ours, which catches most races but not all; schedulers should still
+run one job per partition (Airflow: `max_active_runs=1` on the DAG).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ __all__ = ["LOCK_NAME", "LockHeld", "PartitionLock"]
 
 _LOG = logging.getLogger(__name__)
 LOCK_NAME = ".lock"
-_WRITING_GRACE_S = 10.0
 
 
 class LockHeld(ConsentgateError):
@@ -115,12 +114,17 @@ class PartitionLock:
             storage.write_bytes(self.path, self._record())
             return self._confirm()
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        # Written whole under a private name, then linked into place: link() fails if the lock
+        # exists, so the lock file is never seen half-written.
+        tmp = f"{self.path}.{self.run_id}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(self._record())
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.link(tmp, self.path)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "wb") as f:
-            f.write(self._record())
+        finally:
+            os.unlink(tmp)
         return True
 
     def _confirm(self) -> bool:
@@ -176,9 +180,7 @@ class PartitionLock:
     def _stale_because(self, holder: dict[str, Any]) -> str | None:
         """Why the lock can be taken over, or None while its holder may still be running."""
         if not holder:
-            if self._age_of_file() < _WRITING_GRACE_S:
-                return None  # its writer may be between creating and filling it
-            return "the lock file is empty or unreadable (its writer died while writing it)"
+            return "the lock file is unreadable"
         pid = holder.get("pid")
         same_host = holder.get("host") == socket.gethostname()
         if same_host and isinstance(pid, int) and not _pid_alive(pid):
@@ -191,14 +193,6 @@ class PartitionLock:
         if age > self.stale_after_s:
             return f"no heartbeat for {age:.0f} s (stale after {self.stale_after_s} s)"
         return None
-
-    def _age_of_file(self) -> float:
-        if storage.is_remote(self.path):
-            return float("inf")
-        try:
-            return time.time() - os.path.getmtime(self.path)
-        except OSError:
-            return float("inf")
 
     def _held_message(self, holder: dict[str, Any]) -> str:
         folder = os.path.dirname(self.path) if not storage.is_remote(self.path) else self.path

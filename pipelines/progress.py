@@ -53,7 +53,7 @@ class Progress:
                 self._show(now)
 
     def line(self, now: float | None = None) -> str:
-        elapsed = (now or time.monotonic()) - self._started
+        elapsed = (time.monotonic() if now is None else now) - self._started
         read = self.counts.get("read", 0)
         parts = [f"{name} {n:,}" for name, n in self.counts.items()]
         rate = read / elapsed if elapsed > 0 else 0.0

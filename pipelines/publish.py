@@ -3,16 +3,17 @@
 Layout of `--out DIR`:
 
     DIR/.runs/<run_id>/{training,restricted,quarantine,audit}/...   every run's staged outputs
-    DIR/training -> .runs/<published run>/training                  (local disks: links)
+    DIR/current -> .runs/<published run>                            (local disks: one link)
+    DIR/training -> current/training                                (and likewise the others)
     DIR/manifest.json                                               the latest run's manifest
 
 A run stages everything under `.runs/<run_id>/`. Only when its gate passes is it published:
 
-- On a local disk the links are swapped, each with an atomic rename, `training` last, and the
-  manifest written last of all (write to a temporary name, then rename). A run killed at any
-  point leaves the links of the previous published run; a kill between two link swaps is
-  repaired by `recover()`, which every run calls first, so the links always agree with the
-  manifest's `published_run_id`.
+- On a local disk the one `current` link is swapped by an atomic rename, so readers see all
+  four tables of the old run or all four of the new one, never a mix; then the manifest is
+  written (to a temporary name, then renamed). A run killed before the swap leaves the previous
+  published run. A kill between the swap and the manifest is repaired by `recover()`, which
+  every run calls first: it points `current` back at the manifest's `published_run_id`.
 - On an object store (`gs://`, `s3://`) there are no links and no atomic rename. Publishing is
   writing `DIR/manifest.json` (one PUT, all or nothing) after every staged file is in place;
   readers trust only the manifest: they read `published_run_id` and then
@@ -30,10 +31,10 @@ from pipelines import storage
 from pipelines.errors import RunFailed
 from pipelines.transforms.write import PRIVATE_TABLES
 
-__all__ = ["PUBLISHED_TABLES", "RunFolder"]
+__all__ = ["CURRENT", "PUBLISHED_TABLES", "RunFolder"]
 
-# `training` is swapped last: model builders read only it.
 PUBLISHED_TABLES = ("quarantine", "restricted", "audit", "training")
+CURRENT = "current"
 _KEEP_UNPUBLISHED_RUNS = 3
 
 
@@ -77,29 +78,29 @@ class RunFolder:
         return staging
 
     def recover(self) -> None:
-        """Point every link at the manifest's published run (or remove them if there is none)."""
+        """Point `current` at the manifest's published run (or remove it if there is none)."""
         if self.remote:
             return
         published = self.published_run_id()
-        for name in PUBLISHED_TABLES:
-            link = Path(self.root, name)
-            if published is None:
-                if link.is_symlink():
-                    link.unlink()
-                continue
-            target = self._target(published, name)
-            current = os.readlink(link) if link.is_symlink() else None
-            if current != target:
-                self._swap(link, target)
+        current = Path(self.root, CURRENT)
+        if published is None:
+            for name in (CURRENT, *PUBLISHED_TABLES):
+                if Path(self.root, name).is_symlink():
+                    Path(self.root, name).unlink()
+            return
+        target = os.path.join(".runs", published)
+        if not current.is_symlink() or os.readlink(current) != target:
+            self._swap(current, target)
+        self._table_links()  # after `current`, so they never point at a missing link
 
     def publish(self, run_id: str, manifest: dict[str, Any]) -> None:
-        """Make this run the published one; writing the manifest is the commit."""
+        """Make this run the published one; on a local disk by one atomic link swap."""
         if not self.remote:
             staging = Path(self.staging(run_id))
             for name in PUBLISHED_TABLES:
                 (staging / name).mkdir(parents=True, exist_ok=True)
-            for name in PUBLISHED_TABLES:
-                self._swap(Path(self.root, name), self._target(run_id, name))
+            self._table_links()
+            self._swap(Path(self.root, CURRENT), os.path.join(".runs", run_id))
         self.write_manifest(manifest)
         self._prune(keep={run_id})
 
@@ -119,8 +120,13 @@ class RunFolder:
             {p[len(prefix) :].split("/", 1)[0] for p in storage.list_files(self.runs, "**")}
         )
 
-    def _target(self, run_id: str, name: str) -> str:
-        return os.path.join(".runs", run_id, name)
+    def _table_links(self) -> None:
+        """`DIR/training -> current/training` and the like: fixed links through `current`."""
+        for name in PUBLISHED_TABLES:
+            link = Path(self.root, name)
+            target = os.path.join(CURRENT, name)
+            if not link.is_symlink() or os.readlink(link) != target:
+                self._swap(link, target)
 
     def _swap(self, link: Path, target: str) -> None:
         if link.exists() and not link.is_symlink():

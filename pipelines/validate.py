@@ -57,8 +57,13 @@ def validate_run(
     if not manifest_path.is_file():
         raise InputError(f"{manifest_path}: no manifest; is {run_dir} a run folder?")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if not manifest.get("published_run_id"):
+    published = manifest.get("published_run_id")
+    if not published:
         raise InputError(f"{run_dir}: nothing was ever published here")
+    if manifest.get("run_id") != published:
+        # The latest run failed; the published outputs are an earlier run's: check against
+        # that run's own manifest (inputs, counts, policy), kept in its staging folder.
+        manifest = json.loads((root / ".runs" / published / "manifest.json").read_text())
     key = key_from_env()
     inputs = expand_inputs([i["path"] for i in manifest.get("inputs", [])])
     files = _published_files(root)

@@ -86,9 +86,7 @@ def test_the_cron_line_calls_run_with_options_the_cli_accepts():
 def test_the_airflow_dag_calls_run_and_retries_only_exit_4():
     source = (ROOT / "deploy" / "airflow_dag.py").read_text()
     tree = ast.parse(source)
-    command = next(
-        n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "command"
-    )
+    command = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "command")
     returned = next(n for n in ast.walk(command) if isinstance(n, ast.Return))
     assert isinstance(returned.value, ast.List)
     # Names (the config path, the day) stand for values Airflow fills in at run time.

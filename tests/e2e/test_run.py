@@ -16,7 +16,7 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.generate import BAD_INPUT_KINDS, LEAK_KINDS, generate
-from pipelines.publish import PUBLISHED_TABLES, RunFolder
+from pipelines.publish import CURRENT, PUBLISHED_TABLES, RunFolder
 
 pytestmark = pytest.mark.e2e
 
@@ -285,7 +285,7 @@ def test_gate_catches_what_a_weakened_classifier_lets_through(dataset, tmp_path)
     out = tmp_path / "out"
     first = _run(["run", "--input", str(folder / "events.jsonl.gz"), "--out", str(out)])
     assert first.returncode == 0, first.stderr
-    published_before = os.readlink(out / "training")
+    published_before = os.path.realpath(out / "training")
     enabled = [
         d for d in json.loads(Path("configs/detectors.json").read_text())["enabled"] if d != "email"
     ]
@@ -306,12 +306,12 @@ def test_gate_catches_what_a_weakened_classifier_lets_through(dataset, tmp_path)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "gate_failed"
     assert manifest["gate"]["checks"]["detectors_clean"]["passed"] is False
-    assert os.readlink(out / "training") == published_before
+    assert os.path.realpath(out / "training") == published_before
     emails = [c["needle"] for c in truth["planted"] if c["kind"] == "email"]
     assert not any(e in v for v in training_strings(out) for e in emails)
 
 
-def test_a_publish_interrupted_between_swaps_is_repaired_by_the_next_run(
+def test_a_publish_interrupted_after_the_swap_is_rolled_back_by_the_next_run(
     dataset, tmp_path, monkeypatch
 ):
     folder, _ = dataset
@@ -321,29 +321,32 @@ def test_a_publish_interrupted_between_swaps_is_repaired_by_the_next_run(
     assert main(args) == 0
     good = json.loads((out / "manifest.json").read_text())["run_id"]
 
-    swaps = []
-    real_swap = RunFolder._swap
+    real_write = RunFolder.write_manifest
 
-    def dying_swap(self, link, target):
-        if swaps:
-            raise KeyboardInterrupt("killed mid-publish")
-        swaps.append(link)
-        real_swap(self, link, target)
+    def dying_write(self, manifest):
+        if manifest["status"] == "published":
+            raise KeyboardInterrupt("killed between the swap and the manifest")
+        real_write(self, manifest)
 
-    monkeypatch.setattr(RunFolder, "_swap", dying_swap)
+    monkeypatch.setattr(RunFolder, "write_manifest", dying_write)
     with pytest.raises(KeyboardInterrupt):
         main(args)
-    monkeypatch.setattr(RunFolder, "_swap", real_swap)
-    # One link moved before the "kill"; the manifest still names the good run.
+    monkeypatch.setattr(RunFolder, "write_manifest", real_write)
+    # `current` moved before the "kill": all four tables of the new run, never a mix.
     assert json.loads((out / "manifest.json").read_text())["published_run_id"] == good
+    moved = os.readlink(out / CURRENT)
+    assert moved != os.path.join(".runs", good)
+    for name in PUBLISHED_TABLES:
+        assert Path(os.path.realpath(out / name)) == (out / moved / name).resolve()
     RunFolder(out).recover()
     for name in PUBLISHED_TABLES:
-        assert os.readlink(out / name) == os.path.join(".runs", good, name)
+        assert Path(os.path.realpath(out / name)) == (out / ".runs" / good / name).resolve()
     assert main(args) == 0
     latest = json.loads((out / "manifest.json").read_text())
     assert latest["published_run_id"] == latest["run_id"] != good
     for name in PUBLISHED_TABLES:
-        assert os.readlink(out / name) == os.path.join(".runs", latest["run_id"], name)
+        target = (out / ".runs" / latest["run_id"] / name).resolve()
+        assert Path(os.path.realpath(out / name)) == target
 
 
 @pytest.fixture(scope="module")
