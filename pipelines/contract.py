@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.errors import ConfigError
 
@@ -72,6 +73,9 @@ _SUPPORTED_KEYWORDS = frozenset(
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 )
+# The form nearly every timestamp takes: UTC, ASCII digits, at most microseconds, a year from
+# 1000 on. RE2 syntax: `$` is the end of the text and `\d` an ASCII digit.
+_PLAIN_UTC = r"^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,10 @@ class Violation:
 
 
 Check = Callable[[Any, str], Violation | None]
+# A screen looks at one field of many records at once and returns the positions of the records
+# that may break the contract; every other record certainly conforms. The exact check (`Check`)
+# then runs on those few alone, so reason codes and paths come from one place.
+Screen = Callable[[Sequence[Any]], set[int]]
 # Compiled schema nodes return (reason code, path below the node) or None; the path is only
 # built on failure, so a conforming record costs no string work.
 _Node = Callable[[Any], tuple[str, str] | None]
@@ -113,6 +121,22 @@ def parse_timestamp(value: str) -> datetime | None:
         return datetime.fromisoformat(text.replace("t", "T")).astimezone(UTC)
     except ValueError:
         return None
+
+
+def _all_timestamps(texts: list[str]) -> bool:
+    """True only when `parse_timestamp` accepts every text.
+
+    Texts of the plain UTC form are checked in Arrow, whose cast refuses a date or time that
+    is not on the calendar (30 February, hour 24, second 60). Other forms go one by one.
+    """
+    array = pa.array(texts, pa.string())
+    if not pc.all(pc.match_substring_regex(array, _PLAIN_UTC)).as_py():
+        return all(map(parse_timestamp, texts))
+    try:
+        pc.utf8_slice_codeunits(array, 0, 19).cast(pa.timestamp("s"))
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _leaf(schema: Mapping[str, Any], where: str) -> _Node:
@@ -241,6 +265,102 @@ def _compile_node(schema: Mapping[str, Any], where: str) -> _Node:
     return node
 
 
+_CHILD_KEYWORDS = ("anyOf", "properties", "required", "items")
+_LEAF_KEYWORDS = ("const", "enum", "minLength", "pattern", "format", "minimum", "maximum")
+
+
+def _column_check(schema: Mapping[str, Any]) -> Callable[[list[Any]], bool] | None:
+    """`_leaf` for a whole column: True only when every value passes the node's own keywords.
+
+    None for a node with children (anyOf, properties, items): those are checked value by value.
+    A False says nothing about which value failed; the caller asks the exact check.
+    """
+    if any(k in schema for k in _CHILD_KEYWORDS):
+        return None
+    allowed: frozenset[type] | None = None
+    if "type" in schema:
+        names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        allowed = frozenset(t for name in names for t in _PY_TYPES[name])
+    has_const = "const" in schema
+    const = schema.get("const")
+    enum = frozenset(schema["enum"]) if "enum" in schema else None
+    min_length = schema.get("minLength")
+    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
+    timestamp = schema.get("format") == "date-time"
+    minimum = schema.get("minimum")
+    maximum = schema.get("maximum")
+
+    def column_ok(values: list[Any]) -> bool:
+        if not values:
+            return True
+        kinds = set(map(type, values))
+        if allowed is not None and not kinds <= allowed:
+            return False
+        # Exact types first, so == below can never equate True with 1 or 1.0 with 1.
+        if has_const and (kinds != {type(const)} or values.count(const) != len(values)):
+            return False
+        if enum is not None and (kinds != {str} or not set(values) <= enum):
+            return False
+        if str in kinds:
+            texts = values if kinds == {str} else [v for v in values if type(v) is str]
+            if min_length is not None and min(map(len, texts)) < min_length:
+                return False
+            if pattern is not None and not all(map(pattern.search, texts)):
+                return False
+            if timestamp and not _all_timestamps(texts):
+                return False
+        if (minimum is not None or maximum is not None) and kinds & {int, float}:
+            numbers = [v for v in values if type(v) is int or type(v) is float]
+            # min() and max() skip a NaN unless it comes first, and then the comparison is
+            # False: a NaN never makes a bad column look good.
+            if minimum is not None and not min(numbers) >= minimum:
+                return False
+            if maximum is not None and not max(numbers) <= maximum:
+                return False
+        return True
+
+    return column_ok
+
+
+def _compile_screen(schema: Mapping[str, Any], where: str) -> Screen:
+    """Compile an object schema into a screen over many values of it (see `Screen`)."""
+    node = _compile_node(schema, where)
+    # Only an object with nothing but properties to check is screened column by column.
+    plain_object = schema.get("type") == "object" and not any(
+        k in schema for k in (*_LEAF_KEYWORDS, "anyOf", "items")
+    )
+    if not plain_object:
+        return lambda values: {i for i, v in enumerate(values) if node(v) is not None}
+
+    properties = schema.get("properties", {})
+    required = frozenset(schema.get("required", ()))
+    closed = schema.get("additionalProperties", True) is False
+    allowed_keys = frozenset(properties) if closed else None
+    columns = {
+        name: (_column_check(sub), _compile_node(sub, f"{where}/properties/{name}"))
+        for name, sub in properties.items()
+    }
+
+    def screen(values: Sequence[Any]) -> set[int]:
+        suspects = {
+            i
+            for i, v in enumerate(values)
+            if type(v) is not dict
+            or not required <= v.keys()
+            or (allowed_keys is not None and not v.keys() <= allowed_keys)
+        }
+        records = [v if type(v) is dict else {} for v in values]
+        for name, (column_ok, value_node) in columns.items():
+            if column_ok is not None and column_ok([r[name] for r in records if name in r]):
+                continue
+            suspects.update(
+                i for i, r in enumerate(records) if name in r and value_node(r[name]) is not None
+            )
+        return suspects
+
+    return screen
+
+
 def _compile(schema: Mapping[str, Any], where: str) -> Check:
     """Compile a schema into a check returning the first violation (code and JSON path)."""
     node = _compile_node(schema, where)
@@ -298,6 +418,7 @@ class EventType:
     fields: tuple[FieldSpec, ...]
     subjects: Mapping[str, str] | None
     check: Check = field(repr=False, compare=False)
+    screen: Screen = field(repr=False, compare=False)
 
     def fields_of(self, category: str) -> tuple[FieldSpec, ...]:
         return tuple(f for f in self.fields if f.category == category)
@@ -312,6 +433,7 @@ class Contract:
     consent_fields: tuple[FieldSpec, ...]
     envelope_check: Check = field(repr=False, compare=False)
     consent_check: Check = field(repr=False, compare=False)
+    envelope_screen: Screen = field(repr=False, compare=False)
 
     def validate(self, record: Any) -> Violation | None:
         """The first way `record` breaks the contract, or None when it conforms."""
@@ -329,6 +451,16 @@ class Contract:
         if found is not None:
             return found
         return spec.check(record["payload"], "$.payload")
+
+    def screen(self, event_type: str, records: Sequence[dict[str, Any]]) -> set[int]:
+        """Positions of the records of `event_type` that may break the contract.
+
+        Every other record certainly conforms (`validate` would return None); the ones listed
+        are left to `validate`, which says exactly how. Checks whole columns at a time.
+        """
+        suspects = self.envelope_screen(records)
+        payloads = [r.get("payload") for r in records]
+        return suspects | self.event_types[event_type].screen(payloads)
 
     def validate_consent(self, row: Any) -> Violation | None:
         if not isinstance(row, dict):
@@ -425,6 +557,7 @@ def compile_contract(schemas: Mapping[str, Mapping[str, Any]]) -> Contract:
             fields=_field_specs(schema, f"schemas/{path}"),
             subjects=subjects,
             check=_compile(schema, f"schemas/{path}"),
+            screen=_compile_screen(schema, f"schemas/{path}"),
         )
     if not event_types:
         raise ConfigError("schemas/events/v1: no event type schemas found")
@@ -438,4 +571,5 @@ def compile_contract(schemas: Mapping[str, Mapping[str, Any]]) -> Contract:
         consent_fields=_field_specs(consent_schema, f"schemas/{consent_path}"),
         envelope_check=_compile(envelope_schema, f"schemas/{envelope_path}"),
         consent_check=_compile(consent_schema, f"schemas/{consent_path}"),
+        envelope_screen=_compile_screen(envelope_schema, f"schemas/{envelope_path}"),
     )

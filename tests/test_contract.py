@@ -206,6 +206,47 @@ def test_a_broken_record_gets_its_reason(contract, examples, path, value, code):
     assert found is not None and found.code == code
 
 
+@pytest.mark.parametrize(("path", "value", "code"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_the_screen_keeps_every_broken_record_for_the_exact_check(
+    contract, examples, path, value, code
+):
+    """The column screen may suspect good records, never clear a bad one."""
+    good = copy.deepcopy(examples[0])
+    broken = copy.deepcopy(good)
+    _mutate(broken, path, value)
+    records = [good, broken, copy.deepcopy(good)]
+    if broken.get("event_type") in contract.event_types:
+        group = [r for r in records if r.get("event_type") == good["event_type"]]
+        assert contract.screen(good["event_type"], group) == {1}
+
+
+def test_the_screen_clears_conforming_records(contract, examples):
+    for record in examples:
+        assert contract.screen(record["event_type"], [record, record]) == set()
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("2026-11-26T09:00:00.518Z", True),
+        ("2024-02-29T23:59:59Z", True),
+        ("2023-02-29T23:59:59Z", False),
+        ("2026-04-31T00:00:00Z", False),
+        ("2026-11-26T24:00:00Z", False),
+        ("2026-11-26T23:59:60Z", False),
+        ("2026-13-01T00:00:00Z", False),
+        ("0000-01-01T00:00:00Z", False),
+        ("2026-11-26T09:00:00.1234567Z", True),
+        ("2026-11-26T09:00:00+02:00", True),
+    ],
+)
+def test_the_timestamp_screen_agrees_with_parse_timestamp(contract, examples, text, ok):
+    assert (parse_timestamp(text) is not None) == ok
+    records = [copy.deepcopy(examples[0]) for _ in range(3)]
+    records[1]["event_ts"] = text
+    assert contract.screen(records[0]["event_type"], records) == (set() if ok else {1})
+
+
 @pytest.mark.parametrize(
     ("path", "value"),
     [(("meeting_id",), None), (("participant_id",), None), (("participant_id",), _DELETE)],

@@ -129,6 +129,15 @@ def _reject_row(loc: int, record: Any, reason: str, detail: str | None, raw: byt
     }
 
 
+@dataclass
+class _Group:
+    """Records of one event type, in input order, with their positions and raw bytes."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    locs: list[int] = field(default_factory=list)
+    raws: list[bytes | None] = field(default_factory=list)
+
+
 def classify_records(
     contract: Contract,
     items: Iterable[tuple[int, Any, str | None, bytes | None]],
@@ -138,27 +147,56 @@ def classify_records(
     `items` yields (loc, record, decode_reason, raw): `record` is the decoded value (or None
     when `decode_reason` says why it could not be decoded); `raw` is the input bytes kept for
     the quarantine, or None when the record came from a columnar file.
+
+    Records are grouped by event type first and screened a column at a time
+    (`Contract.screen`); only the few the screen cannot clear go through `Contract.validate`,
+    which gives the reason code and path of a reject.
     """
-    groups: dict[str, tuple[list[dict], list[int], list[int]]] = {}
+    groups: dict[str, _Group] = {}
     rejects: list[dict] = []
     for loc, record, reason, raw in items:
         if reason is not None:
             rejects.append(_reject_row(loc, None, reason, None, raw))
             continue
-        violation = contract.validate(record)
-        if violation is not None:
+        event_type = record.get("event_type") if isinstance(record, dict) else None
+        if not isinstance(event_type, str) or event_type not in contract.event_types:
+            violation = contract.validate(record)
+            assert violation is not None  # no event type of the contract: never conforms
             rejects.append(_reject_row(loc, record, violation.code, violation.path, raw))
             continue
-        group = groups.setdefault(record["event_type"], ([], [], []))
-        group[0].append(record)
-        group[1].append(loc)
-        group[2].append(record_hash(record))
+        group = groups.setdefault(event_type, _Group())
+        group.records.append(record)
+        group.locs.append(loc)
+        group.raws.append(raw)
     chunk = ClassifiedChunk()
     for name in sorted(groups):
-        records, locs, hashes = groups[name]
+        group = groups[name]
+        broken = set()
+        for i in sorted(contract.screen(name, group.records)):
+            violation = contract.validate(group.records[i])
+            if violation is not None:
+                broken.add(i)
+                rejects.append(
+                    _reject_row(
+                        group.locs[i],
+                        group.records[i],
+                        violation.code,
+                        violation.path,
+                        group.raws[i],
+                    )
+                )
+        records, locs = group.records, group.locs
+        if broken:
+            kept = [i for i in range(len(records)) if i not in broken]
+            records, locs = [records[i] for i in kept], [locs[i] for i in kept]
+        if not records:
+            continue
+        hashes = [record_hash(r) for r in records]
         chunk.tables[name] = build_table(
             contract, contract.event_types[name], records, locs, hashes
         )
     if rejects:
+        # In input order, as they were read.
+        rejects.sort(key=lambda row: row[LOC])
         chunk.rejects = pa.Table.from_pylist(rejects, REJECT_SCHEMA)
     return chunk
