@@ -28,9 +28,8 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
-def _hash(words: list[str]) -> int:
-    digest = hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little", signed=True)
+def _digest(words: list[str]) -> bytes:
+    return hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=8).digest()
 
 
 def fingerprints(text: str) -> np.ndarray:
@@ -39,8 +38,9 @@ def fingerprints(text: str) -> np.ndarray:
     if len(words) < MIN_WORDS:
         return np.empty(0, dtype=np.int64)
     if len(words) < SHINGLE_WORDS:
-        return np.array([_hash(words)], dtype=np.int64)
-    return np.array(
-        [_hash(words[i : i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1)],
-        dtype=np.int64,
-    )
+        windows = [words]
+    else:
+        windows = [words[i : i + SHINGLE_WORDS] for i in range(len(words) - SHINGLE_WORDS + 1)]
+    # Each digest read as a little-endian signed 64-bit integer.
+    digests = b"".join(_digest(window) for window in windows)
+    return np.frombuffer(digests, dtype="<i8").astype(np.int64)

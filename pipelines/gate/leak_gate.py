@@ -164,23 +164,40 @@ class _CheckFile(beam.DoFn):
             for n in table.column_names
             if n not in pseudonyms and table.schema.field(n).type == pa.string()
         ]
-        accounts = table["account_id"].to_pylist()
-        per_account: dict[str, tuple[list[np.ndarray], list[int]]] = {}
-        # Service text repeats (log templates, versions): fingerprint each distinct value once.
-        seen: dict[str, np.ndarray] = {}
-        for name in texts:
-            for row, value in enumerate(table[name].to_pylist()):
-                if value is None:
-                    continue
-                hashes = seen.get(value)
-                if hashes is None:
-                    hashes = seen[value] = fingerprints(value)
-                if hashes.size:
-                    entry = per_account.setdefault(accounts[row] or "", ([], []))
-                    entry[0].append(hashes)
-                    entry[1].extend([row] * hashes.size)
-        for account, (parts, rows) in per_account.items():
-            yield account, ("training", np.concatenate(parts), np.array(rows), where)
+        found = [_column_prints(table[name]) for name in texts]
+        hashes = np.concatenate([h for h, _ in found]) if found else np.empty(0, np.int64)
+        if not hashes.size:
+            return
+        rows = np.concatenate([r for _, r in found])
+        accounts = table["account_id"].combine_chunks().fill_null("").dictionary_encode()
+        names = accounts.dictionary.to_pylist()
+        codes = accounts.indices.to_numpy()[rows]
+        # One item per account: sort the (hash, row) pairs by account and cut at each change.
+        order = np.argsort(codes, kind="stable")
+        codes, hashes, rows = codes[order], hashes[order], rows[order]
+        starts = np.flatnonzero(np.diff(codes, prepend=-1)).tolist()
+        for start, end in zip(starts, [*starts[1:], codes.size], strict=True):
+            yield names[codes[start]], ("training", hashes[start:end], rows[start:end], where)
+
+
+def _column_prints(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """The fingerprints of a string column and the row of each.
+
+    Service text repeats (log templates, versions): each distinct value is fingerprinted once.
+    """
+    encoded = column.combine_chunks().dictionary_encode()
+    per_value = [fingerprints(v) for v in encoded.dictionary.to_pylist()]
+    sizes = np.array([p.size for p in per_value], np.int64)
+    rows = np.flatnonzero(encoded.indices.is_valid().to_numpy(zero_copy_only=False))
+    values = encoded.indices.drop_null().to_numpy()
+    # Most service values are too short to fingerprint; only rows with prints are gathered.
+    counts = sizes[values] if values.size else np.empty(0, np.int64)
+    printed = counts > 0
+    rows, values, counts = rows[printed], values[printed], counts[printed]
+    if not rows.size:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    hashes = np.concatenate([per_value[v] for v in values.tolist()])
+    return hashes, np.repeat(rows, counts)
 
 
 class _AuditIds(beam.DoFn):
