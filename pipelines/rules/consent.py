@@ -55,9 +55,7 @@ class Decision(NamedTuple):
 
     def matches(self, meeting_id: str | None) -> bool:
         """Does this decision's scope cover an event of `meeting_id` (same account assumed)?"""
-        if self.scope == "account":
-            return True
-        return meeting_id is not None and self.scope == f"meeting:{meeting_id}"
+        return self.scope in scopes_covering(meeting_id)
 
     def describe(self) -> str:
         """The decision without identifiers, for audit rows and reports."""
@@ -65,6 +63,13 @@ class Decision(NamedTuple):
         return (
             f"{self.action} by {self.actor} for {self.purpose} ({scope} scope) at {self.decided_at}"
         )
+
+
+def scopes_covering(meeting_id: str | None) -> tuple[str, ...]:
+    """The decision scopes that cover an event of `meeting_id`."""
+    if meeting_id is None:
+        return ("account",)
+    return ("account", f"meeting:{meeting_id}")
 
 
 @dataclass(frozen=True)
@@ -104,9 +109,9 @@ class ConsentLedger:
         self, subject_id: str, account_id: str, meeting_id: str | None, event_ts: int
     ) -> SubjectConsent:
         """Apply the rule for one subject of one event."""
-        scoped = [
-            d for d in self.by_subject.get((subject_id, account_id), ()) if d.matches(meeting_id)
-        ]
+        # Looked up once here rather than through Decision.matches: this runs per subject.
+        scopes = scopes_covering(meeting_id)
+        scoped = [d for d in self.by_subject.get((subject_id, account_id), ()) if d.scope in scopes]
         relevant = [d for d in scoped if d.purpose == PURPOSE]
         if not relevant:
             reason = "other_purpose_only" if scoped else "no_decision"
@@ -156,10 +161,11 @@ class ConsentLedger:
         Whether a grant is revoked does not depend on the event (only on the as-of time), so
         the answer for a meeting is one time: events at or after it are admitted.
         """
+        scopes = scopes_covering(meeting_id)
         decisions = [
             d
             for d in self.by_account.get(account_id, ())
-            if d.purpose == PURPOSE and d.matches(meeting_id)
+            if d.purpose == PURPOSE and d.scope in scopes
         ]
         revoked_after: dict[str, int] = {}
         for d in decisions:
