@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -66,16 +67,25 @@ def find_duplicates(keys: Iterable[pa.Table]) -> DedupVerdicts:
 
 
 def _dedup_columns(table: pa.Table, verdicts: DedupVerdicts) -> list[str]:
-    return (
-        [
-            verdicts.verdict(event_id, loc)
-            for event_id, loc in zip(
-                table["event_id"].to_pylist(), table["_loc"].to_pylist(), strict=True
-            )
-        ]
-        if (verdicts.conflicts or verdicts.keepers)
-        else [KEEP] * table.num_rows
-    )
+    """KEEP, DUPLICATE or CONFLICT per row; only rows whose id repeats in the run are looked up."""
+    column = [KEEP] * table.num_rows
+    if not (verdicts.conflicts or verdicts.keepers):
+        return column
+    repeated = pa.array([*verdicts.conflicts, *verdicts.keepers], pa.string())
+    rows = np.flatnonzero(pc.is_in(table["event_id"], value_set=repeated).to_numpy())
+    ids = table["event_id"].take(rows).to_pylist()
+    locs = table["_loc"].take(rows).to_pylist()
+    for row, event_id, loc in zip(rows.tolist(), ids, locs, strict=True):
+        column[row] = verdicts.verdict(event_id, loc)
+    return column
+
+
+def _first_detectors(findings: pa.ChunkedArray) -> dict[int, str]:
+    """Row -> detector of its first finding, for the rows that have findings (few do)."""
+    flagged = pc.fill_null(pc.greater(pc.list_value_length(findings), 0), False)
+    rows = np.flatnonzero(flagged.to_numpy())
+    firsts = pc.list_element(findings.take(rows), 0)
+    return dict(zip(rows.tolist(), pc.struct_field(firsts, "detector").to_pylist(), strict=True))
 
 
 def service_decision(
@@ -83,18 +93,18 @@ def service_decision(
 ) -> tuple[pa.Array, pa.Array]:
     """Service-generated rows: training unless duplicated, conflicting or flagged by a detector."""
     dedup = _dedup_columns(table, verdicts)
-    findings = table["_findings"].to_pylist()
+    first_detector = _first_detectors(table["_findings"]) if on_finding == "quarantine" else {}
     dests, reasons = [], []
-    for verdict, found in zip(dedup, findings, strict=True):
+    for row, verdict in enumerate(dedup):
         if verdict == CONFLICT:
             dests.append("quarantine")
             reasons.append("conflicting_duplicate")
         elif verdict == DUPLICATE:
             dests.append("duplicate")
             reasons.append("duplicate")
-        elif found and on_finding == "quarantine":
+        elif row in first_detector:
             dests.append("quarantine")
-            reasons.append(f"detector:{found[0]['detector']}")
+            reasons.append(f"detector:{first_detector[row]}")
         else:
             dests.append("training")
             reasons.append("service_deidentified")
