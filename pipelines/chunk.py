@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -322,6 +323,8 @@ class EventChunk:
                         meeting_ids=meetings,
                     )
                     for row, findings in enumerate(found):
+                        if not findings:
+                            continue
                         per_row[row].extend(
                             {
                                 "detector": f.detector,
@@ -606,15 +609,23 @@ def _deidentify(
         elif rule == "keep":
             columns[spec.name] = table[spec.name]
     columns.update(_redacted_fields(table))
-    order = sorted(range(table.num_rows), key=table["event_id"].to_pylist().__getitem__)
-    return pa.table(columns, schema=schema).take(pa.array(order, pa.int64()))
+    return pa.table(columns, schema=schema).take(_by_event_id(table))
+
+
+def _by_event_id(table: pa.Table) -> pa.Array:
+    """Row order by event id (stable, by code point as Python compares strings)."""
+    return pc.sort_indices(table["event_id"])
 
 
 def _redacted_fields(table: pa.Table) -> dict[str, pa.Array]:
     """Fields with detector findings, each finding's span replaced (policy `redact`)."""
     spans: dict[str, dict[int, list[tuple[int, int, str]]]] = {}
-    for row, findings in enumerate(table[FINDINGS].to_pylist()):
-        for f in findings or ():
+    flagged = pc.fill_null(pc.greater(pc.list_value_length(table[FINDINGS]), 0), False)
+    flagged_rows = np.flatnonzero(flagged.to_numpy())
+    for row, findings in zip(
+        flagged_rows.tolist(), table[FINDINGS].take(flagged_rows).to_pylist(), strict=True
+    ):
+        for f in findings:
             spans.setdefault(f["field"], {}).setdefault(row, []).append(
                 (f["start"], f["end"], f["detector"])
             )
@@ -708,9 +719,8 @@ def _deidentify_content(
         elif spec.category == "content":
             column = _redact_content(column, config.detectors)
         columns[spec.name] = column
-    order = sorted(range(table.num_rows), key=table["event_id"].to_pylist().__getitem__)
     schema = consented_schema(contract, event_type)
-    return pa.table(columns, schema=schema).take(pa.array(order, pa.int64()))
+    return pa.table(columns, schema=schema).take(_by_event_id(table))
 
 
 def content_subjects(event_type: EventType, table: pa.Table) -> list[list[str]]:
