@@ -222,19 +222,26 @@ class EventChunk:
         def items() -> Iterator[tuple[int, Any, str | None, bytes | None]]:
             for offset, row in enumerate(rows):
                 loc = loc_of(file_index, first_row + offset)
-                raw = orjson.dumps(row, default=str)
                 payload = row.get("payload")
                 if isinstance(payload, str):
                     decoded, reason = classify.decode_line(payload.encode("utf-8"))
                     if reason is not None:
-                        yield loc, None, f"payload_{reason}", raw
+                        yield loc, None, f"payload_{reason}", None
                         continue
                     row = {**row, "payload": decoded}
                 row = {k: v for k, v in row.items() if v is not None or k in _NULLABLE_TOP}
-                yield loc, row, None, raw
+                yield loc, row, None, None
 
         found = classify.classify_records(contract, items())
-        return cls(file_index, chunk_index, source, found.tables, found.rejects)
+        # The quarantine keeps each reject's row as JSON: only the few rejects are serialised.
+        rejects = found.rejects
+        if rejects.num_rows:
+            offsets = pc.subtract(_line_numbers(rejects[LOC]), first_row).to_pylist()
+            raws = pa.array([orjson.dumps(rows[i], default=str) for i in offsets], pa.binary())
+            rejects = rejects.set_column(
+                rejects.schema.get_field_index("raw"), rejects.schema.field("raw"), raws
+            )
+        return cls(file_index, chunk_index, source, found.tables, rejects)
 
     def record_count(self) -> int:
         return self.rejects.num_rows + sum(t.num_rows for t in self.tables.values())
