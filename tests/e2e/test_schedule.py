@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.cli import main
 from pipelines.generate import generate
 from pipelines.lock import LOCK_NAME
 
@@ -65,10 +66,16 @@ def training_files(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
 
 
-def test_date_fills_the_config_templates_and_sets_the_consent_as_of(partitions, schedule_config):
+@pytest.fixture(scope="module")
+def dated_run(partitions, schedule_config) -> Path:
+    """The first day run from the config's templates alone, as cron would call it."""
     done = consentgate("-q", "run", "--config", str(schedule_config), "--date", DAYS[0])
     assert done.returncode == 0, done.stderr
-    manifest = json.loads((partitions / "out" / f"dt={DAYS[0]}" / "manifest.json").read_text())
+    return partitions / "out" / f"dt={DAYS[0]}"
+
+
+def test_date_fills_the_config_templates_and_sets_the_consent_as_of(dated_run):
+    manifest = json.loads((dated_run / "manifest.json").read_text())
     assert manifest["status"] == "published"
     assert manifest["date"] == DAYS[0]
     assert manifest["consent_as_of"] == "2026-11-25T00:00:00+00:00"
@@ -78,33 +85,52 @@ def test_date_fills_the_config_templates_and_sets_the_consent_as_of(partitions, 
     ]
 
 
-def test_a_template_without_date_is_refused_with_exit_2(partitions):
-    done = consentgate("run", "--input", str(partitions / "input" / "dt={date}"), "--out", "x")
-    assert done.returncode == 2
-    assert "give --date" in done.stderr
+def test_a_template_without_date_is_refused_with_exit_2(partitions, capsys, monkeypatch):
+    monkeypatch.setenv("CONSENTGATE_PSEUDONYM_KEY", KEY)
+    code = main(["run", "--input", str(partitions / "input" / "dt={date}"), "--out", "x"])
+    assert code == 2
+    assert "give --date" in capsys.readouterr().err
 
 
-def test_reruns_give_byte_identical_training_files_with_one_and_two_workers(partitions, tmp_path):
-    day = partitions / "input" / f"dt={DAYS[1]}"
-    common = ["--input", str(day), "--consent", str(day / "consent.jsonl"), "--date", DAYS[1]]
-    first = consentgate("-q", "run", *common, "--out", str(tmp_path / "a"))
-    assert first.returncode == 0, first.stderr
-    published = training_files(tmp_path / "a")
+def test_reruns_after_a_killed_run_give_byte_identical_training_with_one_and_two_workers(
+    dated_run, schedule_config, tmp_path
+):
+    published = training_files(dated_run)
     assert len(published) >= 10
-
-    again = consentgate("-q", "run", *common, "--out", str(tmp_path / "a"))
+    first = json.loads((dated_run / "manifest.json").read_text())["published_run_id"]
+    # A run that died holding the lock (its pid is gone): the rerun takes the lock over.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (dated_run / LOCK_NAME).write_text(
+        json.dumps(
+            {
+                "run_id": "20261127T000000000000Z-dead00",
+                "pid": dead.pid,
+                "host": os.uname().nodename,
+                "started_at": "2026-11-27T00:00:00+00:00",
+                "heartbeat_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+            }
+        )
+    )
+    again = consentgate("run", "--config", str(schedule_config), "--date", DAYS[0])
     assert again.returncode == 0, again.stderr
-    assert training_files(tmp_path / "a") == published
-    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
-    # A rerun replaces the partition: the links point at the new run only, rows are not added.
-    assert manifest["published_run_id"] != manifest["previous_run_id"]
-    rows = sum(pq.read_metadata(tmp_path / "a" / "training" / f).num_rows for f in published)
+    assert "taking over the lock of run 20261127T000000000000Z-dead00" in again.stderr
+    assert "no longer running" in again.stderr
+    assert training_files(dated_run) == published
+    manifest = json.loads((dated_run / "manifest.json").read_text())
+    # A rerun replaces the partition: the link points at the new run only, rows are not added.
+    assert manifest["published_run_id"] != first
+    rows = sum(pq.read_metadata(dated_run / "training" / f).num_rows for f in published)
     assert rows == manifest["counts"]["training"]
 
+    # Into another folder, with two worker processes: the same bytes again.
     multi = consentgate(
         "-q",
         "run",
-        *common,
+        "--config",
+        str(schedule_config),
+        "--date",
+        DAYS[0],
         "--out",
         str(tmp_path / "b"),
         "--",
@@ -146,30 +172,9 @@ def test_a_second_run_on_the_same_partition_is_refused_while_the_first_runs(part
     assert json.loads((out / "manifest.json").read_text())["status"] == "published"
 
 
-def test_a_lock_left_by_a_dead_run_is_taken_over(partitions, tmp_path):
-    day = partitions / "input" / f"dt={DAYS[2]}" / "events-*.jsonl.gz"
-    out = tmp_path / "out"
-    out.mkdir()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (out / LOCK_NAME).write_text(
-        json.dumps(
-            {
-                "run_id": "20261127T000000000000Z-dead00",
-                "pid": dead.pid,
-                "host": os.uname().nodename,
-                "started_at": "2026-11-27T00:00:00+00:00",
-                "heartbeat_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-            }
-        )
-    )
-    done = consentgate("run", "--input", str(day), "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    assert "taking over the lock of run 20261127T000000000000Z-dead00" in done.stderr
-    assert "no longer running" in done.stderr
-
-
-def test_backfill_reports_the_broken_day_and_publishes_the_others(partitions, tmp_path):
+def test_backfill_reports_the_broken_day_and_publishes_the_others(
+    partitions, tmp_path, monkeypatch, capsys
+):
     # A copy of the three days, one of them with a truncated gzip shard.
     root = tmp_path / "input"
     shutil.copytree(partitions / "input", root)
@@ -188,16 +193,16 @@ def test_backfill_reports_the_broken_day_and_publishes_the_others(partitions, tm
             }
         )
     )
-    done = consentgate(
-        "backfill", "--from", DAYS[0], "--to", DAYS[2], "--config", str(config), timeout=600
-    )
-    assert done.returncode == 4, done.stderr
-    table = done.stdout.splitlines()
+    monkeypatch.setenv("CONSENTGATE_PSEUDONYM_KEY", KEY)
+    code = main(["-q", "backfill", "--from", DAYS[0], "--to", DAYS[2], "--config", str(config)])
+    stdout = capsys.readouterr().out
+    assert code == 4, stdout
+    table = stdout.splitlines()
     assert table[0].split()[:2] == ["date", "status"]
     status = {line.split()[0]: line.split()[1] for line in table[1:4]}
     assert status == {DAYS[0]: "published", DAYS[1]: "failed", DAYS[2]: "published"}
-    assert "not a readable gzip file" in done.stdout
-    assert "2 of 3 days published" in done.stdout
+    assert "not a readable gzip file" in stdout
+    assert "2 of 3 days published" in stdout
     for day, published in ((DAYS[0], True), (DAYS[1], False), (DAYS[2], True)):
         out = tmp_path / "out" / f"dt={day}"
         manifest = json.loads((out / "manifest.json").read_text())

@@ -28,12 +28,12 @@ def _env() -> dict[str, str]:
     return {**os.environ, "CONSENTGATE_PSEUDONYM_KEY": KEY}
 
 
-def _command(folder: Path, out: Path) -> list[str]:
+def _command(folder: Path, out: Path, *quiet: str) -> list[str]:
     return [
         sys.executable,
         "-m",
         "pipelines",
-        "-q",
+        *quiet,
         "run",
         "--input",
         str(folder / "events.jsonl.gz"),
@@ -92,13 +92,11 @@ def first_run(tmp_path_factory) -> tuple[Path, Path, dict]:
     return folder, out, _published_state(out)
 
 
-@pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_sigkill_leaves_the_published_state_and_the_next_run_succeeds(first_run, point):
-    folder, out, first = first_run
-    before = _published_state(out)  # earlier cases in this module published runs of their own
+def _kill_at(folder: Path, out: Path, point: str) -> None:
+    """Start a run and SIGKILL it as soon as the run folder shows it reached `point`."""
     old = {p.name for p in _staging(out)()}
     run = subprocess.Popen(
-        _command(folder, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        _command(folder, out, "-q"), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     reached = KILL_POINTS[point]
     deadline = time.monotonic() + 120
@@ -111,22 +109,30 @@ def test_sigkill_leaves_the_published_state_and_the_next_run_succeeds(first_run,
     run.stderr.close()
     assert run.returncode == -signal.SIGKILL
 
-    after = _published_state(out)
-    if after["links"] != before["links"]:
-        # Killed in the publish step itself, after the one atomic swap: readers see the whole
-        # new run (all four tables of it, never a mix); the next run's recovery decides.
-        assert point == "report_written_before_publish"
-        runs = {Path(target).parts[1] for target in after["links"].values()}
-        assert len(runs) == 1 and runs != {before["published"]}
-        assert after["training"] == before["training"]
-    else:
-        assert after == before
 
-    # The next run takes over the dead run's lock and publishes.
+def test_sigkill_at_each_point_leaves_the_published_state_and_the_next_run_succeeds(first_run):
+    folder, out, first = first_run
+    for point in KILL_POINTS:
+        before = _published_state(out)
+        _kill_at(folder, out, point)
+        after = _published_state(out)
+        if after["links"] != before["links"]:
+            # Killed in the publish step itself, after the one atomic swap: readers see the
+            # whole new run (all four tables of it, never a mix); the next run's recovery
+            # decides which run stays published.
+            assert point == "report_written_before_publish", point
+            runs = {Path(target).parts[1] for target in after["links"].values()}
+            assert len(runs) == 1 and runs != {before["published"]}
+            assert after["training"] == before["training"]
+        else:
+            assert after == before, point
+    # The next run takes over the last dead run's lock, cleans up and publishes.
     done = subprocess.run(_command(folder, out), env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert "taking over the lock" in done.stderr
     final = _published_state(out)
-    assert final["published"] not in (before["published"], after["published"])
+    assert final["published"] != first["published"]
+    assert final["links"] == {n: f".runs/{final['published']}/{n}" for n in final["links"]}
     assert final["training"] == first["training"]  # same inputs, same key: same bytes
     assert not (out / LOCK_NAME).exists()
 
