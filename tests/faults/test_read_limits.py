@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.transforms.read import InputFileError, Oversized, iter_lines
+from pipelines.transforms.read import (
+    InputFile,
+    InputFileError,
+    Oversized,
+    _ReadInputFile,
+    iter_lines,
+)
 
 MAX = 1024
 
@@ -71,3 +77,12 @@ def test_truncated_gzip_is_a_clear_error(tmp_path: Path):
     path.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(InputFileError, match="not a readable gzip file"):
         _lines(path)
+
+
+def test_parquet_that_is_not_parquet_is_a_clear_error(tmp_path: Path):
+    path = tmp_path / "events.parquet"
+    path.write_bytes(b'{"event_id": "x"}\n' * 10)
+    reader = _ReadInputFile(chunk_records=100, max_line_bytes=MAX)
+    file = InputFile(index=0, path=str(path), size=path.stat().st_size, format="parquet")
+    with pytest.raises(InputFileError, match=r"events.parquet: not a readable Parquet file"):
+        list(reader.process(file))
