@@ -328,18 +328,16 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from pipelines import storage
     from pipelines.errors import InputError
     from pipelines.report.html import write_report
 
-    manifest_path = Path(args.run_dir) / "manifest.json"
-    if not manifest_path.is_file():
+    manifest_path = storage.join(args.run_dir, "manifest.json")
+    if not storage.exists(manifest_path):
         raise InputError(f"{manifest_path}: no manifest; is {args.run_dir} a run folder?")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    run_dir = Path(args.run_dir)
+    manifest = json.loads(storage.read_bytes(manifest_path))
     html_path, json_path = write_report(
-        run_dir, manifest, out=run_dir, share_threshold=args.share_threshold / 100
+        args.run_dir, manifest, out=args.run_dir, share_threshold=args.share_threshold / 100
     )
     _LOG.info("wrote %s and %s", html_path, json_path)
     return 0
