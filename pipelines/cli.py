@@ -213,6 +213,12 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
 def _cmd_backfill(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines.backfill import backfill, exit_code_of, render_table
 
+    if args.out and "{date}" not in args.out:
+        raise ConfigError(
+            f"--out {args.out}: a backfill needs {{date}} in it (or schedule.out in the config); "
+            "otherwise every day would replace the day before"
+        )
+
     results = backfill(args.date_from, args.date_to, lambda day: _request(args, beam_args, day))
     print(render_table(results))
     return exit_code_of(results)

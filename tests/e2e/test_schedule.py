@@ -208,3 +208,9 @@ def test_backfill_reports_the_broken_day_and_publishes_the_others(
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["status"] == ("published" if published else "failed")
         assert (out / "training").exists() == published
+
+
+def test_a_backfill_into_one_undated_folder_is_refused(capsys):
+    code = main(["backfill", "--from", DAYS[0], "--to", DAYS[1], "--out", "runs/all"])
+    assert code == 2
+    assert "needs {date}" in capsys.readouterr().err
