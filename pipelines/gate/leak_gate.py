@@ -13,7 +13,7 @@ Everything ends in one dict: `{"checks": {name: result}, "expectations": {suite:
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -36,26 +36,43 @@ from pipelines.rules.nested import iter_strings
 from pipelines.transforms.context import RunContext
 from pipelines.transforms.write import StagedChunk, StagedFile
 
-__all__ = ["CROSS_CHECKS", "LeakGate", "empty_verdict"]
+__all__ = ["CROSS_CHECKS", "SUITE_GROUP_BYTES", "LeakGate", "empty_verdict", "suite_file_groups"]
 
 CROSS_CHECKS = ("ids_not_withheld", "ids_unique", "content_fingerprints")
 _KIND = {"training": "service_generated", "consented_content": "consented_content"}
 _IDS, _PRINTS, _SUITES = "ids", "prints", "suites"
-# A Great Expectations run costs about 0.2 s before it reads a row, so one run covers the
-# files of one event type from up to this many consecutive chunks: still one shard of work
-# among many, but a few large validations instead of hundreds of small ones.
+# A Great Expectations run costs about half a second before it reads a row, so one run covers
+# the files of one event type from up to this many consecutive chunks of a group of input
+# files: still one shard of work among many, but a few large validations instead of hundreds
+# of small ones.
 _CHUNKS_PER_SUITE_RUN = 8
+# Input files are packed into groups of about this many bytes; each group's chunks share
+# suite runs, so many small shards do not each pay for a run of every event type.
+SUITE_GROUP_BYTES = 64 << 20
 
 
-def _suite_group(staged: StagedFile) -> tuple[str, str, str]:
+def suite_file_groups(sizes: Sequence[int], budget: int = SUITE_GROUP_BYTES) -> dict[int, int]:
+    """Input file index -> suite group: consecutive files packed up to `budget` bytes."""
+    groups: dict[int, int] = {}
+    group, filled = 0, 0
+    for index, size in enumerate(sizes):
+        if filled and filled + size > budget:
+            group, filled = group + 1, 0
+        groups[index] = group
+        filled += size
+    return groups
+
+
+def _suite_group(staged: StagedFile, file_groups: Mapping[int, int]) -> tuple[str, str, str]:
     """(table, event type, group) of a file named `part-<file>-<chunk>.parquet`."""
     stem = staged.path.rsplit("/", 1)[-1].removesuffix(".parquet")
     parts = stem.split("-")
     try:
-        group = f"{parts[1]}-{int(parts[2]) // _CHUNKS_PER_SUITE_RUN:05d}"
+        file_index, chunk = int(parts[1]), int(parts[2])
     except (IndexError, ValueError):
-        group = stem  # a file not named by the pipeline gets a run of its own
-    return staged.table, staged.event_type or "", group
+        return staged.table, staged.event_type or "", stem  # not named by the pipeline: alone
+    files = file_groups.get(file_index, f"file{file_index}")
+    return staged.table, staged.event_type or "", f"{files}-{chunk // _CHUNKS_PER_SUITE_RUN:05d}"
 
 
 class _RunSuite(beam.DoFn):
@@ -127,8 +144,9 @@ def _training_rules(config: Config) -> dict[str, TrainingRules]:
 class _CheckFile(beam.DoFn):
     """One staged training file: per-file checks and suite; ids and fingerprints for the joins."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, file_groups: Mapping[int, int]) -> None:
         self.config = config
+        self.file_groups = dict(file_groups)
 
     def setup(self) -> None:
         self.rules = _training_rules(self.config)
@@ -142,7 +160,7 @@ class _CheckFile(beam.DoFn):
             table, where=where, event_type=event_type, rules=rules, known=context.known
         )
         yield {"checks": checks, "expectations": {}}
-        yield TaggedOutput(_SUITES, (_suite_group(staged), staged.path))
+        yield TaggedOutput(_SUITES, (_suite_group(staged, self.file_groups), staged.path))
         if "event_id" in table.column_names:
             ids = table["event_id"].to_pylist()
             for bucket, part in _by_bucket(
@@ -320,13 +338,24 @@ def _files(staged: StagedChunk, tables: tuple[str, ...]) -> Iterator[StagedFile]
 
 
 class LeakGate(beam.PTransform):
-    """Staged outputs (+ the input chunks, for content) -> one verdict dict."""
+    """Staged outputs (+ the input chunks, for content) -> one verdict dict.
 
-    def __init__(self, config: Config, context: beam.PCollection, chunks: beam.PCollection) -> None:
+    `file_groups` maps input file index to the group whose chunks share Great Expectations
+    runs (see `suite_file_groups`); without it each input file is a group of its own.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        context: beam.PCollection,
+        chunks: beam.PCollection,
+        file_groups: Mapping[int, int] | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.context = context
         self.chunks = chunks
+        self.file_groups = file_groups or {}
 
     def expand(self, staged: beam.PCollection) -> beam.PCollection:
         buckets = self.config.policy.dedup_buckets
@@ -334,9 +363,9 @@ class LeakGate(beam.PTransform):
             staged
             | "TrainingFiles" >> beam.FlatMap(_files, tuple(_KIND))
             | "CheckFile"
-            >> beam.ParDo(_CheckFile(self.config), AsSingleton(self.context)).with_outputs(
-                _IDS, _PRINTS, _SUITES, main="verdicts"
-            )
+            >> beam.ParDo(
+                _CheckFile(self.config, self.file_groups), AsSingleton(self.context)
+            ).with_outputs(_IDS, _PRINTS, _SUITES, main="verdicts")
         )
         suites = (
             checked[_SUITES]
