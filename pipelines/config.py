@@ -172,6 +172,7 @@ class Policy:
     parquet_compression: str
     consent_side_input_max_decisions: int
     max_line_bytes: int
+    reread_inputs_above_bytes: int
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> Policy:
@@ -184,6 +185,7 @@ class Policy:
             parquet_compression=r.choice("parquet_compression", ("zstd", "snappy")),
             consent_side_input_max_decisions=r.at_least("consent_side_input_max_decisions", 0),
             max_line_bytes=r.at_least("max_line_bytes", 1024),
+            reread_inputs_above_bytes=r.at_least("reread_inputs_above_bytes", 0),
         )
 
 

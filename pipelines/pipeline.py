@@ -62,16 +62,28 @@ def _write_summary(counts: dict[str, Any], gate: dict[str, Any], path: str) -> N
         sink.write(json.dumps({"counts": counts, "gate": gate}, sort_keys=True).encode())
 
 
+def _classified(
+    pipeline: beam.Pipeline, config: Config, inputs: list[InputFile], again: bool = False
+) -> beam.PCollection:
+    """The input files read and classified into EventChunks (`again`: a second pass)."""
+    prefix = "Again" if again else ""
+    policy = config.policy
+    return (
+        pipeline
+        | f"{prefix}ListInputs" >> beam.Create(inputs)
+        | f"{prefix}ReadEvents"
+        >> ReadEvents(
+            policy.chunk_records, policy.max_line_bytes, progress_name="reread" if again else "read"
+        )
+        | f"{prefix}ClassifyEvents" >> ClassifyEvents(config)
+    )
+
+
 def read_inputs(
     pipeline: beam.Pipeline, config: Config, inputs: list[InputFile]
 ) -> tuple[beam.PCollection, beam.PCollection]:
     """The input files as classified EventChunks, and the run context built from them."""
-    chunks = (
-        pipeline
-        | "ListInputs" >> beam.Create(inputs)
-        | "ReadEvents" >> ReadEvents(config.policy.chunk_records, config.policy.max_line_bytes)
-        | "ClassifyEvents" >> ClassifyEvents(config)
-    )
+    chunks = _classified(pipeline, config, inputs)
     return chunks, chunks | "CollectRunContext" >> CollectRunContext(config)
 
 
@@ -97,8 +109,12 @@ def build(
     ledger_parts, ledger_staged = pipeline | "ReadConsent" >> ReadConsent(
         config, list(consent), staging
     )
+    # The main chain needs the side inputs, which need every chunk first. Below the limit the
+    # chunks wait in memory (or the runner's shuffle) for them; above it they are read and
+    # classified a second time, so memory stays flat at the cost of parsing twice.
+    reread = sum(f.size for f in inputs) > config.policy.reread_inputs_above_bytes
     events_staged = (
-        chunks
+        (_classified(pipeline, config, inputs, again=True) if reread else chunks)
         | "DetectLeaks" >> DetectLeaks(config, context)
         | "ApplyConsent"
         >> ApplyConsent(config, ledger_parts, context, as_of=as_of, keyed_join=consent_join)

@@ -153,9 +153,10 @@ def oversized_rejects(
 class _ReadInputFile(beam.DoFn):
     """Yields a file's records in chunks of at most `chunk_records`."""
 
-    def __init__(self, chunk_records: int, max_line_bytes: int) -> None:
+    def __init__(self, chunk_records: int, max_line_bytes: int, progress_name: str) -> None:
         self.chunk_records = chunk_records
         self.max_line_bytes = max_line_bytes
+        self.progress_name = progress_name
 
     def process(self, file: InputFile) -> Iterator[RawChunk]:
         if file.format == "parquet":
@@ -170,12 +171,12 @@ class _ReadInputFile(beam.DoFn):
             else:
                 lines.append((number, line))
             if len(lines) + len(oversized) >= self.chunk_records:
-                progress.add("read", len(lines) + len(oversized))
+                progress.add(self.progress_name, len(lines) + len(oversized))
                 yield RawChunk(file, chunk_index, lines=lines, oversized=oversized)
                 chunk_index += 1
                 lines, oversized = [], []
         if lines or oversized:
-            progress.add("read", len(lines) + len(oversized))
+            progress.add(self.progress_name, len(lines) + len(oversized))
             yield RawChunk(file, chunk_index, lines=lines, oversized=oversized)
 
     def _parquet(self, file: InputFile) -> Iterator[RawChunk]:
@@ -190,7 +191,7 @@ class _ReadInputFile(beam.DoFn):
             first = 1
             for chunk_index, batch in enumerate(reader.iter_batches(self.chunk_records)):
                 rows = batch.to_pylist()
-                progress.add("read", len(rows))
+                progress.add(self.progress_name, len(rows))
                 yield RawChunk(file, chunk_index, rows=rows, first_row=first)
                 first += len(rows)
 
@@ -198,14 +199,17 @@ class _ReadInputFile(beam.DoFn):
 class ReadEvents(beam.PTransform):
     """Input files -> RawChunks of lines (JSON Lines, plain or gzip) or rows (Parquet)."""
 
-    def __init__(self, chunk_records: int, max_line_bytes: int) -> None:
+    def __init__(
+        self, chunk_records: int, max_line_bytes: int, *, progress_name: str = "read"
+    ) -> None:
         super().__init__()
         self.chunk_records = chunk_records
         self.max_line_bytes = max_line_bytes
+        self.progress_name = progress_name
 
     def expand(self, files: beam.PCollection) -> beam.PCollection:
         return files | "ReadInputFile" >> beam.ParDo(
-            _ReadInputFile(self.chunk_records, self.max_line_bytes)
+            _ReadInputFile(self.chunk_records, self.max_line_bytes, self.progress_name)
         )
 
 

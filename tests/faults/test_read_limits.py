@@ -82,7 +82,7 @@ def test_truncated_gzip_is_a_clear_error(tmp_path: Path):
 def test_parquet_that_is_not_parquet_is_a_clear_error(tmp_path: Path):
     path = tmp_path / "events.parquet"
     path.write_bytes(b'{"event_id": "x"}\n' * 10)
-    reader = _ReadInputFile(chunk_records=100, max_line_bytes=MAX)
+    reader = _ReadInputFile(chunk_records=100, max_line_bytes=MAX, progress_name="read")
     file = InputFile(index=0, path=str(path), size=path.stat().st_size, format="parquet")
     with pytest.raises(InputFileError, match=r"events.parquet: not a readable Parquet file"):
         list(reader.process(file))
