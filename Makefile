@@ -23,8 +23,9 @@ demo: $(BIN)/consentgate
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# Test files run on two worker processes; a file's tests stay together (module fixtures).
 test: $(BIN)/consentgate browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-scale: $(BIN)/consentgate
 	$(BIN)/python -m pytest -q -m scale
