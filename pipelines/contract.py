@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -139,22 +139,45 @@ def _all_timestamps(texts: list[str]) -> bool:
     return True
 
 
-def _leaf(schema: Mapping[str, Any], where: str) -> _Node:
-    """One check for a node's own keywords: type, const, enum, length, pattern, format, range."""
+class _LeafKeywords(NamedTuple):
+    """A node's own keywords, compiled once for the value check and the column check."""
+
+    allowed: frozenset[type] | None
+    has_const: bool
+    const: Any
+    enum: frozenset[Any] | None
+    min_length: int | None
+    pattern: re.Pattern[str] | None
+    timestamp: bool
+    minimum: float | None
+    maximum: float | None
+
+
+def _leaf_keywords(schema: Mapping[str, Any], where: str) -> _LeafKeywords:
     allowed: frozenset[type] | None = None
     if "type" in schema:
         names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         allowed = frozenset(t for name in names for t in _PY_TYPES[name])
-    has_const = "const" in schema
-    const = schema.get("const")
-    enum = frozenset(schema["enum"]) if "enum" in schema else None
-    min_length = schema.get("minLength")
-    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
     if "format" in schema and schema["format"] != "date-time":
         raise ConfigError(f"{where}/format: only 'date-time' is supported")
-    timestamp = schema.get("format") == "date-time"
-    minimum = schema.get("minimum")
-    maximum = schema.get("maximum")
+    return _LeafKeywords(
+        allowed=allowed,
+        has_const="const" in schema,
+        const=schema.get("const"),
+        enum=frozenset(schema["enum"]) if "enum" in schema else None,
+        min_length=schema.get("minLength"),
+        pattern=re.compile(schema["pattern"]) if "pattern" in schema else None,
+        timestamp=schema.get("format") == "date-time",
+        minimum=schema.get("minimum"),
+        maximum=schema.get("maximum"),
+    )
+
+
+def _leaf(schema: Mapping[str, Any], where: str) -> _Node:
+    """One check for a node's own keywords: type, const, enum, length, pattern, format, range."""
+    allowed, has_const, const, enum, min_length, pattern, timestamp, minimum, maximum = (
+        _leaf_keywords(schema, where)
+    )
 
     def leaf(v: Any) -> tuple[str, str] | None:
         kind = type(v)
@@ -269,7 +292,7 @@ _CHILD_KEYWORDS = ("anyOf", "properties", "required", "items")
 _LEAF_KEYWORDS = ("const", "enum", "minLength", "pattern", "format", "minimum", "maximum")
 
 
-def _column_check(schema: Mapping[str, Any]) -> Callable[[list[Any]], bool] | None:
+def _column_check(schema: Mapping[str, Any], where: str) -> Callable[[list[Any]], bool] | None:
     """`_leaf` for a whole column: True only when every value passes the node's own keywords.
 
     None for a node with children (anyOf, properties, items): those are checked value by value.
@@ -277,18 +300,9 @@ def _column_check(schema: Mapping[str, Any]) -> Callable[[list[Any]], bool] | No
     """
     if any(k in schema for k in _CHILD_KEYWORDS):
         return None
-    allowed: frozenset[type] | None = None
-    if "type" in schema:
-        names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        allowed = frozenset(t for name in names for t in _PY_TYPES[name])
-    has_const = "const" in schema
-    const = schema.get("const")
-    enum = frozenset(schema["enum"]) if "enum" in schema else None
-    min_length = schema.get("minLength")
-    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
-    timestamp = schema.get("format") == "date-time"
-    minimum = schema.get("minimum")
-    maximum = schema.get("maximum")
+    allowed, has_const, const, enum, min_length, pattern, timestamp, minimum, maximum = (
+        _leaf_keywords(schema, where)
+    )
 
     def column_ok(values: list[Any]) -> bool:
         if not values:
@@ -337,7 +351,10 @@ def _compile_screen(schema: Mapping[str, Any], where: str) -> Screen:
     closed = schema.get("additionalProperties", True) is False
     allowed_keys = frozenset(properties) if closed else None
     columns = {
-        name: (_column_check(sub), _compile_node(sub, f"{where}/properties/{name}"))
+        name: (
+            _column_check(sub, f"{where}/properties/{name}"),
+            _compile_node(sub, f"{where}/properties/{name}"),
+        )
         for name, sub in properties.items()
     }
 

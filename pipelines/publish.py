@@ -115,10 +115,8 @@ class RunFolder:
         if not self.remote:
             runs = Path(self.runs)
             return sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []
-        prefix = self.runs + "/"
-        return sorted(
-            {p[len(prefix) :].split("/", 1)[0] for p in storage.list_files(self.runs, "**")}
-        )
+        files = storage.list_files(self.runs, "**")
+        return sorted({storage.relative(p, self.runs).split("/", 1)[0] for p in files})
 
     def _table_links(self) -> None:
         """`DIR/training -> current/training` and the like: fixed links through `current`."""

@@ -108,9 +108,7 @@ def purge(
                         "event_type": event_type.name,
                         "subjects": [v.subject_id for v in lacking],
                         "reasons": sorted({v.reason for v in lacking}) or ["no_subjects"],
-                        "file": os.path.relpath(path, root)
-                        if not storage.is_remote(root)
-                        else path[len(root) :].lstrip("/"),
+                        "file": storage.relative(path, root),
                     }
                 )
         checked += table.num_rows
@@ -120,7 +118,7 @@ def purge(
                 table.filter(pa.array(keep)), tmp, compression=config.policy.parquet_compression
             )
             os.replace(tmp, path)
-            rewritten.append(os.path.relpath(path, root))
+            rewritten.append(storage.relative(path, root))
     if apply and removed:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         with Path(root, LOG_NAME).open("a", encoding="utf-8") as log:

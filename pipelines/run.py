@@ -266,7 +266,7 @@ def _run_locked(
     counts["duplicates"] = counts.pop("duplicate")
     counts["host_only_participants"] = len(counts.pop("host_only_gap_subjects", []))
     counts.setdefault("host_only_records", 0)
-    files = [{**f, "path": _relative(f["path"], staging)} for f in files]
+    files = [{**f, "path": storage.relative(f["path"], staging)} for f in files]
     gate = dict(summary["gate"]["checks"])
     gate["conservation"] = verdict.conservation({**counts, "duplicate": counts["duplicates"]})
     gate["training_rows_reconcile"] = verdict.reconcile(files, counts)
@@ -300,13 +300,6 @@ def _run_locked(
     raise GateFailed(
         f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published"
     )
-
-
-def _relative(path: str, staging: str) -> str:
-    """A staged file's path relative to the run's staging folder (local or remote)."""
-    if storage.is_remote(staging):
-        return path[len(staging.rstrip("/")) :].lstrip("/")
-    return os.path.relpath(path, staging)
 
 
 def _end_of(day: str | None) -> datetime | None:

@@ -25,6 +25,7 @@ __all__ = [
     "list_files",
     "read_bytes",
     "read_parquet",
+    "relative",
     "write_bytes",
 ]
 
@@ -38,6 +39,13 @@ def join(base: str, *parts: str) -> str:
     if is_remote(base):
         return posixpath.join(base.rstrip("/"), *parts)
     return os.path.join(base, *parts)
+
+
+def relative(path: str, base: str) -> str:
+    """`path` relative to the folder `base`, which holds it (local or remote)."""
+    if is_remote(base):
+        return str(path)[len(str(base).rstrip("/")) :].lstrip("/")
+    return os.path.relpath(path, base)
 
 
 def exists(path: str) -> bool:

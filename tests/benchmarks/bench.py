@@ -309,21 +309,17 @@ def _row(mode: str, data: InputSet, measured: Measured, **extra: Any) -> dict[st
     }
 
 
+def _run_args(data: InputSet, out: Path) -> list[str]:
+    """`run` with the set's events and ledger, into `out`: the same for timing and profiling."""
+    return ["run", "--input", data.glob, "--consent", str(data.consent), "--out", str(out)]
+
+
 def run_job(workdir: Path, data: InputSet, mode: str, say: Callable[[str], None]) -> dict:
     """`consentgate run` on one input set, in a fresh run folder; fails loudly unless published."""
     name = f"{mode}-{data.fmt}-n{data.events}"
     out = workdir / "runs" / name
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [
-        *_consentgate(),
-        "run",
-        "--input",
-        data.glob,
-        "--consent",
-        str(data.consent),
-        "--out",
-        str(out),
-    ]
+    cmd = [*_consentgate(), *_run_args(data, out)]
     beam = list(MULTIPROCESS_OPTIONS) if mode == "job-mp" else []
     if beam:
         cmd += ["--", *beam]
@@ -612,22 +608,8 @@ def run_profile(workdir: Path, data: InputSet, say: Callable[[str], None]) -> di
     out = workdir / "runs" / f"profile-{data.fmt}-n{data.events}"
     shutil.rmtree(out, ignore_errors=True)
     prof = workdir / f"profile-{data.fmt}-n{data.events}.prof"
-    cmd = [
-        sys.executable,
-        "-m",
-        "cProfile",
-        "-o",
-        str(prof),
-        "-m",
-        "pipelines",
-        "run",
-        "--input",
-        data.glob,
-        "--consent",
-        str(data.consent),
-        "--out",
-        str(out),
-    ]
+    cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "pipelines"]
+    cmd += _run_args(data, out)
     say(f"profile {data.fmt:8} {data.events:>10,} events under cProfile ...")
     log = workdir / "logs" / f"profile-{data.fmt}-n{data.events}.log"
     measured = measure(cmd, log=log, env=_env())
