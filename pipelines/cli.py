@@ -80,9 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     val = commands.add_parser(
         "validate",
         help="re-run the leak gate on a finished run's published outputs",
-        description="Exit 0 when every check passes, 3 when any fails.",
+        description="Checks the latest run if it published; a folder whose latest run did not "
+        "publish needs --run-id. Exit 0 when every check passes, 3 when any fails, 2 when the "
+        "run cannot be checked.",
     )
     val.add_argument("run_dir", metavar="RUN_DIR")
+    val.add_argument("--run-id", metavar="RUN_ID", help="a run under RUN_DIR/.runs/ to check")
     val.add_argument("--config", metavar="FILE", help="JSON file merged over configs/")
 
     aud = commands.add_parser(
@@ -97,8 +100,9 @@ def _parser() -> argparse.ArgumentParser:
         "purge",
         help="remove published consented content whose consent no longer holds",
         description="Re-check every row under DIR/training/consented_content/ against the "
-        "current ledger. Dry run by default: prints what would go; --apply rewrites the files "
-        "and appends to DIR/purge-log.jsonl.",
+        "current ledger. Dry run by default: prints what would go; --apply publishes a new "
+        "version of the run without those rows (moved to restricted, reason purged:<why>) and "
+        "appends to DIR/purge-log.jsonl. Refused (exit 2) with another key than the run's.",
     )
     purge.add_argument("--consent", required=True, metavar="LEDGER")
     purge.add_argument("--published", required=True, metavar="DIR", help="a run folder")
@@ -192,21 +196,10 @@ def _request(args: argparse.Namespace, beam_args: list[str], date: str | None) -
 
 
 def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipelines.run import run_job
+    from pipelines.run import run_job, summary_line
 
     manifest = run_job(_request(args, beam_args, args.date))
-    counts = manifest["counts"]
-    _LOG.info(
-        "published run %s: %d records in, %d to training, %d restricted, %d quarantined, "
-        "%d duplicates. Report: %s/report.html",
-        manifest["run_id"],
-        counts["input_records"],
-        counts["training"],
-        counts["restricted"],
-        counts["quarantine"],
-        counts["duplicates"],
-        manifest["out"],
-    )
+    _LOG.info("%s", summary_line(manifest))
     return 0
 
 
@@ -258,34 +251,25 @@ def _cmd_detect() -> int:
 
 def _cmd_purge(args: argparse.Namespace) -> int:
     from pipelines.config import load_config
-    from pipelines.purge import purge
-    from pipelines.rules.deidentify import pseudonymizer_from_env
+    from pipelines.purge import purge, render_result
+    from pipelines.rules.deidentify import key_from_env
 
     config = load_config(override_file=args.config)
-    pseudonyms = pseudonymizer_from_env(config.deidentify)
     result = purge(
-        config, args.consent, args.published, pseudonyms, as_of=args.as_of, apply=args.apply
+        config, args.consent, args.published, key_from_env(), as_of=args.as_of, apply=args.apply
     )
-    for item in result.removed:
-        print(
-            f"{'removed' if result.applied else 'would remove'} {item['event_id']} "
-            f"({item['event_type']}): {', '.join(item['reasons'])}"
-        )
-    if result.applied:
-        print(f"checked {result.rows_checked} consented rows; removed {len(result.removed)}")
-    else:
-        print(
-            f"checked {result.rows_checked} consented rows; {len(result.removed)} would be "
-            "removed (dry run: --apply removes them)"
-        )
+    print(render_result(result), end="")
     return 0
 
 
 def _cmd_validate(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines.config import load_config
-    from pipelines.validate import validate_run
+    from pipelines.validate import chosen_run, validate_run
 
-    checks = validate_run(load_config(override_file=args.config), args.run_dir, beam_args)
+    run = chosen_run(args.run_dir, args.run_id)
+    print(f"checking run {run['run_id']} (status {run['status']}) in {args.run_dir}")
+    config = load_config(override_file=args.config)
+    checks = validate_run(config, args.run_dir, beam_args, run_id=run["run_id"])
     width = max(len(name) for name in checks)
     for name, check in sorted(checks.items()):
         status = "pass" if check["passed"] else "FAIL"

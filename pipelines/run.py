@@ -40,6 +40,7 @@ __all__ = [
     "pipeline_options",
     "resolve_paths",
     "run_job",
+    "summary_line",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -206,6 +207,12 @@ def _run_locked(
 ) -> dict[str, Any]:
     staging = folder.prepare(run_id)
     previous = folder.read_manifest()
+    fingerprint = key_fingerprint(key)
+    previous_fingerprint = previous.get("pseudonym_key_fingerprint") if previous else None
+    key_changed = previous_fingerprint is not None and previous_fingerprint != fingerprint
+    warnings = _warnings(request, config, key_changed, previous_fingerprint, fingerprint)
+    for warning in warnings:
+        _LOG.warning("%s", warning)
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "status": "failed",
@@ -213,7 +220,7 @@ def _run_locked(
         "config_hash": config.config_hash,
         "content_policy": config.policy.content_policy,
         "pseudonym_key_env": KEY_ENV,
-        "pseudonym_key_fingerprint": key_fingerprint(key),
+        "pseudonym_key_fingerprint": fingerprint,
         "pseudonym_key_version": os.environ.get("CONSENTGATE_PSEUDONYM_KEY_VERSION", "unversioned"),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "inputs": [{"path": f.path, "size": f.size, "sha256": _sha256(f.path)} for f in inputs],
@@ -228,7 +235,12 @@ def _run_locked(
         # change even after that run's staging folder is pruned.
         "previous": _previous_figures(previous),
         "published_run_id": previous.get("published_run_id") if previous else None,
+        # A new key gives every identifier a new pseudonym: joins with earlier runs break.
+        "key_changed": key_changed,
+        "warnings": warnings,
     }
+    if key_changed:
+        manifest["previous_key_fingerprint"] = previous_fingerprint
     # Lineage files are appended to, which object stores cannot do: local folders only.
     lineage = None if folder.remote else RunLineage(folder.root, run_id, config=config)
     _emit(lineage, "start", manifest["inputs"], manifest["started_at"], consent=request.consent)
@@ -302,6 +314,41 @@ def _run_locked(
     )
 
 
+def _warnings(
+    request: RunRequest,
+    config: Config,
+    key_changed: bool,
+    previous_fingerprint: str | None,
+    fingerprint: str,
+) -> list[str]:
+    """What the run does that its operator may not mean; logged, and kept in the manifest."""
+    warnings = []
+    if config.policy.content_policy == "per_participant" and not request.consent:
+        warnings.append(
+            "--content-policy per_participant without --consent: there is no consent ledger, so "
+            "no content record can be admitted; all content goes to restricted "
+            "(no_consent:no_decision)"
+        )
+    if key_changed:
+        warnings.append(
+            f"the pseudonymisation key changed since the previous run of {request.out} (key "
+            f"fingerprint {previous_fingerprint}, now {fingerprint}): every pseudonym differs "
+            "from that run's"
+        )
+    return warnings
+
+
+def summary_line(manifest: dict[str, Any]) -> str:
+    """One line for the operator; its destinations add up to the records in."""
+    counts = manifest["counts"]
+    return (
+        f"published run {manifest['run_id']}: {counts['input_records']:,} records in = "
+        f"{counts['training']:,} training + {counts['consented_content']:,} consented content + "
+        f"{counts['restricted']:,} restricted + {counts['quarantine']:,} quarantined + "
+        f"{counts['duplicates']:,} duplicates. Report: {manifest['out']}/report.html"
+    )
+
+
 def _end_of(day: str | None) -> datetime | None:
     """The end of a `--date` day in UTC: the consent as-of time of that day's run."""
     if day is None:
@@ -333,6 +380,7 @@ def _previous_figures(previous: dict[str, Any] | None) -> dict[str, Any] | None:
         "status": previous.get("status"),
         "counts": {k: counts[k] for k in keep if k in counts},
         "by_event_type": counts.get("by_event_type", {}),
+        "pseudonym_key_fingerprint": previous.get("pseudonym_key_fingerprint"),
     }
 
 

@@ -2,12 +2,14 @@
 
 The run's manifest names its inputs; they are read again (for the content fingerprints and the
 known identifiers), and the same `LeakGate` transform judges the files now under
-`RUN_DIR/training/` and `RUN_DIR/audit/`. Nothing is written to the run folder.
+`RUN_DIR/.runs/<run_id>/training/` and `.../audit/` (for the published run, what
+`RUN_DIR/training/` links to). Nothing is written to the run folder.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Sequence
 from datetime import datetime
@@ -18,15 +20,17 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 
 from pipelines.config import Config
-from pipelines.errors import InputError
+from pipelines.errors import ConfigError, InputError
 from pipelines.gate.leak_gate import LeakGate
 from pipelines.gate.verdict import consent_recheck, expectations_check, reconcile
 from pipelines.pipeline import read_inputs
-from pipelines.rules.deidentify import key_from_env
+from pipelines.rules.deidentify import KEY_ENV, key_fingerprint, key_from_env
 from pipelines.run import expand_inputs, pipeline_options
 from pipelines.transforms.write import StagedChunk, StagedFile
 
-__all__ = ["validate_run"]
+__all__ = ["chosen_run", "validate_run"]
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 def _published_files(root: Path) -> list[StagedFile]:
@@ -48,23 +52,69 @@ def _write(verdict: dict[str, Any], path: str) -> None:
     Path(path).write_text(json.dumps(verdict, sort_keys=True), encoding="utf-8")
 
 
-def validate_run(
-    config: Config, run_dir: str | Path, beam_args: Sequence[str] = ()
-) -> dict[str, dict[str, Any]]:
-    """Every gate check on the published outputs of `run_dir`, by name."""
+def chosen_run(run_dir: str | Path, run_id: str | None = None) -> dict[str, Any]:
+    """The run `validate` checks: the latest run if it published, else only the one asked for.
+
+    A folder whose latest run did not publish is refused without `run_id`: checking the older
+    published run in silence would read as a verdict on the latest one.
+    """
     root = Path(run_dir)
     manifest_path = root / "manifest.json"
     if not manifest_path.is_file():
         raise InputError(f"{manifest_path}: no manifest; is {run_dir} a run folder?")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    published = manifest.get("published_run_id")
-    if not published:
-        raise InputError(f"{run_dir}: nothing was ever published here")
-    if manifest.get("run_id") != published:
-        # The latest run failed; the published outputs are an earlier run's: check against
-        # that run's own manifest (inputs, counts, policy), kept in its staging folder.
-        manifest = json.loads((root / ".runs" / published / "manifest.json").read_text())
+    try:
+        latest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{manifest_path}: cannot be read ({exc})") from None
+    published = latest.get("published_run_id")
+    if run_id is None:
+        status = latest.get("status", "unknown")
+        if status != "published":
+            hint = (
+                f"--run-id {published} checks the published run, --run-id {latest.get('run_id')} "
+                "the latest run's staged outputs"
+                if published
+                else f"nothing was ever published here; --run-id {latest.get('run_id')} checks "
+                "the latest run's staged outputs"
+            )
+            raise InputError(
+                f"{run_dir}: the latest run {latest.get('run_id')} did not publish (status "
+                f"{status}); {hint}"
+            )
+        manifest = latest
+    else:
+        if not _RUN_ID.match(run_id):
+            raise InputError(f"--run-id {run_id!r}: not a run id")
+        path = root / ".runs" / run_id / "manifest.json"
+        if not path.is_file():
+            raise InputError(f"--run-id {run_id}: no such run under {root / '.runs'}")
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        "run_id": manifest["run_id"],
+        "status": manifest.get("status", "unknown"),
+        "published": manifest["run_id"] == published,
+        "folder": str(root / ".runs" / manifest["run_id"]),
+        "manifest": manifest,
+    }
+
+
+def validate_run(
+    config: Config,
+    run_dir: str | Path,
+    beam_args: Sequence[str] = (),
+    *,
+    run_id: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every gate check on the outputs of one run of `run_dir` (see `chosen_run`), by name."""
+    run = chosen_run(run_dir, run_id)
+    manifest, root = run["manifest"], Path(run["folder"])
     key = key_from_env()
+    if manifest.get("pseudonym_key_fingerprint") != key_fingerprint(key):
+        raise ConfigError(
+            f"{KEY_ENV} is not the key run {run['run_id']} was published with (key fingerprint "
+            f"{key_fingerprint(key)}, the manifest says {manifest.get('pseudonym_key_fingerprint')}"
+            "): its pseudonyms cannot be re-checked; export that run's key"
+        )
     inputs = expand_inputs([i["path"] for i in manifest.get("inputs", [])])
     files = _published_files(root)
     with tempfile.TemporaryDirectory() as scratch:
@@ -85,9 +135,11 @@ def validate_run(
     checks["training_rows_reconcile"] = reconcile(
         [{"table": f.table, "rows": f.rows} for f in files], manifest.get("counts", {})
     )
-    if manifest.get("content_policy") == "per_participant" and manifest.get("consent"):
-        as_of = datetime.fromisoformat(manifest["consent_as_of"])
+    # After a purge, the remaining consented rows are held to the purge's ledger and time.
+    judged = (manifest.get("purges") or [manifest])[-1]
+    if manifest.get("content_policy") == "per_participant" and judged.get("consent"):
+        as_of = datetime.fromisoformat(judged["consent_as_of"])
         checks["consent_recheck"] = consent_recheck(
-            config, manifest["consent"], str(root), key, as_of
+            config, judged["consent"], str(root), key, as_of
         )
     return checks

@@ -63,12 +63,12 @@ def consent_recheck(
     config: Config, ledger: str, staging: str, key: bytes, as_of: datetime
 ) -> dict[str, Any]:
     """Every staged consented row must still be consented when re-checked from the ledger."""
-    from pipelines.purge import purge
+    from pipelines.purge import find_withdrawn
     from pipelines.rules.deidentify import Pseudonymizer
 
     settings = config.deidentify
     pseudonyms = Pseudonymizer(key, settings.pseudonym_prefix, settings.pseudonym_hex_chars)
-    found = purge(config, ledger, staging, pseudonyms, as_of=as_of, apply=False, staged=True)
+    found = find_withdrawn(config, ledger, staging, pseudonyms, as_of=as_of)
     return {
         "passed": not found.removed,
         "violations": len(found.removed),

@@ -92,7 +92,7 @@ def report_data(
         "detectors": _detectors(counts.get("detector_hits") or {}),
         "consent": _consent(manifest, counts, staged),
         "gate": _gate(manifest.get("gate") or {}, staged),
-        "change": _change(counts, manifest.get("previous"), share_threshold),
+        "change": _change(counts, manifest.get("previous"), share_threshold, manifest),
     }
 
 
@@ -112,6 +112,19 @@ def _summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "pseudonym_key_fingerprint": manifest.get("pseudonym_key_fingerprint"),
         "published_run_id": manifest.get("published_run_id"),
         "previous_run_id": (manifest.get("previous") or {}).get("run_id"),
+        "warnings": [str(w) for w in manifest.get("warnings") or []],
+        # Each purge that made a new version of the run (the ledger's path is left out).
+        "purges": [
+            {
+                "run_id": p["run_id"],
+                "of_run_id": p["of_run_id"],
+                "purged_at": p["purged_at"],
+                "consent_as_of": p["consent_as_of"],
+                "records": int(p["records"]),
+                "reasons": {r: int(n) for r, n in sorted((p.get("reasons") or {}).items())},
+            }
+            for p in manifest.get("purges") or []
+        ],
         "inputs": [
             {"path": i["path"], "size": i["size"], "sha256": i["sha256"]}
             for i in manifest.get("inputs", [])
@@ -221,10 +234,16 @@ def _content_decisions(staged: str) -> list[dict[str, Any]] | None:
 
 
 def _consent(manifest: Mapping[str, Any], counts: Mapping[str, Any], staged: str) -> dict[str, Any]:
+    content = (counts.get("by_record_class") or {}).get("customer_content") or {}
     return {
         "content_policy": manifest.get("content_policy"),
         "as_of": manifest.get("consent_as_of"),
         "content_records": int(counts.get("content_records", 0)),
+        # Where the content records went: the only figure that says what was admitted.
+        "content_by_destination": {
+            d: int(content.get(d, 0)) for d in _ordered(content, DESTINATIONS) if content.get(d)
+        },
+        "content_purged": int(counts.get("purged", 0)),
         "content_consented": int(counts.get("content_consented", 0)),
         "records_by_decision": _content_decisions(staged),
         "subject_decisions": dict(sorted((counts.get("consent_by_reason") or {}).items())),
@@ -311,7 +330,10 @@ def _share(n: int, total: int) -> float | None:
 
 
 def _change(
-    counts: Mapping[str, Any], previous: Mapping[str, Any] | None, threshold: float
+    counts: Mapping[str, Any],
+    previous: Mapping[str, Any] | None,
+    threshold: float,
+    manifest: Mapping[str, Any],
 ) -> dict[str, Any] | None:
     if not previous:
         return None
@@ -359,6 +381,13 @@ def _change(
     return {
         "previous_run_id": previous.get("run_id"),
         "previous_status": previous.get("status"),
+        # A new key gives every identifier a new pseudonym: worth a flag of its own.
+        "key": {
+            "changed": bool(manifest.get("key_changed")),
+            "previous_fingerprint": manifest.get("previous_key_fingerprint")
+            or previous.get("pseudonym_key_fingerprint"),
+            "fingerprint": manifest.get("pseudonym_key_fingerprint"),
+        },
         "figures": figures,
         "flagged": [f["name"] for f in figures if f["flagged"]],
         "event_types": by_type,

@@ -56,6 +56,8 @@ _REASONS = {
 _PREFIXED_REASONS = {
     "detector:": "a detector found something in a service record's text: ",
     "no_consent:": "not every content subject consented; the first that did not: ",
+    "purged:": "published as consented content, then withdrawn by `consentgate purge` (moved "
+    "to restricted) because a subject's consent no longer held; the first: ",
     "payload_": "(Parquet) the payload column does not hold a JSON object: ",
 }
 _SUBJECT_REASONS = {

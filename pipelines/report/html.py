@@ -172,6 +172,8 @@ def _summary(data: Mapping[str, Any]) -> str:
         ("Pseudonym key fingerprint", _Cell(s["pseudonym_key_fingerprint"] or "—", css="mono")),
         ("Published run", _Cell(s["published_run_id"] or "none", css="mono")),
         ("Previous run", _Cell(s["previous_run_id"] or "none", css="mono")),
+        ("Warnings", "; ".join(s["warnings"]) or "none"),
+        ("Purged after publication", _purges_text(s["purges"]) or "never"),
     ]
     return (
         _table("Run facts", ("fact", "value"), facts)
@@ -187,6 +189,15 @@ def _summary(data: Mapping[str, Any]) -> str:
             ],
             empty="no input files recorded",
         )
+    )
+
+
+def _purges_text(purges: Sequence[Mapping[str, Any]]) -> str:
+    return "; ".join(
+        f"{_n(p['records'])} content records withdrawn at {p['purged_at']} (consent as of "
+        f"{p['consent_as_of']}; {', '.join(f'{r} {n:,}' for r, n in p['reasons'].items())}): "
+        f"run {p['of_run_id']} became run {p['run_id']}"
+        for p in purges
     )
 
 
@@ -308,10 +319,14 @@ def _flow(data: Mapping[str, Any]) -> str:
         if d in _DESTINATION_COLOURS
     )
     conserved = totals["input_records"] == sum(totals[k] for k in TOTALS[1:])
+    purged = data["consent"]["content_purged"]
+    named = {k: f"{_e(k)} {_n(totals[k])}" for k in TOTALS[1:]}
+    if purged:
+        named["restricted"] += f" (of them {_n(purged)} purged after publication)"
     return (
         f"<p>{_n(totals['input_records'])} input records, each counted in exactly one "
         "destination: "
-        + ", ".join(f"{_e(k)} {_n(totals[k])}" for k in TOTALS[1:])
+        + ", ".join(named.values())
         + ". "
         + (
             '<span class="pass">The destinations add up to the input.</span>'
@@ -425,6 +440,29 @@ def _detectors(data: Mapping[str, Any]) -> str:
     )
 
 
+def _content_split(c: Mapping[str, Any]) -> str:
+    """Where the content records went, every one of them named, adding up to the total."""
+    by_dest = c["content_by_destination"]
+    total = sum(by_dest.values())
+    admitted = by_dest.get("consented_content", 0)
+    parts = [
+        f"{_n(admitted)} admitted to training/consented_content" if admitted else "none admitted"
+    ]
+    restricted = by_dest.get("restricted", 0)
+    if restricted:
+        purged = c["content_purged"]
+        parts.append(
+            f"{_n(restricted)} restricted"
+            + (f" ({_n(purged)} of them purged after publication)" if purged else "")
+        )
+    for dest, words in (("quarantine", "quarantined"), ("duplicate", "duplicates")):
+        if by_dest.get(dest):
+            parts.append(f"{_n(by_dest[dest])} {words}")
+    others = sorted(set(by_dest) - {"consented_content", "restricted", "quarantine", "duplicate"})
+    parts += [f"{_n(by_dest[d])} {_e(d)}" for d in others]
+    return f"{_n(total)} content records: " + ", ".join(parts) + "."
+
+
 def _consent(data: Mapping[str, Any]) -> str:
     c = data["consent"]
     policy = c["content_policy"] or "unknown"
@@ -434,15 +472,20 @@ def _consent(data: Mapping[str, Any]) -> str:
             "content record is admitted only when every one of its subjects consented for "
             "themselves."
         )
+        ledger = ""
     else:
         intro = (
             f"Content policy <code>{_e(policy)}</code>: no customer content goes to training, "
             "whatever the consent ledger says."
         )
-    out = [
-        f"<p>{intro} {_n(c['content_records'])} content records, {_n(c['content_consented'])} "
-        "admitted.</p>"
-    ]
+        # What the ledger says is still shown (the host-only gap rests on it), but as what it
+        # is: a verdict this policy does not use, never as records admitted.
+        ledger = (
+            f'<p class="note">For reference only: the ledger holds every subject\'s own consent '
+            f"for {_n(c['content_consented'])} of these records; the policy "
+            f"<code>{_e(policy)}</code> does not use it.</p>"
+        )
+    out = [f"<p>{intro} {_content_split(c)}</p>{ledger}"]
     decisions = c["records_by_decision"]
     if decisions is None:
         out.append('<p class="note">The audit table of this run is gone; no per-reason split.</p>')
@@ -588,7 +631,20 @@ def _change(data: Mapping[str, Any]) -> str:
     if ch is None:
         return f"<p>No previous run in this output folder. {_e(rule)}</p>"
     flagged = ch["flagged"]
+    key = ch.get("key") or {}
+    if key.get("changed"):
+        key_text = (
+            '<p class="flag" id="key-changed">FLAGGED: the pseudonymisation key changed since '
+            f"the previous run (fingerprint {_e(key['previous_fingerprint'])}, now "
+            f"{_e(key['fingerprint'])}). Every pseudonym in this run differs from that run's: "
+            "joins across the two runs no longer match.</p>"
+        )
+    elif key.get("previous_fingerprint"):
+        key_text = '<p class="pass">Same pseudonymisation key as the previous run.</p>'
+    else:
+        key_text = '<p class="note">The previous run\'s key fingerprint is not recorded.</p>'
     out = [
+        key_text,
         f"<p>Compared with run <code>{_e(ch['previous_run_id'])}</code> "
         f"({_e(ch['previous_status'])}). {_e(rule)} "
         + (
@@ -671,6 +727,15 @@ def render_html(data: Mapping[str, Any]) -> str:
             f'<p class="verdict{"" if good else " bad"}" id="status">Status: '
             f'<strong id="status-value">{_e(status)}</strong>. Leak gate: '
             f"<strong>{_e(gate_text)}</strong>.</p>",
+            *(
+                f'<p class="verdict bad" role="alert">Warning: {_e(w)}.</p>'
+                for w in data["summary"]["warnings"]
+            ),
+            *(
+                f'<p class="verdict" id="purged">Purged after publication: {_e(_purges_text([p]))}.'
+                " The figures below are those of the purged version.</p>"
+                for p in data["summary"]["purges"]
+            ),
             f'</header><nav aria-label="Sections"><ol>{toc}</ol></nav><main>',
             *(_section(a, h, bodies[a]) for a, h in SECTIONS),
             "</main></body></html>\n",
