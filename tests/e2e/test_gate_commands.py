@@ -48,6 +48,8 @@ def key(monkeypatch):
 def test_validate_passes_a_published_run(run_dir, key, capsys):
     assert main(["validate", str(run_dir)]) == 0
     out = capsys.readouterr().out
+    run_id = json.loads((run_dir / "manifest.json").read_text())["run_id"]
+    assert out.startswith(f"checking run {run_id} (status published) in {run_dir}\n")
     assert "gate passed" in out and "FAIL" not in out
     assert "content_fingerprints" in out and "expectations" in out
 
@@ -72,6 +74,39 @@ def test_validate_fails_when_a_published_file_was_tampered_with(run_dir, key, tm
 
 def test_validate_needs_a_run_folder(tmp_path, key):
     assert main(["validate", str(tmp_path)]) == 2
+
+
+def test_validate_refuses_a_folder_whose_latest_run_failed_unless_told_which(
+    run_dir, key, tmp_path, capsys
+):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy, symlinks=True)
+    published = json.loads((copy / "manifest.json").read_text())["run_id"]
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"this is not gzip\n")
+    assert main(["-q", "run", "--input", str(broken), "--out", str(copy)]) not in (0, 2)
+    latest = json.loads((copy / "manifest.json").read_text())
+    assert latest["status"] != "published" and latest["published_run_id"] == published
+    capsys.readouterr()
+    assert main(["validate", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"latest run {latest['run_id']} did not publish" in err
+    assert f"--run-id {published}" in err and len(err.strip().splitlines()) == 1
+    assert main(["validate", str(copy), "--run-id", published]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"checking run {published} (status published)")
+    assert "gate passed" in out
+
+
+@pytest.mark.parametrize("run_id", ["no-such-run", "../../etc"], ids=["unknown", "not-an-id"])
+def test_validate_refuses_an_unknown_run_id(run_dir, key, run_id):
+    assert main(["validate", str(run_dir), "--run-id", run_id]) == 2
+
+
+def test_validate_refuses_another_key(run_dir, monkeypatch, capsys):
+    monkeypatch.setenv("CONSENTGATE_PSEUDONYM_KEY", "another-key-" + "z" * 32)
+    assert main(["validate", str(run_dir)]) == 2
+    assert "not the key run" in capsys.readouterr().err
 
 
 def test_audit_finds_nothing_in_the_service_bucket(run_dir, capsys):
