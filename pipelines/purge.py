@@ -218,7 +218,10 @@ def purge(
         try:
             _new_version(config, folder, manifest, found, new_id, ledger_path, moment, key)
         except OSError as exc:
-            storage.delete_tree(folder.staging(new_id))
+            current = Path(folder.root, "current")
+            swapped = current.is_symlink() and os.readlink(current).endswith(new_id)
+            if not swapped and folder.published_run_id() != new_id:
+                storage.delete_tree(folder.staging(new_id))  # never published: leave no trace
             raise RunFailed(
                 f"purge of {root} failed writing {exc.filename}: {exc.strerror}"
             ) from None
