@@ -10,6 +10,7 @@ configuration error, so the contract can never say more than the code enforces.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,40 @@ _RFC3339 = re.compile(
 # The form nearly every timestamp takes: UTC, ASCII digits, at most microseconds, a year from
 # 1000 on. RE2 syntax: `$` is the end of the text and `\d` an ASCII digit.
 _PLAIN_UTC = r"^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+
+
+# Every integer must fit Arrow's int64 (JSON allows any size; orjson yields up to 2**64 - 1),
+# and every number must be finite (Parquet floats can hold NaN and infinities).
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# An unescaped `$` ends the text in JSON Schema's (ECMA-262) patterns; Python's `$` also
+# matches before a final newline, which `\Z` does not.
+_ECMA_END = re.compile(r"(?<!\\)\$")
+
+
+def _python_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(_ECMA_END.sub(r"\\Z", pattern))
+
+
+def _representable(value: int | float) -> bool:
+    """Whether a JSON number converts to its Arrow column (int64 or float64) as it is."""
+    if type(value) is int:
+        return _INT64_MIN <= value <= _INT64_MAX
+    return math.isfinite(value)
+
+
+def _all_representable(values: list[Any], kinds: set[type]) -> bool:
+    """`_representable` for a whole column, at C speed when the column is of one type."""
+    if int in kinds:
+        ints = values if kinds == {int} else [v for v in values if type(v) is int]
+        if min(ints) < _INT64_MIN or max(ints) > _INT64_MAX:
+            return False
+    if float in kinds:
+        floats = values if kinds == {float} else [v for v in values if type(v) is float]
+        # A NaN or an infinity makes the sum one; so may finite values that add up past the
+        # largest float, and then the caller asks the exact check.
+        if not math.isfinite(sum(floats)):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -166,7 +201,7 @@ def _leaf_keywords(schema: Mapping[str, Any], where: str) -> _LeafKeywords:
         const=schema.get("const"),
         enum=frozenset(schema["enum"]) if "enum" in schema else None,
         min_length=schema.get("minLength"),
-        pattern=re.compile(schema["pattern"]) if "pattern" in schema else None,
+        pattern=_python_pattern(schema["pattern"]) if "pattern" in schema else None,
         timestamp=schema.get("format") == "date-time",
         minimum=schema.get("minimum"),
         maximum=schema.get("maximum"),
@@ -195,6 +230,8 @@ def _leaf(schema: Mapping[str, Any], where: str) -> _Node:
             if timestamp and parse_timestamp(v) is None:
                 return "bad_timestamp", ""
         elif kind is int or kind is float:
+            if not _representable(v):
+                return "bad_value", ""
             if minimum is not None and v < minimum:
                 return "bad_value", ""
             if maximum is not None and v > maximum:
@@ -323,6 +360,8 @@ def _column_check(schema: Mapping[str, Any], where: str) -> Callable[[list[Any]]
                 return False
             if timestamp and not _all_timestamps(texts):
                 return False
+        if kinds & {int, float} and not _all_representable(values, kinds):
+            return False
         if (minimum is not None or maximum is not None) and kinds & {int, float}:
             numbers = [v for v in values if type(v) is int or type(v) is float]
             # min() and max() skip a NaN unless it comes first, and then the comparison is
