@@ -197,17 +197,46 @@ def print_hits(
         per_value = [fingerprints(t) for t in texts]
         if not any(p.size for p in per_value):
             continue
-        indices = encoded.indices.to_pylist()
-        empty = np.empty(0, np.int64)
-        bad = [
-            row
-            for row, (index, account) in enumerate(zip(indices, accounts, strict=True))
-            if index is not None
-            and per_value[index].size
-            and np.isin(per_value[index], prints.get(account or "", empty)).any()
-        ]
-        if bad:
-            yield name, np.array(bad, np.int64)
+        bad = _rows_sharing_prints(encoded, per_value, accounts, prints)
+        if bad.size:
+            yield name, bad
+
+
+def _rows_sharing_prints(
+    encoded: pa.DictionaryArray,
+    per_value: list[np.ndarray],
+    accounts: Sequence[str | None],
+    prints: Mapping[str, np.ndarray],
+) -> np.ndarray:
+    """Rows whose value (a dictionary code) has a print among its own account's prints.
+
+    One membership test per account over the prints of the values its rows use, so the
+    cost follows the number of prints, not rows times accounts.
+    """
+    sizes = np.array([p.size for p in per_value], np.int64)
+    hashes = np.concatenate(per_value)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    printed = (codes >= 0) & (sizes[np.maximum(codes, 0)] > 0)
+    rows = np.flatnonzero(printed)
+    if not rows.size:
+        return rows
+    account_of = np.array([accounts[r] or "" for r in rows.tolist()], dtype=object)
+    bad: list[np.ndarray] = []
+    for account in set(account_of.tolist()):
+        known = prints.get(account)
+        if known is None:
+            continue
+        mine = rows[account_of == account]
+        values = np.unique(codes[mine])
+        lengths = sizes[values]
+        # Positions of every print of these values in `hashes`, value by value.
+        first = np.repeat(starts[values] - np.cumsum(lengths) + lengths, lengths)
+        positions = first + np.arange(int(lengths.sum()))
+        hit = np.isin(hashes[positions], known)
+        hit_values = values[np.add.reduceat(hit, np.cumsum(lengths) - lengths) > 0]
+        bad.append(mine[np.isin(codes[mine], hit_values)])
+    return np.sort(np.concatenate(bad)) if bad else np.empty(0, np.int64)
 
 
 @dataclass(frozen=True)
