@@ -79,9 +79,12 @@ _RFC3339 = re.compile(
 _PLAIN_UTC = r"^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 
 
-# Every integer must fit Arrow's int64 (JSON allows any size; orjson yields up to 2**64 - 1),
-# and every number must be finite (Parquet floats can hold NaN and infinities).
+# Every number must convert to its Arrow column as it is: an integer column is int64 (JSON
+# allows any size; orjson yields up to 2**64 - 1), and a number column is float64, which takes
+# an integer only while the double holds it exactly (up to 2**53); and it must be finite
+# (Parquet floats can hold NaN and infinities).
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_EXACT_IN_DOUBLE = 2**53
 # An unescaped `$` ends the text in JSON Schema's (ECMA-262) patterns; Python's `$` also
 # matches before a final newline, which `\Z` does not.
 _ECMA_END = re.compile(r"(?<!\\)\$")
@@ -91,18 +94,25 @@ def _python_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(_ECMA_END.sub(r"\\Z", pattern))
 
 
-def _representable(value: int | float) -> bool:
+def _int_range(allowed: frozenset[type] | None) -> tuple[int, int]:
+    """The integers a field's Arrow column can hold exactly: float64 for `number`."""
+    if allowed is not None and float in allowed:
+        return -_EXACT_IN_DOUBLE, _EXACT_IN_DOUBLE
+    return _INT64_MIN, _INT64_MAX
+
+
+def _representable(value: int | float, ints: tuple[int, int]) -> bool:
     """Whether a JSON number converts to its Arrow column (int64 or float64) as it is."""
     if type(value) is int:
-        return _INT64_MIN <= value <= _INT64_MAX
+        return ints[0] <= value <= ints[1]
     return math.isfinite(value)
 
 
-def _all_representable(values: list[Any], kinds: set[type]) -> bool:
+def _all_representable(values: list[Any], kinds: set[type], ints: tuple[int, int]) -> bool:
     """`_representable` for a whole column, at C speed when the column is of one type."""
     if int in kinds:
-        ints = values if kinds == {int} else [v for v in values if type(v) is int]
-        if min(ints) < _INT64_MIN or max(ints) > _INT64_MAX:
+        found = values if kinds == {int} else [v for v in values if type(v) is int]
+        if min(found) < ints[0] or max(found) > ints[1]:
             return False
     if float in kinds:
         floats = values if kinds == {float} else [v for v in values if type(v) is float]
@@ -214,6 +224,8 @@ def _leaf(schema: Mapping[str, Any], where: str) -> _Node:
         _leaf_keywords(schema, where)
     )
 
+    ints = _int_range(allowed)
+
     def leaf(v: Any) -> tuple[str, str] | None:
         kind = type(v)
         if allowed is not None and kind not in allowed:
@@ -230,7 +242,7 @@ def _leaf(schema: Mapping[str, Any], where: str) -> _Node:
             if timestamp and parse_timestamp(v) is None:
                 return "bad_timestamp", ""
         elif kind is int or kind is float:
-            if not _representable(v):
+            if not _representable(v, ints):
                 return "bad_value", ""
             if minimum is not None and v < minimum:
                 return "bad_value", ""
@@ -341,6 +353,8 @@ def _column_check(schema: Mapping[str, Any], where: str) -> Callable[[list[Any]]
         _leaf_keywords(schema, where)
     )
 
+    ints = _int_range(allowed)
+
     def column_ok(values: list[Any]) -> bool:
         if not values:
             return True
@@ -360,7 +374,7 @@ def _column_check(schema: Mapping[str, Any], where: str) -> Callable[[list[Any]]
                 return False
             if timestamp and not _all_timestamps(texts):
                 return False
-        if kinds & {int, float} and not _all_representable(values, kinds):
+        if kinds & {int, float} and not _all_representable(values, kinds, ints):
             return False
         if (minimum is not None or maximum is not None) and kinds & {int, float}:
             numbers = [v for v in values if type(v) is int or type(v) is float]

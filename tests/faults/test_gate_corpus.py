@@ -162,6 +162,18 @@ def planted() -> list[tuple[str, dict, str, str]]:
     cases += [
         ("gc-int-over-int64", _with(qos, "gc-int-over-int64", latency_ms=2**63), "bad_value", ""),
         (
+            "gc-int-past-double",
+            _with(qos, "gc-int-past-double", latency_ms=2**53 + 1),
+            "bad_value",
+            "",
+        ),
+        (
+            "gc-count-over-int64",
+            _with(_examples()["usage.feature_used"], "gc-count-over-int64", count=2**63),
+            "bad_value",
+            "",
+        ),
+        (
             "gc-int-uint64-max",
             _with(qos, "gc-int-uint64-max", jitter_ms=2**64 - 1),
             "bad_value",
