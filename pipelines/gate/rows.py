@@ -248,6 +248,7 @@ class GateTwin:
     prints: Mapping[str, np.ndarray]
     patterns: Mapping[str, tuple[str, ...]]  # staged table label -> suite patterns
     pseudonym_columns: Mapping[str, Mapping[str, list[str]]]  # label -> event type -> columns
+    event_types: Mapping[str, frozenset[str]]  # label -> event types its output schema lists
 
     @classmethod
     def build(
@@ -265,6 +266,12 @@ class GateTwin:
             },
             pseudonym_columns={
                 label: schemas.get(f"outputs/{label}.json", {}).get("x-pseudonym-columns", {})
+                for label in _SUITE_KIND
+            },
+            event_types={
+                label: frozenset(
+                    schemas.get(f"outputs/{label}.json", {}).get("x-columns-by-event-type", {})
+                )
                 for label in _SUITE_KIND
             },
         )
@@ -285,6 +292,11 @@ class GateTwin:
         scanned with exactly the gate's detectors and quarantined on any finding: the
         detector check would find nothing new there.
         """
+        if event_type not in self.event_types[label]:
+            # A table the output schema does not list (a taxonomy that calls chat service
+            # data) is a defect of the run's configuration, not of one row: the gate's
+            # structural checks fail it loudly, so the twin leaves it alone.
+            return {}
         pseudonyms = self.pseudonym_columns[label].get(event_type, [])
         content = label == "consented_content"
         found: dict[int, tuple[str, str]] = {}
