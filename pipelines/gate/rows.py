@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.gate.expectations import string_columns, suite_patterns
-from pipelines.gate.fingerprint import fingerprints
+from pipelines.gate.fingerprint import fingerprints_of_many
 from pipelines.rules import detect
 from pipelines.rules.nested import iter_strings
 
@@ -158,15 +158,12 @@ def _searched(values: pa.Array, pattern: str) -> np.ndarray:
 def account_prints(pairs: Iterator[tuple[str | None, Any]]) -> dict[str, np.ndarray]:
     """(account, content value) pairs -> account -> the sorted, distinct fingerprints of its
     content: every string inside each value, as the gate's content cross-check cuts them."""
-    per_account: dict[str, list[np.ndarray]] = {}
+    texts: dict[str, list[str]] = {}
     for account, value in pairs:
-        if not account:
-            continue
-        for text in iter_strings(value):
-            hashes = fingerprints(text)
-            if hashes.size:
-                per_account.setdefault(account, []).append(hashes)
-    return {a: np.unique(np.concatenate(parts)) for a, parts in per_account.items()}
+        if account:
+            texts.setdefault(account, []).extend(iter_strings(value))
+    found = {a: fingerprints_of_many(t)[0] for a, t in texts.items()}
+    return {a: np.unique(hashes) for a, hashes in found.items() if hashes.size}
 
 
 def merge_prints(parts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -193,28 +190,27 @@ def print_hits(
         if name in pseudonym_columns or table.schema.field(name).type != pa.string():
             continue
         encoded = table[name].combine_chunks().dictionary_encode()
-        texts = encoded.dictionary.to_pylist()
-        per_value = [fingerprints(t) for t in texts]
-        if not any(p.size for p in per_value):
+        hashes, sizes = fingerprints_of_many(encoded.dictionary.to_pylist())
+        if not hashes.size:
             continue
-        bad = _rows_sharing_prints(encoded, per_value, accounts, prints)
+        bad = _rows_sharing_prints(encoded, hashes, sizes, accounts, prints)
         if bad.size:
             yield name, bad
 
 
 def _rows_sharing_prints(
     encoded: pa.DictionaryArray,
-    per_value: list[np.ndarray],
+    hashes: np.ndarray,
+    sizes: np.ndarray,
     accounts: Sequence[str | None],
     prints: Mapping[str, np.ndarray],
 ) -> np.ndarray:
-    """Rows whose value (a dictionary code) has a print among its own account's prints.
+    """Rows whose value (a dictionary code) has a print among its own account's prints;
+    `hashes` are the prints of the dictionary's values in order, `sizes` how many each has.
 
     One membership test per account over the prints of the values its rows use, so the
     cost follows the number of prints, not rows times accounts.
     """
-    sizes = np.array([p.size for p in per_value], np.int64)
-    hashes = np.concatenate(per_value)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     printed = (codes >= 0) & (sizes[np.maximum(codes, 0)] > 0)
