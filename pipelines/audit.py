@@ -2,7 +2,9 @@
 
 Parquet or JSON Lines, one file or a folder of them. Every string in a row is scanned, nested
 ones (lists, structs, JSON objects) included; values that are exactly consentgate pseudonyms are
-skipped, since they are what de-identification leaves behind on purpose.
+skipped, since they are what de-identification leaves behind on purpose. A JSON line nested
+deeper than the run's default limit is not parsed: it counts as a row with the finding
+`too_deep`, since what it holds cannot be scanned.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pyarrow.parquet as pq
 
 from pipelines.errors import InputError
 from pipelines.rules import detect
+from pipelines.rules.classify import DEFAULT_MAX_NESTING_DEPTH, too_deep
 from pipelines.rules.nested import iter_strings
 
 __all__ = ["AuditReport", "audit_path", "string_cells"]
@@ -83,7 +86,18 @@ def _files(path: Path) -> list[Path]:
     raise InputError(f"{path}: no Parquet or JSON Lines files to audit")
 
 
-def _json_batches(path: Path) -> Iterator[pa.Table]:
+TOO_DEEP = "too_deep"
+
+
+def _note_too_deep(report: AuditReport, row: int, where: str) -> None:
+    report.by_detector[TOO_DEEP] = report.by_detector.get(TOO_DEEP, 0) + 1
+    report.rows_with_findings += 1
+    example = f"{where}: row {row} ({TOO_DEEP})"
+    if len(report.examples) < 5:
+        report.examples.append(example)
+
+
+def _json_batches(path: Path, report: AuditReport) -> Iterator[pa.Table]:
     opener: Any = gzip.open if path.name.endswith(".gz") else open
     rows: list[str] = []
     row_of: list[int] = []
@@ -91,6 +105,10 @@ def _json_batches(path: Path) -> Iterator[pa.Table]:
     with opener(path, "rb") as f:
         for line in f:
             if not line.strip():
+                continue
+            if too_deep(line, DEFAULT_MAX_NESTING_DEPTH):
+                _note_too_deep(report, number, path.name)
+                number += 1
                 continue
             try:
                 value = orjson.loads(line)
@@ -145,7 +163,7 @@ def audit_path(path: str | Path, pseudonym_pattern: str = r"^ps_[0-9a-f]{32}$") 
                 offset += batch.num_rows
         else:
             # Row numbers run on across batches, so findings are counted once per row.
-            for table in _json_batches(file):
+            for table in _json_batches(file, report):
                 flagged = _scan(
                     report,
                     table["row"].to_numpy(),

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from pipelines.config import Config
 from pipelines.contract import Contract, EventType
+from pipelines.gate.rows import TWIN_PREFIX, GateTwin
 from pipelines.rules import classify, detect
 from pipelines.rules.classify import HASH, LOC, REJECT_SCHEMA
 from pipelines.rules.consent import ConsentLedger, event_consent
@@ -49,6 +50,7 @@ CONSENT = "_consent"  # per subject: reason and the ledger decisions it rests on
 HOST_ONLY = "_host_only"  # would a host-only rule have admitted it?
 DEST = "_destination"
 REASON = "_reason"
+TWIN_DETAIL = "_twin_detail"  # which column a gate twin check failed on
 LINE_BITS = 32
 
 FINDING_TYPE = pa.struct(
@@ -110,6 +112,8 @@ RESTRICTED_SCHEMA = pa.schema(
     ]
 )
 _ENVELOPE_IDS = ("account_id", "meeting_id", "participant_id")
+# Envelope strings kept raw in every output; `event_type` is one of the contract's names.
+ENVELOPE_SCANNED = ("event_id",)
 
 
 def loc_of(file_index: int, record_number: int) -> int:
@@ -196,12 +200,14 @@ class EventChunk:
         chunk_index: int,
         source: str,
         lines: list[tuple[int, bytes]],
+        max_depth: int = classify.DEFAULT_MAX_NESTING_DEPTH,
     ) -> EventChunk:
-        """Decode, check and group JSON Lines `(line_number, bytes)`."""
+        """Decode, check and group JSON Lines `(line_number, bytes)`; a line nested deeper than
+        `max_depth` is quarantined (`too_deep`) before it is parsed."""
 
         def items() -> Iterator[tuple[int, Any, str | None, bytes | None]]:
             for number, line in lines:
-                record, reason = classify.decode_line(line)
+                record, reason = classify.decode_line(line, max_depth)
                 yield loc_of(file_index, number), record, reason, line
 
         found = classify.classify_records(contract, items())
@@ -216,6 +222,7 @@ class EventChunk:
         source: str,
         first_row: int,
         rows: list[dict[str, Any]],
+        max_depth: int = classify.DEFAULT_MAX_NESTING_DEPTH,
     ) -> EventChunk:
         """Check and group rows of a columnar file (payload as a JSON string column)."""
 
@@ -224,7 +231,7 @@ class EventChunk:
                 loc = loc_of(file_index, first_row + offset)
                 payload = row.get("payload")
                 if isinstance(payload, str):
-                    decoded, reason = classify.decode_line(payload.encode("utf-8"))
+                    decoded, reason = classify.decode_line(payload.encode("utf-8"), max_depth)
                     if reason is not None:
                         yield loc, None, f"payload_{reason}", None
                         continue
@@ -237,7 +244,7 @@ class EventChunk:
         rejects = found.rejects
         if rejects.num_rows:
             offsets = pc.subtract(_line_numbers(rejects[LOC]), first_row).to_pylist()
-            raws = pa.array([orjson.dumps(rows[i], default=str) for i in offsets], pa.binary())
+            raws = pa.array([_row_json(rows[i]) for i in offsets], pa.binary())
             rejects = rejects.set_column(
                 rejects.schema.get_field_index("raw"), rejects.schema.field("raw"), raws
             )
@@ -313,34 +320,38 @@ class EventChunk:
         known: detect.KnownIdentifiers | None,
         echo: detect.EchoIndex | None,
     ) -> EventChunk:
-        """Scan the text fields of service-generated records; add a findings column."""
+        """Scan the text fields of service-generated records and every record's event id; add a
+        findings column."""
         overrides = config.taxonomy.record_class_overrides
         tables = {}
         for name, table in self.tables.items():
             event_type = contract.event_types[name]
             per_row: list[list[dict]] = [[] for _ in range(table.num_rows)]
+            # The event id is kept as it is wherever a record goes, so every record's is scanned.
+            scanned: tuple[str, ...] = ENVELOPE_SCANNED
             if classify.record_class_of(event_type, overrides) == "service_generated":
-                meetings = table["meeting_id"]
-                for field_name in scannable_fields(event_type):
-                    found = detect.scan_column(
-                        table[field_name],
-                        config.detectors,
-                        known=known,
-                        echo=echo,
-                        meeting_ids=meetings,
+                scanned += scannable_fields(event_type)
+            meetings = table["meeting_id"]
+            for field_name in scanned:
+                found = detect.scan_column(
+                    table[field_name],
+                    config.detectors,
+                    known=known,
+                    echo=echo,
+                    meeting_ids=meetings,
+                )
+                for row, findings in enumerate(found):
+                    if not findings:
+                        continue
+                    per_row[row].extend(
+                        {
+                            "detector": f.detector,
+                            "field": field_name,
+                            "start": f.start,
+                            "end": f.end,
+                        }
+                        for f in findings
                     )
-                    for row, findings in enumerate(found):
-                        if not findings:
-                            continue
-                        per_row[row].extend(
-                            {
-                                "detector": f.detector,
-                                "field": field_name,
-                                "start": f.start,
-                                "end": f.end,
-                            }
-                            for f in findings
-                        )
             tables[name] = table.append_column(
                 pa.field(FINDINGS, pa.list_(FINDING_TYPE)),
                 pa.array(per_row, pa.list_(FINDING_TYPE)),
@@ -415,9 +426,18 @@ class EventChunk:
 
     # -- Deidentify and materialise ---------------------------------------------------------
     def outputs(
-        self, config: Config, contract: Contract, pseudonyms: Pseudonymizer, verdicts: DedupVerdicts
+        self,
+        config: Config,
+        contract: Contract,
+        pseudonyms: Pseudonymizer,
+        verdicts: DedupVerdicts,
+        twin: GateTwin | None = None,
     ) -> ChunkOutputs:
-        """Build this chunk's rows for every output table, de-identifying what may train."""
+        """Build this chunk's rows for every output table, de-identifying what may train.
+
+        With `twin`, the gate's row checks judge the de-identified rows before anything is
+        staged; a row one of them fails goes to quarantine as `gate_twin:<check>` instead.
+        """
         overrides = config.taxonomy.record_class_overrides
         training: dict[str, pa.Table] = {}
         consented: dict[str, pa.Table] = {}
@@ -427,17 +447,28 @@ class EventChunk:
         for name, table in sorted(self.tables.items()):
             event_type = contract.event_types[name]
             record_class = classify.record_class_of(event_type, overrides)
-            dest = table[DEST]
-            to_training = table.filter(pc.equal(dest, "training"))
+            to_training = table.filter(pc.equal(table[DEST], "training"))
             if to_training.num_rows:
-                training[name] = _deidentify(
+                rows = _deidentify(
                     config, contract, event_type, record_class, to_training, pseudonyms
                 )
-            to_consented = table.filter(pc.equal(dest, "consented_content"))
+                if twin is not None:
+                    scanned = _scanned_as_the_gate_scans(config, event_type)
+                    table, rows = _self_checked(
+                        twin, "training", name, table, to_training, rows, scanned
+                    )
+                if rows.num_rows:
+                    training[name] = rows
+            to_consented = table.filter(pc.equal(table[DEST], "consented_content"))
             if to_consented.num_rows:
-                consented[name] = _deidentify_content(
-                    config, contract, event_type, to_consented, pseudonyms
-                )
+                rows = _deidentify_content(config, contract, event_type, to_consented, pseudonyms)
+                if twin is not None:
+                    table, rows = _self_checked(
+                        twin, "consented_content", name, table, to_consented, rows, ()
+                    )
+                if rows.num_rows:
+                    consented[name] = rows
+            dest = table[DEST]
             to_restricted = table.filter(pc.equal(dest, "restricted"))
             if to_restricted.num_rows:
                 restricted.append(_restricted_rows(contract, event_type, to_restricted, pseudonyms))
@@ -497,6 +528,9 @@ class EventChunk:
         records = table.drop_columns(internal).to_pylist()
         raws = [orjson.dumps(r, default=str) for r in records]
         details = [_finding_detail(f) for f in table[FINDINGS].to_pylist()]
+        if TWIN_DETAIL in table.column_names:
+            twin = table[TWIN_DETAIL].to_pylist()
+            details = [t if t is not None else d for t, d in zip(twin, details, strict=True)]
         return pa.table(
             {
                 "event_id": table["event_id"],
@@ -566,6 +600,63 @@ EVERYONE = "everyone"
 _NULLABLE_TOP = frozenset({"meeting_id", "participant_id"})
 # Content fields that hold media or links rather than words; echo shingles skip them.
 _NOT_WORDS = frozenset({"data_b64", "download_url", "uri"})
+
+
+def _scanned_as_the_gate_scans(config: Config, event_type: EventType) -> tuple[str, ...]:
+    """Training columns the first line scanned with exactly the gate's detectors, quarantining
+    on any finding: the twin's detector check has nothing to add there."""
+    if config.detectors != detect.DetectorSettings() or config.policy.on_detector_finding != (
+        "quarantine"
+    ):
+        return ()
+    return (*ENVELOPE_SCANNED, *scannable_fields(event_type))
+
+
+def _self_checked(
+    twin: GateTwin,
+    label: str,
+    event_type: str,
+    table: pa.Table,
+    sent: pa.Table,
+    rows: pa.Table,
+    scanned: tuple[str, ...],
+) -> tuple[pa.Table, pa.Table]:
+    """The gate's row checks on `rows`, the de-identified form of `sent` (the records of
+    `table` routed to `label`, by event id): failing rows leave `rows` and are re-routed to
+    quarantine in `table`, with the check as reason and its column as detail."""
+    accounts = sent["account_id"].take(_by_event_id(sent)).to_pylist()
+    failed = twin.failures(
+        rows, label=label, event_type=event_type, accounts=accounts, scanned=scanned
+    )
+    if not failed:
+        return table, rows
+    ids = rows["event_id"].to_pylist()
+    by_id = {ids[row]: found for row, found in failed.items()}
+    keep = np.ones(rows.num_rows, bool)
+    keep[list(failed)] = False
+    dests, reasons = table[DEST].to_pylist(), table[REASON].to_pylist()
+    details: list[str | None] = [None] * table.num_rows
+    for i, (event_id, dest) in enumerate(zip(table["event_id"].to_pylist(), dests, strict=True)):
+        if dest == label and event_id in by_id:
+            check, detail = by_id[event_id]
+            dests[i], reasons[i], details[i] = "quarantine", f"{TWIN_PREFIX}{check}", detail
+    table = table.set_column(
+        table.schema.get_field_index(DEST), DEST, pa.array(dests, pa.string())
+    ).set_column(table.schema.get_field_index(REASON), REASON, pa.array(reasons, pa.string()))
+    if TWIN_DETAIL in table.column_names:
+        earlier = table[TWIN_DETAIL].to_pylist()
+        details = [d if d is not None else e for d, e in zip(details, earlier, strict=True)]
+        table = table.drop_columns([TWIN_DETAIL])
+    table = table.append_column(TWIN_DETAIL, pa.array(details, pa.string()))
+    return table, rows.filter(pa.array(keep))
+
+
+def _row_json(row: dict[str, Any]) -> bytes | None:
+    """A Parquet row as JSON for the quarantine; None when no JSON can hold it (too deep)."""
+    try:
+        return orjson.dumps(row, default=str)
+    except orjson.JSONEncodeError:
+        return None
 
 
 def _words_of(value: Any) -> str:

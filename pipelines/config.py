@@ -161,6 +161,19 @@ class DeidentifySettings:
         )
 
 
+# v1 records nest four deep (record, payload, list, item of a list); past 200, orjson's writer
+# (limit 254) and Python's recursion would meet records the limit is there to keep out.
+_NESTING_DEPTH_RANGE = (4, 200)
+
+
+def _nesting_depth(r: _Reader) -> int:
+    lowest, highest = _NESTING_DEPTH_RANGE
+    value = r.at_least("max_nesting_depth", lowest)
+    if value > highest:
+        raise r.fail("max_nesting_depth", f"must be <= {highest}, not {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Policy:
     """Routing policy and the run's batching knobs."""
@@ -173,6 +186,7 @@ class Policy:
     consent_side_input_max_decisions: int
     max_line_bytes: int
     reread_inputs_above_bytes: int
+    max_nesting_depth: int
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> Policy:
@@ -186,6 +200,7 @@ class Policy:
             consent_side_input_max_decisions=r.at_least("consent_side_input_max_decisions", 0),
             max_line_bytes=r.at_least("max_line_bytes", 1024),
             reread_inputs_above_bytes=r.at_least("reread_inputs_above_bytes", 0),
+            max_nesting_depth=_nesting_depth(r),
         )
 
 

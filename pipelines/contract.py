@@ -10,6 +10,7 @@ configuration error, so the contract can never say more than the code enforces.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,50 @@ _RFC3339 = re.compile(
 # The form nearly every timestamp takes: UTC, ASCII digits, at most microseconds, a year from
 # 1000 on. RE2 syntax: `$` is the end of the text and `\d` an ASCII digit.
 _PLAIN_UTC = r"^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+
+
+# Every number must convert to its Arrow column as it is: an integer column is int64 (JSON
+# allows any size; orjson yields up to 2**64 - 1), and a number column is float64, which takes
+# an integer only while the double holds it exactly (up to 2**53); and it must be finite
+# (Parquet floats can hold NaN and infinities).
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_EXACT_IN_DOUBLE = 2**53
+# An unescaped `$` ends the text in JSON Schema's (ECMA-262) patterns; Python's `$` also
+# matches before a final newline, which `\Z` does not.
+_ECMA_END = re.compile(r"(?<!\\)\$")
+
+
+def _python_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(_ECMA_END.sub(r"\\Z", pattern))
+
+
+def _int_range(allowed: frozenset[type] | None) -> tuple[int, int]:
+    """The integers a field's Arrow column can hold exactly: float64 for `number`."""
+    if allowed is not None and float in allowed:
+        return -_EXACT_IN_DOUBLE, _EXACT_IN_DOUBLE
+    return _INT64_MIN, _INT64_MAX
+
+
+def _representable(value: int | float, ints: tuple[int, int]) -> bool:
+    """Whether a JSON number converts to its Arrow column (int64 or float64) as it is."""
+    if type(value) is int:
+        return ints[0] <= value <= ints[1]
+    return math.isfinite(value)
+
+
+def _all_representable(values: list[Any], kinds: set[type], ints: tuple[int, int]) -> bool:
+    """`_representable` for a whole column, at C speed when the column is of one type."""
+    if int in kinds:
+        found = values if kinds == {int} else [v for v in values if type(v) is int]
+        if min(found) < ints[0] or max(found) > ints[1]:
+            return False
+    if float in kinds:
+        floats = values if kinds == {float} else [v for v in values if type(v) is float]
+        # A NaN or an infinity makes the sum one; so may finite values that add up past the
+        # largest float, and then the caller asks the exact check.
+        if not math.isfinite(sum(floats)):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -166,7 +211,7 @@ def _leaf_keywords(schema: Mapping[str, Any], where: str) -> _LeafKeywords:
         const=schema.get("const"),
         enum=frozenset(schema["enum"]) if "enum" in schema else None,
         min_length=schema.get("minLength"),
-        pattern=re.compile(schema["pattern"]) if "pattern" in schema else None,
+        pattern=_python_pattern(schema["pattern"]) if "pattern" in schema else None,
         timestamp=schema.get("format") == "date-time",
         minimum=schema.get("minimum"),
         maximum=schema.get("maximum"),
@@ -178,6 +223,8 @@ def _leaf(schema: Mapping[str, Any], where: str) -> _Node:
     allowed, has_const, const, enum, min_length, pattern, timestamp, minimum, maximum = (
         _leaf_keywords(schema, where)
     )
+
+    ints = _int_range(allowed)
 
     def leaf(v: Any) -> tuple[str, str] | None:
         kind = type(v)
@@ -195,6 +242,8 @@ def _leaf(schema: Mapping[str, Any], where: str) -> _Node:
             if timestamp and parse_timestamp(v) is None:
                 return "bad_timestamp", ""
         elif kind is int or kind is float:
+            if not _representable(v, ints):
+                return "bad_value", ""
             if minimum is not None and v < minimum:
                 return "bad_value", ""
             if maximum is not None and v > maximum:
@@ -304,6 +353,8 @@ def _column_check(schema: Mapping[str, Any], where: str) -> Callable[[list[Any]]
         _leaf_keywords(schema, where)
     )
 
+    ints = _int_range(allowed)
+
     def column_ok(values: list[Any]) -> bool:
         if not values:
             return True
@@ -323,6 +374,8 @@ def _column_check(schema: Mapping[str, Any], where: str) -> Callable[[list[Any]]
                 return False
             if timestamp and not _all_timestamps(texts):
                 return False
+        if kinds & {int, float} and not _all_representable(values, kinds, ints):
+            return False
         if (minimum is not None or maximum is not None) and kinds & {int, float}:
             numbers = [v for v in values if type(v) is int or type(v) is float]
             # min() and max() skip a NaN unless it comes first, and then the comparison is

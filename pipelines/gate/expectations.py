@@ -24,7 +24,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,8 @@ __all__ = [
     "load_suite_templates",
     "merge_results",
     "require_success",
+    "string_columns",
+    "suite_patterns",
     "validate_table",
 ]
 
@@ -319,6 +321,37 @@ def _joined_strings(column: pa.ChunkedArray) -> pa.Array:
         items = list(iter_strings(cell))
         joined.append(_ITEM_SEPARATOR.join(items) if items else None)
     return pa.array(joined, type=pa.string())
+
+
+def string_columns(
+    table: pa.Table, pseudonym_columns: Iterable[str] = ()
+) -> Iterator[tuple[str, pa.Array]]:
+    """(name, strings) of every column `$each_string_column` expands to, as the suite reads
+    it: one string per row, list and struct cells as their string items joined."""
+    skip = set(pseudonym_columns)
+    for f, column in zip(table.schema, table.columns, strict=True):
+        if f.name in skip or not _holds_strings(f.type):
+            continue
+        if _is_nested(f.type):
+            yield f.name, _joined_strings(column)
+        elif pa.types.is_dictionary(f.type):
+            yield f.name, column.combine_chunks().cast(f.type.value_type)
+        else:
+            yield f.name, column.combine_chunks()
+
+
+def suite_patterns(template: Mapping[str, Any]) -> list[str]:
+    """The regexes no string column may match, from a suite's
+    `expect_column_values_to_not_match_regex_list` on `$each_string_column`."""
+    found: list[str] = []
+    for expectation in template["expectations"]:
+        kwargs = expectation["kwargs"]
+        if (
+            expectation["type"] == "expect_column_values_to_not_match_regex_list"
+            and kwargs.get("column") == "$each_string_column"
+        ):
+            found += _fill(kwargs["regex_list"], template["patterns"], {})
+    return found
 
 
 def _validation_frame(table: pa.Table) -> pd.DataFrame:

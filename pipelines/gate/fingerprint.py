@@ -13,7 +13,7 @@ import unicodedata
 
 import numpy as np
 
-__all__ = ["MIN_WORDS", "SHINGLE_WORDS", "fingerprints"]
+__all__ = ["MIN_WORDS", "SHINGLE_WORDS", "fingerprints", "fingerprints_of_many"]
 
 # Five words: long enough that two people's sentences rarely share one by chance, short enough
 # to catch a clause copied out of a chat line.
@@ -44,3 +44,24 @@ def fingerprints(text: str) -> np.ndarray:
     # Each digest read as a little-endian signed 64-bit integer.
     digests = b"".join(_digest(window) for window in windows)
     return np.frombuffer(digests, dtype="<i8").astype(np.int64)
+
+
+def fingerprints_of_many(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """`fingerprints` of many texts at once: all hashes in text order, and how many each text
+    has. One array is built for the lot, not one per text."""
+    digests: list[bytes] = []
+    sizes = np.zeros(len(texts), np.int64)
+    for index, text in enumerate(texts):
+        words = _words(text)
+        count = len(words)
+        if count < MIN_WORDS:
+            continue
+        if count < SHINGLE_WORDS:
+            digests.append(_digest(words))
+            sizes[index] = 1
+            continue
+        digests.extend(
+            _digest(words[i : i + SHINGLE_WORDS]) for i in range(count - SHINGLE_WORDS + 1)
+        )
+        sizes[index] = count - SHINGLE_WORDS + 1
+    return np.frombuffer(b"".join(digests), dtype="<i8").astype(np.int64), sizes

@@ -29,7 +29,7 @@ from pipelines.chunk import EventChunk
 from pipelines.config import Config
 from pipelines.gate import results
 from pipelines.gate.expectations import validate_table
-from pipelines.gate.fingerprint import fingerprints
+from pipelines.gate.fingerprint import fingerprints, fingerprints_of_many
 from pipelines.gate.staged import CHECKS, TrainingRules, check_training_table, merge_expectations
 from pipelines.rules.deidentify import pseudonymizer_from_env
 from pipelines.rules.nested import iter_strings
@@ -204,8 +204,8 @@ def _column_prints(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     Service text repeats (log templates, versions): each distinct value is fingerprinted once.
     """
     encoded = column.combine_chunks().dictionary_encode()
-    per_value = [fingerprints(v) for v in encoded.dictionary.to_pylist()]
-    sizes = np.array([p.size for p in per_value], np.int64)
+    all_hashes, sizes = fingerprints_of_many(encoded.dictionary.to_pylist())
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     rows = np.flatnonzero(encoded.indices.is_valid().to_numpy(zero_copy_only=False))
     values = encoded.indices.drop_null().to_numpy()
     # Most service values are too short to fingerprint; only rows with prints are gathered.
@@ -214,7 +214,9 @@ def _column_prints(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     rows, values, counts = rows[printed], values[printed], counts[printed]
     if not rows.size:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    hashes = np.concatenate([per_value[v] for v in values.tolist()])
+    # The prints of each row's value, row by row: positions in `all_hashes`.
+    first = np.repeat(starts[values] - np.cumsum(counts) + counts, counts)
+    hashes = all_hashes[first + np.arange(int(counts.sum()))]
     return hashes, np.repeat(rows, counts)
 
 

@@ -11,19 +11,20 @@ of the table's kind runs on it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.gate import results
+from pipelines.gate.rows import CONTENT_DETECTORS, detector_hits, string_leaves
 from pipelines.rules import detect
 
 __all__ = [
     "CHECKS",
+    "CONTENT_DETECTORS",
     "TABLES",
     "TrainingRules",
     "check_training_table",
@@ -42,19 +43,6 @@ TABLES = {
     "training": ("outputs/training.json", "service_generated"),
     "consented_content": ("outputs/consented_content.json", "customer_content"),
 }
-# Consented content is made of words: it is only checked for what must have been redacted.
-CONTENT_DETECTORS = ("email", "phone", "secret_url", "payment_card", "ip_address")
-
-
-def string_leaves(column: pa.Array) -> Iterator[pa.Array]:
-    """Every string array inside a column: the column itself, list items, struct fields."""
-    if pa.types.is_string(column.type):
-        yield column
-    elif pa.types.is_list(column.type):
-        yield from string_leaves(column.flatten())
-    elif pa.types.is_struct(column.type):
-        for i in range(column.type.num_fields):
-            yield from string_leaves(column.field(i))
 
 
 @dataclass(frozen=True)
@@ -130,32 +118,18 @@ def check_training_table(
         bad = pc.sum(pc.and_(pc.is_valid(column), pc.invert(ok))).as_py() or 0
         if bad:
             results.fail(found, "pseudonym_format", bad, f"{where}: column {name}, {bad} values")
-    settings = detect.DetectorSettings()
-    content = rules.table == "consented_content"
-    for name in table.column_names:
-        if name in pseudonyms:
-            continue
-        for leaf in string_leaves(table[name].combine_chunks()):
-            # Detectors judge a value alone, so each distinct value is scanned once: service
-            # columns repeat a few codecs, versions and log templates across many rows.
-            distinct = pc.unique(leaf)
-            hits = detect.scan_column(
-                distinct,
-                settings,
-                known=None if content else known,
-                detectors=CONTENT_DETECTORS if content else None,
-            )
-            flagged = [i for i, f in enumerate(hits) if f]
-            if flagged:
-                kinds = sorted({f.detector for i in flagged for f in hits[i]})
-                in_flagged = pc.is_in(leaf, value_set=distinct.take(pa.array(flagged)))
-                rows = np.flatnonzero(in_flagged.to_numpy(zero_copy_only=False)).tolist()
-                results.fail(
-                    found,
-                    "detectors_clean",
-                    len(rows),
-                    f"{where}: column {name}, values {rows[:5]}, detectors {kinds}",
-                )
+    for name, rows, kinds in detector_hits(
+        table,
+        pseudonym_columns=pseudonyms,
+        content=rules.table == "consented_content",
+        known=known,
+    ):
+        results.fail(
+            found,
+            "detectors_clean",
+            int(rows.size),
+            f"{where}: column {name}, values {rows[:5].tolist()}, detectors {kinds}",
+        )
     return found
 
 

@@ -8,21 +8,26 @@ everything else becomes a reject row with a reason code. Nothing here imports Be
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
 from pipelines.contract import Contract, EventType, FieldSpec, parse_timestamp
 
 __all__ = [
+    "DEFAULT_MAX_NESTING_DEPTH",
     "LOC",
     "REJECT_SCHEMA",
     "ClassifiedChunk",
     "classify_records",
     "decode_line",
+    "nesting_depth",
     "record_class_of",
     "record_hash",
 ]
@@ -44,14 +49,57 @@ REJECT_SCHEMA = pa.schema(
 )
 
 
+# v1 records nest four deep at most (record, payload, list, item); a record far deeper is built
+# to exhaust a recursive parser or serialiser, and is quarantined before one sees it.
+DEFAULT_MAX_NESTING_DEPTH = 32
+# A string literal of JSON, escapes included; brackets inside one do not nest anything.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_OPENERS = np.zeros(256, np.int8)
+_OPENERS[[ord("["), ord("{")]] = 1
+_OPENERS[[ord("]"), ord("}")]] = -1
+
+
+def nesting_depth(text: bytes) -> int:
+    """How deeply arrays and objects nest in JSON text, counted without parsing it.
+
+    Brackets inside strings do not count. No recursion: a line of a million `[` costs a
+    NumPy pass, not a stack. Text that is not JSON gets a number too (the parser then says why).
+    """
+    if text.count(b"[") + text.count(b"{") == 0:
+        return 0
+    bare = _JSON_STRING.sub(b"", text)
+    steps = _OPENERS[np.frombuffer(bare, np.uint8)]
+    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+
+
+def too_deep(text: bytes, max_depth: int) -> bool:
+    """True when `text` nests arrays and objects deeper than `max_depth`."""
+    # Fewer brackets than the limit can never nest past it: most lines stop here.
+    if text.count(b"[") + text.count(b"{") <= max_depth:
+        return False
+    return nesting_depth(text) > max_depth
+
+
 def record_hash(record: Any) -> int:
-    """A stable 64-bit hash of a record's canonical JSON (key order does not matter)."""
-    canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    """A stable 64-bit hash of a record's canonical JSON (key order does not matter).
+
+    A record orjson cannot write (an integer past 64 bits) is hashed from Python's JSON text;
+    one neither can write hashes as its JSON type name, so its repeats still meet.
+    """
+    try:
+        canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        try:
+            canonical = json.dumps(record, sort_keys=True, default=repr).encode("utf-8", "replace")
+        except (ValueError, TypeError, RecursionError):
+            canonical = type(record).__name__.encode()
     return int.from_bytes(hashlib.blake2b(canonical, digest_size=8).digest(), "little", signed=True)
 
 
-def decode_line(line: bytes) -> tuple[Any, str | None]:
+def decode_line(line: bytes, max_depth: int = DEFAULT_MAX_NESTING_DEPTH) -> tuple[Any, str | None]:
     """(record, None) for a JSON object line, else (None, reason code)."""
+    if too_deep(line, max_depth):
+        return None, "too_deep"
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError:

@@ -9,12 +9,17 @@ __all__ = ["iter_strings"]
 
 
 def iter_strings(value: Any) -> Iterator[str]:
-    """Every string in `value`: itself, list items and object values, depth first."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from iter_strings(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from iter_strings(item)
+    """Every string in `value`: itself, list items and object values, depth first.
+
+    A stack, not recursion: however deeply a value nests, the walk never meets Python's
+    recursion limit.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))

@@ -88,12 +88,33 @@ def _first_detectors(findings: pa.ChunkedArray) -> dict[int, str]:
     return dict(zip(rows.tolist(), pc.struct_field(firsts, "detector").to_pylist(), strict=True))
 
 
+# Fields no finding can be redacted from: the event id is a key (audit, purge, de-duplication),
+# so a record whose id holds a finding is quarantined under any policy.
+UNREDACTABLE_FIELDS = ("event_id",)
+
+
+def _key_detectors(findings: pa.ChunkedArray) -> dict[int, str]:
+    """Row -> detector of its first finding in an unredactable field."""
+    findings = findings.combine_chunks()
+    flat = pc.list_flatten(findings)
+    in_key = pc.is_in(flat.field("field"), value_set=pa.array(UNREDACTABLE_FIELDS))
+    rows = pc.list_parent_indices(findings).filter(in_key).to_pylist()
+    detectors = flat.field("detector").filter(in_key).to_pylist()
+    first: dict[int, str] = {}
+    for row, detector in zip(rows, detectors, strict=True):
+        first.setdefault(row, detector)
+    return first
+
+
 def service_decision(
     table: pa.Table, verdicts: DedupVerdicts, on_finding: str
 ) -> tuple[pa.Array, pa.Array]:
     """Service-generated rows: training unless duplicated, conflicting or flagged by a detector."""
     dedup = _dedup_columns(table, verdicts)
-    first_detector = _first_detectors(table["_findings"]) if on_finding == "quarantine" else {}
+    findings = table["_findings"]
+    first_detector = (
+        _first_detectors(findings) if on_finding == "quarantine" else _key_detectors(findings)
+    )
     dests, reasons = [], []
     for row, verdict in enumerate(dedup):
         if verdict == CONFLICT:
@@ -120,14 +141,19 @@ def content_decision(
     dedup = _dedup_columns(table, verdicts)
     consented = table["_consented"].to_pylist()
     why_not = table["_consent_reason"].to_pylist()
+    # Only unredactable fields (the event id) of content are scanned here.
+    key_detector = _key_detectors(table["_findings"]) if "_findings" in table.column_names else {}
     dests, reasons = [], []
-    for verdict, ok, reason in zip(dedup, consented, why_not, strict=True):
+    for row, (verdict, ok, reason) in enumerate(zip(dedup, consented, why_not, strict=True)):
         if verdict == CONFLICT:
             dests.append("quarantine")
             reasons.append("conflicting_duplicate")
         elif verdict == DUPLICATE:
             dests.append("duplicate")
             reasons.append("duplicate")
+        elif row in key_detector:
+            dests.append("quarantine")
+            reasons.append(f"detector:{key_detector[row]}")
         elif content_policy != "per_participant":
             dests.append("restricted")
             reasons.append(f"content_policy_{content_policy}")

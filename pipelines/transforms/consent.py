@@ -71,7 +71,7 @@ def ledger_part(config: Config, path: str) -> LedgerPart:
         items = (
             (n, None, "line_too_large", line.prefix)
             if isinstance(line, Oversized)
-            else (n, *decode_line(line), line)
+            else (n, *decode_line(line, config.policy.max_nesting_depth), line)
             for n, line in iter_lines(path, config.policy.max_line_bytes)
         )
     decisions = []

@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 
 from pipelines.chunk import EventChunk
 from pipelines.config import Config
+from pipelines.contract import Contract
+from pipelines.gate.rows import account_prints, merge_prints
 from pipelines.rules.consent import hosts_by_meeting
 from pipelines.rules.detect import EchoIndex, KnownIdentifiers
 from pipelines.rules.route import DedupVerdicts, find_duplicates
@@ -31,6 +34,8 @@ class RunContext:
     known: KnownIdentifiers
     echo: EchoIndex
     hosts: dict[str, frozenset[str]] = field(default_factory=dict)  # meeting id -> host ids
+    # account id -> fingerprints of its content, as the gate's content cross-check cuts them
+    prints: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class _MergeContext(beam.CombineFn):
@@ -62,7 +67,20 @@ class _MergeContext(beam.CombineFn):
             ),
             EchoIndex.merge_all(settings.content_echo_shingle_words, [c.echo for c in acc]),
             hosts,
+            merge_prints([c.prints for c in acc]),
         )
+
+
+def _content_values(chunk: EventChunk, contract: Contract) -> Iterator[tuple[str | None, Any]]:
+    """(account id, value) of every content field of the chunk, by the contract's categories
+    (as the gate reads them, whatever the taxonomy config says)."""
+    for name, table in chunk.tables.items():
+        fields = [f for f in contract.event_types[name].fields if f.category == "content"]
+        if not fields:
+            continue
+        accounts = table["account_id"].to_pylist()
+        for spec in fields:
+            yield from zip(accounts, table[spec.name].to_pylist(), strict=True)
 
 
 class _ChunkContext(beam.DoFn):
@@ -82,11 +100,12 @@ class _ChunkContext(beam.DoFn):
                 chunk.content_texts(self.contract), settings.content_echo_shingle_words
             ),
             dict(hosts_by_meeting(chunk.host_pairs())),
+            account_prints(_content_values(chunk, self.contract)),
         )
 
 
 class CollectRunContext(beam.PTransform):
-    """EventChunks -> one RunContext: the run's identifiers and content shingles."""
+    """EventChunks -> one RunContext: the run's identifiers, content shingles and prints."""
 
     def __init__(self, config: Config) -> None:
         super().__init__()

@@ -9,6 +9,7 @@ from apache_beam.pvalue import AsSingleton
 
 from pipelines.chunk import ChunkOutputs, EventChunk
 from pipelines.config import Config
+from pipelines.gate.rows import GateTwin
 from pipelines.rules.deidentify import pseudonymizer_from_env
 from pipelines.rules.route import DedupVerdicts
 from pipelines.transforms.context import RunContext
@@ -71,20 +72,38 @@ class _Deidentify(beam.DoFn):
         self.contract = self.config.contract()
         self.pseudonyms = pseudonymizer_from_env(self.config.deidentify)
 
-    def process(self, chunk: EventChunk, verdicts: DedupVerdicts) -> Iterator[ChunkOutputs]:
-        yield chunk.outputs(self.config, self.contract, self.pseudonyms, verdicts)
+    def process(
+        self, chunk: EventChunk, verdicts: DedupVerdicts, context: RunContext | None = None
+    ) -> Iterator[ChunkOutputs]:
+        twin = None
+        if context is not None:
+            twin = GateTwin.build(
+                self.config.schemas, self.config.expectations, context.known, context.prints
+            )
+        yield chunk.outputs(self.config, self.contract, self.pseudonyms, verdicts, twin)
 
 
 class Deidentify(beam.PTransform):
     """Routed chunks -> output rows: pseudonymised and generalised training rows, restricted
-    manifest rows without content, quarantine rows, and one audit row per record."""
+    manifest rows without content, quarantine rows, and one audit row per record.
 
-    def __init__(self, config: Config, verdicts: beam.PCollection) -> None:
+    With the run's `context`, the gate's row checks run on the de-identified rows before they
+    leave (see `GateTwin`): a row one of them fails is quarantined, not staged.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        verdicts: beam.PCollection,
+        context: beam.PCollection | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.verdicts = verdicts
+        self.context = context
 
     def expand(self, chunks: beam.PCollection) -> beam.PCollection:
+        side = [AsSingleton(self.context)] if self.context is not None else []
         return chunks | "Materialise" >> beam.ParDo(
-            _Deidentify(self.config), AsSingleton(self.verdicts)
+            _Deidentify(self.config), AsSingleton(self.verdicts), *side
         )

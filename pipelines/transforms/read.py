@@ -224,11 +224,22 @@ class _ClassifyChunk(beam.DoFn):
         file = raw.file
         if raw.rows is not None:
             chunk = EventChunk.from_rows(
-                self.contract, file.index, raw.chunk_index, file.path, raw.first_row, raw.rows
+                self.contract,
+                file.index,
+                raw.chunk_index,
+                file.path,
+                raw.first_row,
+                raw.rows,
+                self.config.policy.max_nesting_depth,
             )
         else:
             chunk = EventChunk.from_lines(
-                self.contract, file.index, raw.chunk_index, file.path, raw.lines or []
+                self.contract,
+                file.index,
+                raw.chunk_index,
+                file.path,
+                raw.lines or [],
+                self.config.policy.max_nesting_depth,
             )
         if raw.oversized:
             too_large = oversized_rejects(

@@ -67,6 +67,11 @@ def hostile_lines() -> list[bytes]:
         # Clean records still get through around all of this.
         dump(_event(qos, "h-clean-1")),
         dump(_event(log, "h-clean-2", message="ICE restart after 120 ms")),
+        # Nested past policy.max_nesting_depth: too_deep, before any parser sees it.
+        dump(_event(log, "h-deep", message=json.loads("[" * 300 + "]" * 300))),
+        # A hex run inside a word: the detectors pass it, the gate's suite would not, so the
+        # gate's twin quarantines it before staging: gate_twin:expectations.
+        dump(_event(log, "h-hex-in-word", message="sum zz" + "deadbeef" * 4 + "zz")),
     ]
     return lines
 
@@ -110,6 +115,7 @@ def family(code: str) -> str:
         ("detector:", "detector:<name>"),
         ("payload_", "payload_<code>"),
         ("consent_", "consent_<code>"),
+        ("gate_twin:", "gate_twin:<check>"),
     ):
         if code.startswith(prefix):
             return placeholder
@@ -197,6 +203,8 @@ def test_each_hostile_case_is_quarantined_with_its_code(corpus_run):
     assert hostile[6] == "detector:email"
     assert hostile[7] == hostile[8] == "conflicting_duplicate"
     assert hostile[9] == "bad_value"
+    assert hostile[12] == "too_deep"
+    assert hostile[13] == "gate_twin:expectations"
     huge = next(r for r in rows if r["reason"] == "line_too_large")
     assert len(huge["raw"]) == 1024  # only the first KiB was kept
     payload_rows = [r for r in rows if r["source_file"].endswith("hostile-payload.parquet")]

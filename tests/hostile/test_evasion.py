@@ -269,18 +269,33 @@ def test_limit_text_split_across_two_fields_of_one_record(message: str, stack_tr
     assert joined["_destination"].to_pylist() == ["quarantine"]
 
 
-def test_limit_identifier_in_the_event_id() -> None:
-    # DetectLeaks scans payload strings only; event_id is free-form (any non-empty string),
-    # so an identifier there is staged for training, and only the leak gate, which scans
-    # every string column, stops it: by failing the whole run (README limits).
+@pytest.mark.parametrize(
+    ("event_id", "destination", "reason"),
+    [
+        ("ev-9 alice@example.com", None, "bad_value"),
+        ("4111111111111111", "quarantine", "detector:payment_card"),
+        ("ev-9", "training", "service_deidentified"),
+    ],
+    ids=["email-refused-by-shape", "card-found-by-detector", "plain-id-trains"],
+)
+def test_an_identifier_in_the_event_id_is_stopped_first_line(
+    event_id: str, destination: str | None, reason: str
+) -> None:
+    # event_id has a declared shape (no @, no space) and DetectLeaks scans it like a log line,
+    # so an identifier there never waits for the leak gate (which would fail the whole run).
     config, contract = _shipped()
     events = [json.loads(line) for line in SPEC_EXAMPLES.read_text().splitlines() if line]
     (log,) = [e for e in events if e["event_type"] == "diagnostic.log"]
-    log["event_id"] = "ev-9 alice@example.com"
+    log["event_id"] = event_id
     chunk = EventChunk.from_lines(contract, 0, 0, "id.jsonl", [(1, json.dumps(log).encode())])
     echo = EchoIndex.build([], DEFAULTS.content_echo_shingle_words)
     routed = chunk.with_findings(config, contract, KnownIdentifiers(), echo).routed(
         config, contract, DedupVerdicts()
     )
-    assert routed.tables["diagnostic.log"]["_destination"].to_pylist() == ["training"]
-    assert flagged(log["event_id"], "email") == ["alice@example.com"]
+    if destination is None:
+        assert "diagnostic.log" not in routed.tables
+        assert routed.rejects["reason"].to_pylist() == [reason]
+        return
+    table = routed.tables["diagnostic.log"]
+    assert table["_destination"].to_pylist() == [destination]
+    assert table["_reason"].to_pylist() == [reason]

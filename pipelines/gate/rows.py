@@ -1,0 +1,320 @@
+"""The gate's checks that judge a row on its own, as functions that name the failing rows.
+
+The gate (`staged.py`, the suites, the content cross-check) counts what they find in staged
+files; the first line runs the very same functions on de-identified rows before it stages
+them (`GateTwin`), and sends a failing row to quarantine as `gate_twin:<check>`. So a record
+built to trip one of these checks is quarantined like any bad record, and the gate itself
+only ever fails on a defect of consentgate. No Beam here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.gate.expectations import string_columns, suite_patterns
+from pipelines.gate.fingerprint import fingerprints_of_many
+from pipelines.rules import detect
+from pipelines.rules.nested import iter_strings
+
+__all__ = [
+    "CONTENT_DETECTORS",
+    "TWIN_CHECKS",
+    "TWIN_PREFIX",
+    "GateTwin",
+    "account_prints",
+    "detector_hits",
+    "merge_prints",
+    "pattern_hits",
+    "print_hits",
+]
+
+# Consented content is made of words: it is only checked for what must have been redacted.
+CONTENT_DETECTORS = ("email", "phone", "secret_url", "payment_card", "ip_address")
+# The row checks in the order the twin applies them; a row is quarantined for the first.
+TWIN_CHECKS = ("detectors_clean", "expectations", "content_fingerprints")
+TWIN_PREFIX = "gate_twin:"
+# Staged table label -> the kind of its expectation suite.
+_SUITE_KIND = {"training": "service_generated", "consented_content": "consented_content"}
+
+
+def string_leaves(column: pa.Array) -> Iterator[pa.Array]:
+    """Every string array inside a column: the column itself, list items, struct fields."""
+    if pa.types.is_string(column.type):
+        yield column
+    elif pa.types.is_list(column.type):
+        yield from string_leaves(column.flatten())
+    elif pa.types.is_struct(column.type):
+        for i in range(column.type.num_fields):
+            yield from string_leaves(column.field(i))
+
+
+def _leaf_rows(column: pa.Array) -> Iterator[tuple[pa.Array, np.ndarray]]:
+    """Each string leaf of a column with the table row of each of its values."""
+    if pa.types.is_string(column.type):
+        yield column, np.arange(len(column))
+    elif pa.types.is_list(column.type):
+        parents = pc.list_parent_indices(column).to_numpy()
+        for leaf, rows in _leaf_rows(column.flatten()):
+            yield leaf, parents[rows]
+    elif pa.types.is_struct(column.type):
+        for i in range(column.type.num_fields):
+            yield from _leaf_rows(column.field(i))
+
+
+def detector_hits(
+    table: pa.Table,
+    *,
+    pseudonym_columns: Collection[str],
+    content: bool,
+    known: detect.KnownIdentifiers | None,
+) -> Iterator[tuple[str, np.ndarray, list[str]]]:
+    """`detectors_clean`: (column, rows, detectors) for every column with a finding.
+
+    The gate's detectors are all of them with the shipped thresholds, whatever
+    `configs/detectors.json` says, plus the run's known identifiers; consented content is
+    checked for contact details and secrets only. Pseudonym columns are not scanned.
+    """
+    settings = detect.DetectorSettings()
+    for name in table.column_names:
+        if name in pseudonym_columns:
+            continue
+        flagged_rows: list[np.ndarray] = []
+        kinds: set[str] = set()
+        for leaf, rows in _leaf_rows(table[name].combine_chunks()):
+            # Detectors judge a value alone, so each distinct value is scanned once: service
+            # columns repeat a few codecs, versions and log templates across many rows.
+            distinct = pc.unique(leaf)
+            hits = detect.scan_column(
+                distinct,
+                settings,
+                known=None if content else known,
+                detectors=CONTENT_DETECTORS if content else None,
+            )
+            flagged = [i for i, f in enumerate(hits) if f]
+            if not flagged:
+                continue
+            kinds.update(f.detector for i in flagged for f in hits[i])
+            in_flagged = pc.is_in(leaf, value_set=distinct.take(pa.array(flagged)))
+            flagged_rows.append(rows[in_flagged.to_numpy(zero_copy_only=False)])
+        if flagged_rows:
+            yield name, np.unique(np.concatenate(flagged_rows)), sorted(kinds)
+
+
+def pattern_hits(
+    table: pa.Table, *, patterns: Sequence[str], pseudonym_columns: Sequence[str]
+) -> Iterator[tuple[str, np.ndarray]]:
+    """The suite's `expect_column_values_to_not_match_regex_list`: (column, rows) per column.
+
+    Each string column is read as the suite reads it (list and struct cells as their strings
+    joined by a newline) and every pattern is searched for, as `re.search` does.
+    """
+    if not patterns:
+        return
+    for name, values in string_columns(table, pseudonym_columns):
+        distinct = pc.unique(values).drop_null()
+        bad = np.zeros(len(distinct), bool)
+        for pattern in patterns:
+            bad |= _searched(distinct, pattern)
+        if bad.any():
+            matching = distinct.filter(pa.array(bad))
+            rows = pc.is_in(values, value_set=matching).to_numpy(zero_copy_only=False)
+            yield name, np.flatnonzero(rows)
+
+
+# A lookaround group without groups inside it; RE2 has none, and dropping one only widens a
+# pattern, so what is left is a sound prefilter for the Python search.
+_LOOKAROUND = re.compile(r"\(\?<?[=!][^()]*\)")
+
+
+def _searched(values: pa.Array, pattern: str) -> np.ndarray:
+    """`re.search(pattern, v)` for each string, in RE2 where the pattern allows it."""
+    # Python's \Z (end of text) is RE2's \z.
+    for candidate, exact in ((pattern, True), (_LOOKAROUND.sub("", pattern), False)):
+        try:
+            hits = pc.match_substring_regex(values, candidate.replace("\\Z", "\\z"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        mask = hits.to_numpy(zero_copy_only=False)
+        if exact:
+            return mask
+        break
+    else:
+        mask = np.ones(len(values), bool)
+    compiled = re.compile(pattern)
+    rows = np.flatnonzero(mask)
+    found = np.zeros(len(values), bool)
+    for row, text in zip(rows.tolist(), values.take(pa.array(rows)).to_pylist(), strict=True):
+        found[row] = compiled.search(text) is not None
+    return found
+
+
+def account_prints(pairs: Iterator[tuple[str | None, Any]]) -> dict[str, np.ndarray]:
+    """(account, content value) pairs -> account -> the sorted, distinct fingerprints of its
+    content: every string inside each value, as the gate's content cross-check cuts them."""
+    texts: dict[str, list[str]] = {}
+    for account, value in pairs:
+        if account:
+            texts.setdefault(account, []).extend(iter_strings(value))
+    found = {a: fingerprints_of_many(t)[0] for a, t in texts.items()}
+    return {a: np.unique(hashes) for a, hashes in found.items() if hashes.size}
+
+
+def merge_prints(parts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Many `account_prints` results as one."""
+    gathered: dict[str, list[np.ndarray]] = {}
+    for part in parts:
+        for account, hashes in part.items():
+            gathered.setdefault(account, []).append(hashes)
+    return {
+        a: hs[0] if len(hs) == 1 else np.unique(np.concatenate(hs)) for a, hs in gathered.items()
+    }
+
+
+def print_hits(
+    table: pa.Table,
+    *,
+    accounts: Sequence[str | None],
+    prints: Mapping[str, np.ndarray],
+    pseudonym_columns: Sequence[str],
+) -> Iterator[tuple[str, np.ndarray]]:
+    """`content_fingerprints`: (column, rows) whose string shares a word window with content
+    of the row's own account. `accounts` are the raw account ids of the rows, in order."""
+    for name in table.column_names:
+        if name in pseudonym_columns or table.schema.field(name).type != pa.string():
+            continue
+        encoded = table[name].combine_chunks().dictionary_encode()
+        hashes, sizes = fingerprints_of_many(encoded.dictionary.to_pylist())
+        if not hashes.size:
+            continue
+        bad = _rows_sharing_prints(encoded, hashes, sizes, accounts, prints)
+        if bad.size:
+            yield name, bad
+
+
+def _rows_sharing_prints(
+    encoded: pa.DictionaryArray,
+    hashes: np.ndarray,
+    sizes: np.ndarray,
+    accounts: Sequence[str | None],
+    prints: Mapping[str, np.ndarray],
+) -> np.ndarray:
+    """Rows whose value (a dictionary code) has a print among its own account's prints;
+    `hashes` are the prints of the dictionary's values in order, `sizes` how many each has.
+
+    One membership test per account over the prints of the values its rows use, so the
+    cost follows the number of prints, not rows times accounts.
+    """
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    printed = (codes >= 0) & (sizes[np.maximum(codes, 0)] > 0)
+    rows = np.flatnonzero(printed)
+    if not rows.size:
+        return rows
+    account_of = np.array([accounts[r] or "" for r in rows.tolist()], dtype=object)
+    bad: list[np.ndarray] = []
+    for account in set(account_of.tolist()):
+        known = prints.get(account)
+        if known is None:
+            continue
+        mine = rows[account_of == account]
+        values = np.unique(codes[mine])
+        lengths = sizes[values]
+        # Positions of every print of these values in `hashes`, value by value.
+        first = np.repeat(starts[values] - np.cumsum(lengths) + lengths, lengths)
+        positions = first + np.arange(int(lengths.sum()))
+        hit = np.isin(hashes[positions], known)
+        hit_values = values[np.add.reduceat(hit, np.cumsum(lengths) - lengths) > 0]
+        bad.append(mine[np.isin(codes[mine], hit_values)])
+    return np.sort(np.concatenate(bad)) if bad else np.empty(0, np.int64)
+
+
+@dataclass(frozen=True)
+class GateTwin:
+    """The gate's row checks with what they need of the run: known identifiers, content
+    fingerprints by account, the suites' patterns and each table's pseudonym columns."""
+
+    known: detect.KnownIdentifiers | None
+    prints: Mapping[str, np.ndarray]
+    patterns: Mapping[str, tuple[str, ...]]  # staged table label -> suite patterns
+    pseudonym_columns: Mapping[str, Mapping[str, list[str]]]  # label -> event type -> columns
+    event_types: Mapping[str, frozenset[str]]  # label -> event types its output schema lists
+
+    @classmethod
+    def build(
+        cls,
+        schemas: Mapping[str, Mapping[str, Any]],
+        templates: Mapping[str, Mapping[str, Any]],
+        known: detect.KnownIdentifiers | None,
+        prints: Mapping[str, np.ndarray],
+    ) -> GateTwin:
+        return cls(
+            known=known,
+            prints=prints,
+            patterns={
+                label: tuple(suite_patterns(templates[kind])) for label, kind in _SUITE_KIND.items()
+            },
+            pseudonym_columns={
+                label: schemas.get(f"outputs/{label}.json", {}).get("x-pseudonym-columns", {})
+                for label in _SUITE_KIND
+            },
+            event_types={
+                label: frozenset(
+                    schemas.get(f"outputs/{label}.json", {}).get("x-columns-by-event-type", {})
+                )
+                for label in _SUITE_KIND
+            },
+        )
+
+    def failures(
+        self,
+        table: pa.Table,
+        *,
+        label: str,
+        event_type: str,
+        accounts: Sequence[str | None],
+        scanned: Collection[str] = (),
+    ) -> dict[int, tuple[str, str]]:
+        """Row -> (check, detail) for each row of a de-identified table a row check fails.
+
+        `label` is the staged table (`training` or `consented_content`); details name
+        columns and detectors, never values. `scanned` names columns the first line already
+        scanned with exactly the gate's detectors and quarantined on any finding: the
+        detector check would find nothing new there.
+        """
+        if event_type not in self.event_types[label]:
+            # A table the output schema does not list (a taxonomy that calls chat service
+            # data) is a defect of the run's configuration, not of one row: the gate's
+            # structural checks fail it loudly, so the twin leaves it alone.
+            return {}
+        pseudonyms = self.pseudonym_columns[label].get(event_type, [])
+        content = label == "consented_content"
+        found: dict[int, tuple[str, str]] = {}
+
+        def note(check: str, rows: np.ndarray, detail: str) -> None:
+            for row in rows.tolist():
+                found.setdefault(int(row), (check, detail))
+
+        for name, rows, kinds in detector_hits(
+            table,
+            pseudonym_columns={*pseudonyms, *scanned},
+            content=content,
+            known=self.known,
+        ):
+            note("detectors_clean", rows, f"{name}: {', '.join(kinds)}")
+        for name, rows in pattern_hits(
+            table, patterns=self.patterns[label], pseudonym_columns=pseudonyms
+        ):
+            note("expectations", rows, f"{name}: not_match_regex_list")
+        if not content:
+            for name, rows in print_hits(
+                table, accounts=accounts, prints=self.prints, pseudonym_columns=pseudonyms
+            ):
+                note("content_fingerprints", rows, f"{name}: repeats content of the account")
+        return found
