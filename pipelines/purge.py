@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from pipelines import storage
 from pipelines.chunk import content_subjects
 from pipelines.config import Config
+from pipelines.contract import micros_of
 from pipelines.errors import InputError
 from pipelines.rules.consent import ConsentLedger, Decision, event_consent
 from pipelines.rules.deidentify import Pseudonymizer
@@ -54,6 +55,7 @@ def _pseudonymised(decision: Decision, pseudonyms: Pseudonymizer) -> Decision:
         decision.purpose,
         decision.action,
         decision.actor,
+        decision.sub_micros,
     )
 
 
@@ -81,7 +83,8 @@ def purge(
     part = ledger_part(config, ledger_path)
     ledger = ConsentLedger.from_decisions(
         (_pseudonymised(d, pseudonyms) for d in part.decisions),
-        int(moment.timestamp() * 1_000_000),
+        micros_of(moment),
+        (r.renamed(pseudonyms.one) for r in part.rejected),
     )
     contract = config.contract()
     removed: list[dict[str, Any]] = []
