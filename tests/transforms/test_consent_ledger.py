@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from pipelines.chunk import CONSENT_REASON, EventChunk
 from pipelines.config import load_config
 from pipelines.contract import micros_of, parse_instant
+from pipelines.rules.classify import python_rows
 from pipelines.rules.consent import ConsentLedger, RejectedRow, event_consent
 from pipelines.transforms.consent import (
     _ACCOUNT_WIDE,
@@ -267,6 +268,23 @@ def test_event_times_are_strict_and_an_overflow_is_quarantined(build, event_ts, 
         assert stored.to_pylist() == [parse_instant(event_ts).micros]
     else:
         assert chunk.rejects["reason"].to_pylist() == ["bad_timestamp"]
+
+
+@pytest.mark.parametrize(
+    ("micros", "reason"),
+    [(-62135600400000000, "wrong_type"), (EVENT_TS, "wrong_type")],
+    ids=["before year 1", "in range"],
+)
+def test_a_parquet_timestamp_column_is_a_wrong_type_never_a_crash(tmp_path, micros, reason):
+    """Read as the event reader reads Parquet (`python_rows`): the contract wants a string."""
+    record = {**ALICE_SEGMENT, "payload": json.dumps(ALICE_SEGMENT["payload"])}
+    table = pa.Table.from_pylist([record]).set_column(
+        2, "event_ts", pa.array([micros], pa.timestamp("us", tz="UTC"))
+    )
+    pq.write_table(table, tmp_path / "e.parquet")
+    rows = python_rows(pq.read_table(tmp_path / "e.parquet"))
+    chunk = EventChunk.from_rows(CONTRACT, 0, 0, "e.parquet", 1, rows)
+    assert chunk.rejects["reason"].to_pylist() == [reason]
 
 
 def test_arrow_and_the_parser_agree_on_plain_utc_texts():
