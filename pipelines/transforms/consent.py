@@ -9,6 +9,11 @@ Two ways to bring the ledger to the records, chosen by the ledger's size (`run.p
   chunk a small ledger of its own. No worker holds the whole ledger, at the price of shuffling
   the decisions and the chunks once.
 Both apply the same rule to the same decisions, so they decide the same (a test holds them so).
+
+A row that breaks the ledger's contract is quarantined and also kept as a `RejectedRow`: the
+subject and account a lenient second read finds in it (`readable_ids`), standing as a revoke
+(`rules.consent`). The keyed join sends it under its (subject, account) and account keys, or to
+every chunk when it names no account.
 """
 
 from __future__ import annotations
