@@ -116,7 +116,14 @@ def _rejected_rows(
 
 def _duplicate_key(row: dict[str, Any], raw: bytes) -> bool:
     """Does a conforming JSON row name a key twice? A parser keeps one of the values (orjson:
-    the last), so `"action": "revoke", ..., "action": "grant"` would read as a grant."""
+    the last), so `"action": "revoke", ..., "action": "grant"` would read as a grant.
+
+    The row conforms, so its values are strings: with no backslash in the line, every `"`
+    delimits a key or a value, and the line holds exactly 4 per field unless some key repeats
+    (any repeat adds at least 2). Only lines with escapes go through the key scan.
+    """
+    if b"\\" not in raw:
+        return raw.count(b'"') != 4 * len(row)
     return len(_KEY_TOKEN.findall(raw)) != len(row)
 
 

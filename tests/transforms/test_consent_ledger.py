@@ -85,6 +85,18 @@ FLAWS = [
         _VALID.replace(b'"action": "revoke"', b'"action": "revoke", "action": "grant"'),
         "consent_duplicate_field",
     ),
+    (
+        "a key twice, one escaped",
+        _VALID.replace(b'"action": "revoke"', b'"action": "revoke", "\\u0061ction": "grant"'),
+        "consent_duplicate_field",
+    ),
+    (
+        "a key twice, a quote in a value",
+        line(purpose='say "yes"').replace(
+            b'"action": "revoke"', b'"action": "revoke", "action": "grant"'
+        ),
+        "consent_duplicate_field",
+    ),
     ("cut mid-line", _VALID[:70], "consent_not_json"),
     ("not UTF-8", _VALID.replace(b"ai_training", b"ai_tr\xffining"), "consent_not_utf8"),
     ("not an object", b"[" + _VALID + b"]", "consent_not_object"),
@@ -189,6 +201,16 @@ def test_a_rejected_grant_admits_nobody(tmp_path):
 )
 def test_the_lenient_read_of_a_line_that_is_not_json(raw, subjects, accounts):
     assert readable_ids(None, raw) == (subjects, accounts)
+
+
+@pytest.mark.parametrize(
+    "purpose", ["ai_training", 'say "yes"', "back\\slash", "\u00e9t\u00e9"], ids=str
+)
+def test_a_conforming_row_is_not_taken_for_a_duplicate(tmp_path, purpose):
+    path = tmp_path / "consent.jsonl"
+    path.write_bytes(line(purpose=purpose) + b"\n")
+    part = ledger_part(CONFIG, str(path))
+    assert part.rejects.num_rows == 0 and len(part.decisions) == 1
 
 
 def test_the_lenient_read_of_an_object_takes_every_value():
