@@ -385,7 +385,9 @@ class EventChunk:
                 ok, verdicts = event_consent(ledger, row_subjects, account, meeting, ts)
                 oks.append(ok)
                 failing = [v.reason for v in verdicts if not v.consented]
-                reasons.append("consented" if ok else (failing[0] if failing else "no_subjects"))
+                if not failing:  # no subjects; an unreadable ledger still says so first
+                    failing = ["ledger_unreadable" if ledger.unreadable else "no_subjects"]
+                reasons.append("consented" if ok else failing[0])
                 details.append(
                     [
                         {

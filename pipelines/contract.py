@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,10 +30,14 @@ __all__ = [
     "Contract",
     "EventType",
     "FieldSpec",
+    "Instant",
     "Violation",
     "compile_contract",
     "load_contract",
+    "micros_of",
+    "parse_instant",
     "parse_timestamp",
+    "plain_utc",
     "read_json_object",
     "read_schemas",
 ]
@@ -71,12 +75,76 @@ _SUPPORTED_KEYWORDS = frozenset(
         "format",
     }
 )
+# Strict RFC 3339 (section 5.6): ASCII digits, `T` or `t` between date and time (the space the
+# RFC allows "for readability" in a note is not its grammar, and is refused), an offset of at
+# most 23:59 or `Z`/`z`, and a fraction of any length. Second 60 is refused: a leap second has no
+# instant of its own on the UTC time line these timestamps are compared on, so a record or a
+# ledger row that names one is rejected (`bad_timestamp`), never moved to a neighbouring second.
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])"
+    r"(?:\.([0-9]+))?([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 # The form nearly every timestamp takes: UTC, ASCII digits, at most microseconds, a year from
-# 1000 on. RE2 syntax: `$` is the end of the text and `\d` an ASCII digit.
-_PLAIN_UTC = r"^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+# 1000 on. RE2 syntax: `$` is the end of the text. Arrow's cast agrees with `parse_instant` on
+# every text of this form, so columns of it are checked and converted in Arrow.
+_PLAIN_UTC = (
+    r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z$"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DAY = _EPOCH.date().toordinal()
+_DAY_MICROS = 86_400_000_000
+# The instants a timestamp may name once its offset is applied: 0001-01-01T00:00:00Z to
+# 9999-12-31T23:59:59.999999Z, the range every output (Arrow, Parquet, Python) can hold.
+_MIN_MICROS = (date.min.toordinal() - _EPOCH_DAY) * _DAY_MICROS
+_MAX_MICROS = (date.max.toordinal() - _EPOCH_DAY + 1) * _DAY_MICROS - 1
+
+
+class Instant(NamedTuple):
+    """A strict RFC 3339 timestamp at its full precision, as a sortable pair.
+
+    `micros` is the instant rounded down to whole microseconds since the epoch (UTC);
+    `sub_micros` holds the digits below the microsecond with trailing zeros cut, so comparing
+    two Instants as tuples compares the instants exactly ("5" > "49", "" < "1"), at any length.
+    """
+
+    micros: int
+    sub_micros: str
+
+
+def parse_instant(value: str) -> Instant | None:
+    """Strict RFC 3339 timestamp -> Instant, or None if it does not parse or leaves the range
+    of years 1 to 9999 once its offset is applied (year 1 with a positive offset)."""
+    m = _RFC3339.fullmatch(value)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    try:
+        days = date(year, month, day).toordinal() - _EPOCH_DAY
+    except ValueError:  # not on the calendar: 30 February, month 13, year 0
+        return None
+    digits = m.group(7) or ""
+    zone = m.group(8)
+    offset = 0 if zone in ("Z", "z") else int(zone[1:3]) * 60 + int(zone[4:6])
+    if zone[0] == "-":
+        offset = -offset
+    seconds = days * 86_400 + hour * 3_600 + (minute - offset) * 60 + second
+    micros = seconds * 1_000_000 + int(digits[:6].ljust(6, "0"))
+    if not _MIN_MICROS <= micros <= _MAX_MICROS:
+        return None
+    return Instant(micros, digits[6:].rstrip("0"))
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """Strict RFC 3339 timestamp -> aware UTC datetime (rounded down to microseconds), or None."""
+    instant = parse_instant(value)
+    if instant is None:
+        return None
+    return _EPOCH + timedelta(microseconds=instant.micros)
+
+
+def micros_of(moment: datetime) -> int:
+    """An aware datetime as whole microseconds since the epoch, exactly (no float on the way)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 # Every number must convert to its Arrow column as it is: an integer column is int64 (JSON
@@ -154,34 +222,26 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def parse_timestamp(value: str) -> datetime | None:
-    """RFC 3339 timestamp -> aware UTC datetime (microseconds), or None if it does not parse."""
-    m = _RFC3339.match(value)
-    if m is None:
-        return None
-    frac = (m.group(7) or "")[1:7].ljust(6, "0")
-    zone = m.group(8).upper()
-    text = f"{value[:19]}.{frac}{'+00:00' if zone == 'Z' else zone}"
-    try:
-        return datetime.fromisoformat(text.replace("t", "T")).astimezone(UTC)
-    except ValueError:
-        return None
-
-
 def _all_timestamps(texts: list[str]) -> bool:
-    """True only when `parse_timestamp` accepts every text.
+    """True only when `parse_instant` accepts every text.
 
-    Texts of the plain UTC form are checked in Arrow, whose cast refuses a date or time that
-    is not on the calendar (30 February, hour 24, second 60). Other forms go one by one.
+    Texts of the plain UTC form are checked in Arrow, whose cast refuses a date that is not on
+    the calendar (30 February); the pattern already refused hour 24 and second 60. Other forms
+    go one by one.
     """
     array = pa.array(texts, pa.string())
-    if not pc.all(pc.match_substring_regex(array, _PLAIN_UTC)).as_py():
-        return all(map(parse_timestamp, texts))
+    if not plain_utc(array):
+        return all(parse_instant(t) is not None for t in texts)
     try:
         pc.utf8_slice_codeunits(array, 0, 19).cast(pa.timestamp("s"))
     except pa.ArrowInvalid:
         return False
     return True
+
+
+def plain_utc(texts: pa.Array) -> bool:
+    """Is every text of the plain UTC form (see `_PLAIN_UTC`)?"""
+    return bool(pc.all(pc.match_substring_regex(texts, _PLAIN_UTC)).as_py())
 
 
 class _LeafKeywords(NamedTuple):
@@ -239,7 +299,7 @@ def _leaf(schema: Mapping[str, Any], where: str) -> _Node:
                 return "bad_value", ""
             if pattern is not None and not pattern.search(v):
                 return "bad_value", ""
-            if timestamp and parse_timestamp(v) is None:
+            if timestamp and parse_instant(v) is None:
                 return "bad_timestamp", ""
         elif kind is int or kind is float:
             if not _representable(v, ints):

@@ -492,7 +492,7 @@ CONSENT_CLAUSES = (
     "revoke_in_day",  # account-wide revoke during the day
     "revoke_next_day",  # account-wide revoke the next morning, before the as-of time
     "revoke_at_as_of",  # account-wide revoke exactly at the as-of time: it counts
-    "revoke_after_as_of",  # revoke after the as-of time: does not count
+    "revoke_after_as_of",  # revoke after the as-of time: a recorded revoke counts all the same
     "revoke_same_time",  # a revoke at the very second of the grant: the revoke wins
     "revoke_by_admin",  # an admin revokes someone's own grant: a revoke by anyone counts
     "revoke_meeting",  # meeting-scope revoke: ends consent for that meeting only
@@ -534,6 +534,9 @@ class _ConsentLedger:
         # then "everyone agrees", then an admin's grant.
         self.owed_draws = [0.1, 0.15, 0.2, 0.24, 0.27]
         self.owed_meeting = ["host", "admin"]
+        # (subject, account) as a lenient reading finds them in each row that breaks the
+        # ledger (None: not readable): `delivered_lines` fills it.
+        self.rejected: list[tuple[str | None, str | None]] = []
 
     def _decide(
         self, kind: str, subject: str, account: str, scope: str, at_ms: int, **how: str
@@ -755,6 +758,16 @@ class _ConsentLedger:
         ]
         for line in bad:
             lines.insert(int(rng.random() * (len(lines) + 1)), line)
+        # Each bad row stands as a revoke for the ids still readable in it (orjson writes
+        # `"key":"value"` with no space); the cut line may have lost them.
+        subject, account = template["subject_id"], template["account_id"]
+        self.rejected = [
+            (
+                subject if f'"subject_id":"{subject}"'.encode() in line else None,
+                account if f'"account_id":"{account}"'.encode() in line else None,
+            )
+            for line in bad
+        ]
         return lines
 
 
@@ -1463,7 +1476,7 @@ CONSENT_VERDICTS = (
     "nothing_before_event",  # no decision yet at the event, no own grant later either
     "not_own_grant",  # the latest decision is a host's or an admin's grant
     "revoked",  # the latest decision is a revoke
-    "revoked_later",  # the own grant was revoked after it, up to the as-of time
+    "revoked_later",  # the own grant was revoked after it (whenever; or a rejected row revokes)
 )
 
 
@@ -1541,12 +1554,20 @@ _NO_DECISIONS = _Timeline([])
 class _ConsentTruth:
     """Per-participant consent and the host-only what-if, from the ledger as written.
 
-    Decisions after `as_of` do not exist yet and are left out. Indexed by (subject, account,
-    scope), so that each meeting looks at its own people in its own scopes only.
+    Grants after `as_of` do not exist yet and are left out; a revoke counts whenever it was
+    recorded. Indexed by (subject, account, scope), so that each meeting looks at its own
+    people in its own scopes only. `rejected`: (subject, account) read from each row that
+    breaks the ledger, None where unreadable; each stands as a revoke of everything for them.
     """
 
-    def __init__(self, decisions: Iterable[dict[str, str]], as_of: str):
+    def __init__(
+        self,
+        decisions: Iterable[dict[str, str]],
+        as_of: str,
+        rejected: Iterable[tuple[str | None, str | None]] = (),
+    ):
         as_of = _utc_ms_text(as_of)
+        self.rejected = list(rejected)
         self.by_scope: dict[tuple[str, str, str], list[tuple[str, str, str, str]]] = {}
         # ai_training grants a host-only rule may count: account scope by a host or an admin,
         # per account (time, subject); meeting scope per (account, scope) (time, subject, actor).
@@ -1554,7 +1575,7 @@ class _ConsentTruth:
         self.meeting_grants: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
         for row in decisions:
             at = _utc_ms_text(row["decided_at"])
-            if at > as_of:
+            if at > as_of and row["action"] != "revoke":
                 continue
             subject, account, scope = row["subject_id"], row["account_id"], row["scope"]
             purpose, action, actor = row["purpose"], row["action"], row["actor"]
@@ -1568,6 +1589,12 @@ class _ConsentTruth:
             elif actor != "self":
                 self.delegated.setdefault(account, []).append((at, subject))
         self.verdicts: dict[str, int] = dict.fromkeys(CONSENT_VERDICTS, 0)
+
+    def blocked(self, subject: str, account: str) -> bool:
+        """Does a rejected ledger row stand as a revoke for `subject` in `account`?"""
+        return any(
+            (s is None or s == subject) and (a is None or a == account) for s, a in self.rejected
+        )
 
     def timeline(self, subject: str, account: str, meeting_id: str | None) -> _Timeline:
         decisions = list(self.by_scope.get((subject, account, "account"), ()))
@@ -1603,6 +1630,8 @@ class _ConsentTruth:
         for at, subject in candidates:
             if earliest is not None and at >= earliest:
                 continue
+            if self.blocked(subject, account):
+                continue
             if subject not in last_revoke:
                 last_revoke[subject] = self.timeline(subject, account, meeting_id).last_revoke
             revoked = last_revoke[subject]
@@ -1632,7 +1661,10 @@ class _ConsentTruth:
                 timeline = timelines.get(subject)
                 if timeline is None:
                     timeline = timelines[subject] = self.timeline(subject, account, meeting_id)
-                verdict = timeline.always or timeline.verdict(at)
+                if self.blocked(subject, account):
+                    verdict = "revoked_later"
+                else:
+                    verdict = timeline.always or timeline.verdict(at)
                 verdicts[verdict] += 1
                 if verdict != "consented":
                     ok = False
@@ -1908,7 +1940,7 @@ def generate(
     decisions = run.ledger.decisions()
     with open(out / "consent.jsonl", "wb") as f:
         f.writelines(run.ledger.delivered_lines(decisions))
-    consent = _consent_truth(decisions, views, date, run.ledger.clauses)
+    consent = _consent_truth(decisions, views, date, run.ledger.clauses, run.ledger.rejected)
     truth = {
         "generator": GENERATOR_ID,
         "seed": seed,
@@ -1930,10 +1962,11 @@ def _consent_truth(
     views: list[_ConsentView],
     day: str,
     clauses: dict[str, int],
+    rejected: list[tuple[str | None, str | None]],
 ) -> dict[str, Any]:
     """The consent part of the truth, for a run as of noon the day after `day`."""
     as_of = f"{Date.fromisoformat(day) + timedelta(days=1)}T12:00:00Z"
-    truth = _ConsentTruth(decisions, as_of)
+    truth = _ConsentTruth(decisions, as_of, rejected)
     consented: list[str] = []
     host_only: list[str] = []
     content_events = 0

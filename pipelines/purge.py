@@ -43,6 +43,7 @@ from pipelines.chunk import (
     count_outputs,
 )
 from pipelines.config import Config
+from pipelines.contract import micros_of
 from pipelines.errors import ConfigError, InputError, RunFailed
 from pipelines.rules.consent import ConsentLedger, Decision, SubjectConsent, event_consent
 from pipelines.rules.deidentify import KEY_ENV, Pseudonymizer, key_fingerprint
@@ -90,6 +91,7 @@ def _pseudonymised(decision: Decision, pseudonyms: Pseudonymizer) -> Decision:
         decision.purpose,
         decision.action,
         decision.actor,
+        decision.sub_micros,
     )
 
 
@@ -122,7 +124,8 @@ def find_withdrawn(
     part = read_ledger(config, ledger) if isinstance(ledger, str) else ledger
     index = ConsentLedger.from_decisions(
         (_pseudonymised(d, pseudonyms) for d in part.decisions),
-        int(as_of.timestamp() * 1_000_000),
+        micros_of(as_of),
+        (r.renamed(pseudonyms.one) for r in part.rejected),
     )
     contract = config.contract()
     result = PurgeResult(0, [], [], False, ledger_rejected=part.rejects.num_rows)
@@ -534,7 +537,7 @@ def render_result(result: PurgeResult) -> str:
     ]
     if result.ledger_rejected:
         lines.append(
-            f"{result.ledger_rejected} ledger row(s) could not be read; they count as no decision"
+            f"{result.ledger_rejected} ledger row(s) could not be read; each counts as a revoke"
         )
     checked = f"checked {result.rows_checked} consented rows of run {result.run_id}"
     if not result.applied:

@@ -20,6 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipelines import __version__, storage
 from pipelines.config import Config, load_config
+from pipelines.contract import micros_of
 from pipelines.errors import ConfigError, GateFailed, InputError, RunFailed
 from pipelines.gate import verdict
 from pipelines.lineage import RunLineage
@@ -254,7 +255,7 @@ def _run_locked(
                 inputs,
                 staging,
                 consent=[request.consent] if request.consent else [],
-                as_of=int(as_of.timestamp() * 1_000_000),
+                as_of=micros_of(as_of),
                 consent_join=consent_join,
             )
         progress.finish()

@@ -631,11 +631,41 @@ def _at(text: str) -> datetime:
 _Decided = list[tuple[datetime, dict[str, Any]]]
 
 
+def rejected_ids(lines: list[bytes]) -> list[tuple[str | None, str | None]]:
+    """(subject, account) of each ledger line that breaks the ledger, None where unreadable:
+    the JSON values when the line parses, else the plain `"key":"value"` text."""
+    found = []
+    for line in lines:
+        row = parse(line)
+        ids = []
+        for key in ("subject_id", "account_id"):
+            if isinstance(row, dict):
+                value = row.get(key)
+                ids.append(value if isinstance(value, str) and value else None)
+            else:
+                m = re.search(rb'"' + key.encode() + rb'":"([^"\\]+)"', line)
+                ids.append(m[1].decode() if m else None)
+        found.append((ids[0], ids[1]))
+    return found
+
+
+def _blocked(rejected: list[tuple[str | None, str | None]], subject: str, account: str) -> bool:
+    return any((s in (None, subject)) and (a in (None, account)) for s, a in rejected)
+
+
 def literal_subject(
-    subject: str, rec: dict[str, Any], matching: _Decided, later: _Decided, why: Counter[str]
+    subject: str,
+    rec: dict[str, Any],
+    matching: _Decided,
+    as_of: datetime,
+    why: Counter[str],
+    rejected: list[tuple[str | None, str | None]],
 ) -> bool:
     """Does `subject` consent to `rec`? `matching`: the decisions of its account in a matching
-    scope, up to the as-of time; `later`: those after it. Tallies the reason in `why`."""
+    scope, grants up to the as-of time and every revoke. Tallies the reason in `why`."""
+    if _blocked(rejected, subject, rec["account_id"]):
+        why["rejected_row"] += 1
+        return False
     at = _at(rec["event_ts"])
     mine = [(t, d) for t, d in matching if d["subject_id"] == subject]
     training = [(t, d) for t, d in mine if d["purpose"] == "ai_training"]
@@ -652,17 +682,19 @@ def literal_subject(
     if any(d["actor"] != "self" for d in latest):
         why[f"latest_grant_by_{latest[0]['actor']}"] += 1
         return False
-    if any(d["action"] == "revoke" and t >= latest_time for t, d in training):
-        why["revoked_after_grant"] += 1
+    revokes = [t for t, d in training if d["action"] == "revoke" and t >= latest_time]
+    if revokes:
+        why["revoked_after_as_of" if min(revokes) > as_of else "revoked_after_grant"] += 1
         return False
     why["consented_account" if latest[0]["scope"] == "account" else "consented_meeting"] += 1
-    if any(d["subject_id"] == subject and d["action"] == "revoke" for _, d in later):
-        why["consented_despite_revoke_after_as_of"] += 1
     return True
 
 
 def literal_consent(
-    records: list[dict[str, Any]], ledger: list[dict[str, Any]], as_of: str
+    records: list[dict[str, Any]],
+    ledger: list[dict[str, Any]],
+    as_of: str,
+    rejected: list[tuple[str | None, str | None]],
 ) -> tuple[set[str], set[str], Counter[str]]:
     """(consented ids, host-only ids, why each subject of each record did or did not consent)."""
     decided = [(_at(d["decided_at"]), d) for d in ledger]
@@ -685,9 +717,11 @@ def literal_consent(
             for t, d in decided
             if d["account_id"] == rec["account_id"] and d["scope"] in scopes
         ]
-        matching = [(t, d) for t, d in in_scope if t <= _at(as_of)]
-        later = [(t, d) for t, d in in_scope if t > _at(as_of)]
-        verdicts = [literal_subject(s, rec, matching, later, why) for s in subjects_of(rec)]
+        # A grant after the as-of time does not exist yet; a revoke counts whenever recorded.
+        matching = [(t, d) for t, d in in_scope if t <= _at(as_of) or d["action"] == "revoke"]
+        verdicts = [
+            literal_subject(s, rec, matching, _at(as_of), why, rejected) for s in subjects_of(rec)
+        ]
         if verdicts and all(verdicts):
             consented.add(rec["event_id"])
             continue
@@ -696,6 +730,8 @@ def literal_consent(
             if g["action"] != "grant" or t > at:
                 continue
             if g["actor"] == "self" and g["subject_id"] not in hosts.get(rec["meeting_id"], ()):
+                continue
+            if _blocked(rejected, g["subject_id"], rec["account_id"]):
                 continue
             if not any(
                 d["action"] == "revoke" and d["subject_id"] == g["subject_id"] and u >= t
@@ -744,14 +780,16 @@ def test_consent_truth_matches_a_literal_reading(
     sample: tuple[Path, dict[str, Any]], routed: list[dict[str, Any]], ledger: list[dict[str, Any]]
 ) -> None:
     consent = sample[1]["consent"]
-    consented, host_only, why = literal_consent(routed, ledger, consent["as_of"])
+    rejected = rejected_ids(read_ledger(sample[0])[1])
+    assert len(rejected) == consent["bad_ledger_rows"]
+    consented, host_only, why = literal_consent(routed, ledger, consent["as_of"], rejected)
     assert sorted(consented) == consent["consented_event_ids"]
     assert sorted(host_only) == consent["host_only_event_ids"]
     # Every clause of the rule decides some subject of some record.
     for reason in (
         "consented_account",
         "consented_meeting",
-        "consented_despite_revoke_after_as_of",
+        "revoked_after_as_of",
         "latest_grant_by_host",
         "latest_grant_by_admin",
         "own_grant_after_event",
@@ -796,7 +834,7 @@ HAND_LEDGER = [
     _decision("dave", "account", "grant", "self", "2026-11-26T09:00:00Z"),
     _decision("dave", "account", "revoke", "admin", "2026-11-26T09:00:00Z"),
     _decision("dave", "account", "grant", "self", "2026-11-26T10:00:00Z"),
-    # erin: revoked exactly at the as-of time (counts); frank: one second later (does not).
+    # erin: revoked exactly at the as-of time; frank: one second later (counts all the same).
     _decision("erin", "account", "grant", "self", "2026-11-01T00:00:00Z"),
     _decision("erin", "account", "revoke", "self", "2026-11-27T12:00:00Z"),
     _decision("frank", "account", "grant", "self", "2026-11-01T00:00:00Z"),
@@ -826,7 +864,7 @@ HAND_LEDGER = [
         ("mtg-1", "2026-11-26T09:30:00.000Z", ["dave"], False),  # the tie: revoked
         ("mtg-1", "2026-11-26T10:30:00.000Z", ["dave"], True),  # granted again
         ("mtg-1", "2026-11-26T09:12:00.000Z", ["erin"], False),
-        ("mtg-1", "2026-11-26T09:12:00.000Z", ["frank"], True),
+        ("mtg-1", "2026-11-26T09:12:00.000Z", ["frank"], False),
         ("mtg-1", "2026-11-26T09:12:00.000Z", ["gina"], True),
         ("mtg-2", "2026-11-26T09:12:00.000Z", ["gina"], False),
         ("mtg-1", "2026-11-26T09:12:00.000Z", ["hal"], False),
@@ -834,6 +872,7 @@ HAND_LEDGER = [
         ("mtg-1", "2026-11-26T09:12:00.000Z", ["jo"], False),  # the admin's grant
         ("mtg-2", "2026-11-26T09:45:00.000Z", ["jo"], True),  # her own, later
         ("mtg-2", "2026-11-26T09:45:00.000Z", ["jo", "frank", "gina"], False),
+        ("mtg-2", "2026-11-26T09:45:00.000Z", ["jo", "gina"], False),
     ],
 )
 def test_hand_worked_consent(meeting: str, at: str, subjects: list[str], consented: bool) -> None:
@@ -865,7 +904,35 @@ def test_hand_worked_host_only() -> None:
     assert not admitted("acct-1", "mtg-2", {"carol"}, "10:00")  # carol revoked that grant
     assert admitted("acct-1", "mtg-2", {"carol"}, "12:30")  # her grant after the revoke
     assert not admitted("acct-1", "mtg-2", set(), "12:30")  # she does not host: hers alone
-    assert admitted("acct-2", "mtg-9", set(), "13:30")  # the admin's, revoked after as-of
+    assert not admitted("acct-2", "mtg-9", set(), "13:30")  # revoked after as-of: counts
+
+
+@pytest.mark.parametrize(
+    ("rejected", "consented"),
+    [
+        ([], True),
+        ([("gina", "acct-1")], False),
+        ([("gina", "acct-2")], True),
+        ([("gina", None)], False),
+        ([(None, "acct-1")], False),
+        ([(None, "acct-2")], True),
+        ([(None, None)], False),
+    ],
+    ids=[
+        "none",
+        "her row",
+        "her row elsewhere",
+        "subject only",
+        "account only",
+        "other account",
+        "unreadable",
+    ],
+)
+def test_hand_worked_rejected_rows(rejected, consented) -> None:
+    truth = generate_module._ConsentTruth(HAND_LEDGER, "2026-11-27T12:00:00Z", rejected)
+    events = [("ev", "2026-11-26T09:12:00.000Z", ("gina",))]
+    yes, _ = truth.meeting("acct-1", "mtg-1", frozenset(), events)
+    assert yes == (["ev"] if consented else [])
 
 
 # -- formats, shards, arguments -----------------------------------------------------------------

@@ -108,6 +108,11 @@ def _summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "config_hash": manifest.get("config_hash"),
         "content_policy": manifest.get("content_policy"),
         "consent_as_of": manifest.get("consent_as_of"),
+        # Ledger rows that named no readable subject or account: with any, no content of the
+        # run was admitted (`no_consent:ledger_unreadable`); the report says so first.
+        "ledger_unreadable_rows": int(
+            ((manifest.get("counts") or {}).get("consent_ledger") or {}).get("unreadable", 0)
+        ),
         "pseudonym_key_version": manifest.get("pseudonym_key_version"),
         "pseudonym_key_fingerprint": manifest.get("pseudonym_key_fingerprint"),
         "published_run_id": manifest.get("published_run_id"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,10 @@ _REASONS = {
     "wrong_type": "a field has the wrong JSON type",
     "undeclared_field": "a field the contract does not list for that type",
     "bad_value": "an enum, constant, pattern or range is broken",
-    "bad_timestamp": "event_ts is not an RFC 3339 timestamp with a zone",
+    "bad_timestamp": (
+        "event_ts is not a strict RFC 3339 timestamp with a zone, or falls outside years "
+        "1 to 9999 once its offset is applied"
+    ),
     "conflicting_duplicate": "the same event_id with different records: every copy is quarantined",
     "duplicate": "an identical repeat of an event_id: counted once, the first copy is kept",
     "service_deidentified": "a clean service-generated record, de-identified for training",
@@ -66,12 +69,18 @@ _SUBJECT_REASONS = {
     "other_purpose_only": "decisions exist, but for other purposes only",
     "not_own_grant": "the grant that counts was made by a host or admin, not the subject",
     "granted_after_event": "the grant came after the event",
-    "revoked": "the grant was revoked",
+    "revoked": "the grant was revoked, or a rejected ledger row stands as a revoke",
+    "ledger_unreadable": "a ledger row named no readable subject or account: nothing is admitted",
 }
 _BASIS = re.compile(
-    r"^(?P<action>\w+) by (?P<actor>\w+) for (?P<purpose>\S+) \((?P<scope>\w+) scope\) "
+    r"^(?P<action>grant|revoke) by (?P<actor>self|host|admin) for "
+    r"(?P<purpose>ai_training|other_purpose) \((?P<scope>account|meeting) scope\) "
     r"at (?P<micros>-?\d+)$"
 )
+_REJECTED_BASIS = re.compile(r"^ledger (?:file \d+ )?row \d+ rejected \(consent_[a-z0-9_]+\)$")
+# An audit row written before ledger free text was kept out of outputs may still hold some:
+# what does not match a known form is not shown.
+_BASIS_WITHHELD = "a ledger decision in a form this version does not show"
 _ENVELOPE_IDS = ("account_id", "meeting_id", "participant_id")
 _RESTRICTED_KEPT = ("event_id", "event_type", "event_ts")
 _RUN_ID = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -322,8 +331,8 @@ def _decision(text: str) -> dict[str, Any]:
     """One ledger decision as the audit describes it, with its time made readable."""
     m = _BASIS.match(text)
     if m is None:
-        return {"text": text}
-    moment = datetime.fromtimestamp(int(m["micros"]) / 1_000_000, UTC)
+        return {"text": text if _REJECTED_BASIS.match(text) else _BASIS_WITHHELD}
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(m["micros"]))
     return {
         "action": m["action"],
         "actor": m["actor"],

@@ -698,6 +698,18 @@ def _change(data: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def _ledger_unreadable(rows: int) -> str:
+    """The banner of a run whose ledger failed closed as a whole: it comes before anything."""
+    if not rows:
+        return ""
+    return (
+        '<p class="verdict bad" id="ledger-unreadable"><strong>Consent ledger unreadable: no '
+        f"content of this run was admitted.</strong> {_n(rows)} ledger row(s) named no readable "
+        "subject or account, so every content record is restricted "
+        "(<code>no_consent:ledger_unreadable</code>).</p>"
+    )
+
+
 def render_html(data: Mapping[str, Any]) -> str:
     """The report page for `report_data` output."""
     run_id, status = data["run_id"], data["status"]
@@ -736,6 +748,7 @@ def render_html(data: Mapping[str, Any]) -> str:
                 " The figures below are those of the purged version.</p>"
                 for p in data["summary"]["purges"]
             ),
+            _ledger_unreadable(data["summary"].get("ledger_unreadable_rows", 0)),
             f'</header><nav aria-label="Sections"><ol>{toc}</ol></nav><main>',
             *(_section(a, h, bodies[a]) for a, h in SECTIONS),
             "</main></body></html>\n",

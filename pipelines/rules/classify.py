@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from pipelines.contract import Contract, EventType, FieldSpec, parse_timestamp
+from pipelines.contract import Contract, EventType, FieldSpec, parse_instant, plain_utc
 
 __all__ = [
     "DEFAULT_MAX_NESTING_DEPTH",
@@ -28,6 +28,7 @@ __all__ = [
     "classify_records",
     "decode_line",
     "nesting_depth",
+    "python_rows",
     "record_class_of",
     "record_hash",
 ]
@@ -113,6 +114,21 @@ def decode_line(line: bytes, max_depth: int = DEFAULT_MAX_NESTING_DEPTH) -> tupl
     return record, None
 
 
+def python_rows(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:
+    """Rows of a columnar batch as Python dicts, without ever failing on a value.
+
+    A temporal column (a Parquet timestamp, date, time or duration where the contract wants an
+    RFC 3339 string) becomes its raw integer: the contract then rejects it as `wrong_type`,
+    where converting it to Python could overflow (a timestamp before year 1) and end the run.
+    """
+    columns = []
+    for column in batch.columns:
+        if pa.types.is_temporal(column.type):
+            column = column.cast(pa.int32() if column.type.bit_width == 32 else pa.int64())
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=batch.schema.names).to_pylist()
+
+
 def record_class_of(event_type: EventType, overrides: Mapping[str, str]) -> str:
     """The record class of an event type, after the taxonomy's overrides."""
     return overrides.get(event_type.name, event_type.record_class)
@@ -127,11 +143,21 @@ class ClassifiedChunk:
 
 
 def _timestamps(values: list[Any]) -> pa.Array:
-    try:
-        return pa.array(values, pa.string()).cast(pa.timestamp("us", tz="UTC"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        # Arrow parses at most microseconds; finer fractions were checked by the contract.
-        return pa.array([parse_timestamp(v) for v in values], pa.timestamp("us", tz="UTC"))
+    """Checked RFC 3339 texts -> microseconds, rounded down (an event is never moved later).
+
+    Arrow's cast is taken only for the plain UTC form, on which it agrees with `parse_instant`;
+    any other form (offsets, finer fractions, `t`/`z`) goes through `parse_instant`, so the
+    instant a text names is the same on both paths.
+    """
+    texts = pa.array(values, pa.string())
+    if plain_utc(texts):
+        return texts.cast(pa.timestamp("us", tz="UTC"))
+    micros = []
+    for v in values:
+        instant = parse_instant(v)
+        assert instant is not None  # the contract check ran first
+        micros.append(instant.micros)
+    return pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
 
 
 def _column(spec: FieldSpec, values: list[Any]) -> pa.Array:

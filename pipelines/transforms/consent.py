@@ -9,10 +9,16 @@ Two ways to bring the ledger to the records, chosen by the ledger's size (`run.p
   chunk a small ledger of its own. No worker holds the whole ledger, at the price of shuffling
   the decisions and the chunks once.
 Both apply the same rule to the same decisions, so they decide the same (a test holds them so).
+
+A row that breaks the ledger's contract is quarantined and also kept as a `RejectedRow`: the
+subject and account a lenient second read finds in it (`readable_ids`), standing as a revoke
+(`rules.consent`). The keyed join sends it under its (subject, account) and account keys, or to
+every chunk when it names no account.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,37 +33,111 @@ from apache_beam.pvalue import AsSingleton
 
 from pipelines.chunk import QUARANTINE_SCHEMA, EventChunk, content_subjects
 from pipelines.config import Config
-from pipelines.contract import parse_timestamp
-from pipelines.rules.classify import decode_line, record_class_of
-from pipelines.rules.consent import ConsentLedger, Decision
+from pipelines.contract import parse_instant
+from pipelines.rules.classify import decode_line, python_rows, record_class_of
+from pipelines.rules.consent import ConsentLedger, Decision, RejectedRow
 from pipelines.transforms.context import RunContext
 from pipelines.transforms.read import Oversized, iter_lines
 from pipelines.transforms.write import StagedChunk, StagedFile, write_parquet
 
-__all__ = ["ApplyConsent", "LedgerPart", "ReadConsent", "ledger_part"]
+__all__ = ["ApplyConsent", "LedgerPart", "ReadConsent", "ledger_part", "readable_ids"]
 
 
 @dataclass(frozen=True)
 class LedgerPart:
-    """The valid decisions of one ledger file and the quarantine rows of its bad ones."""
+    """The valid decisions of one ledger file, what its rejected rows revoke, and their
+    quarantine rows."""
 
     decisions: tuple[Decision, ...]
+    rejected: tuple[RejectedRow, ...]
     rejects: pa.Table
 
 
-def _micros(text: str) -> int:
-    moment = parse_timestamp(text)
-    assert moment is not None  # the contract check ran first
-    return int(moment.timestamp() * 1_000_000)
+# A key of a JSON object and, when it is a string, its value; both still JSON-escaped. In text
+# that is valid JSON, a string followed by a colon is always a key (a `"` inside a string is
+# escaped), so this finds every key, at any depth, and nothing else.
+_KEY_TOKEN = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:\s*(?:"((?:[^"\\]|\\.)*)")?')
+_ID_KEYS = ("subject_id", "account_id")
 
 
-def ledger_part(config: Config, path: str) -> LedgerPart:
-    """Read and check one ledger file (JSON Lines, plain or gzip, or Parquet)."""
+def _unescaped(token: bytes) -> str | None:
+    try:
+        text = orjson.loads(b'"' + token + b'"')
+    except orjson.JSONDecodeError:
+        return None
+    return text if isinstance(text, str) else None
+
+
+def _key_tokens(raw: bytes) -> list[tuple[str | None, str | None]]:
+    """(key, string value or None) of every key found in `raw`, unescaped."""
+    return [
+        (_unescaped(m[1]), None if m[2] is None else _unescaped(m[2]))
+        for m in _KEY_TOKEN.finditer(raw)
+    ]
+
+
+def readable_ids(row: Any, raw: bytes) -> tuple[set[str], set[str]]:
+    """The subject and account ids a lenient second read finds in a rejected ledger row.
+
+    Only non-empty strings count. A row that parsed as a JSON object gives its own values and
+    those of any deeper key of the same name (more revokes can only withhold more). A row that
+    did not parse (not JSON, or cut at the line limit) is read by its key tokens alone; there a
+    key found more than once cannot be trusted to be the row's own, so it counts as unreadable
+    and the revoke widens (to the whole account, or to the subject in every account).
+    """
+    found: dict[str, set[str]] = {key: set() for key in _ID_KEYS}
+    seen: dict[str, int] = dict.fromkeys(_ID_KEYS, 0)
+    for key, value in _key_tokens(raw):
+        if key in found:
+            seen[key] += 1
+            if value:
+                found[key].add(value)
+    parsed = isinstance(row, dict)
+    for key in _ID_KEYS:
+        if parsed:
+            value = row.get(key)
+            if isinstance(value, str) and value:
+                found[key].add(value)
+        elif seen[key] > 1:
+            found[key] = set()
+    return found["subject_id"], found["account_id"]
+
+
+def _rejected_rows(
+    file: int, number: int, reason: str, row: Any, raw: bytes
+) -> Iterator[RejectedRow]:
+    subjects, accounts = readable_ids(row, raw)
+    some_subjects: list[str | None] = [*sorted(subjects)] or [None]
+    some_accounts: list[str | None] = [*sorted(accounts)] or [None]
+    for subject in some_subjects:
+        for account in some_accounts:
+            yield RejectedRow(file, number, reason, subject, account)
+
+
+def _duplicate_key(row: dict[str, Any], raw: bytes) -> bool:
+    """Does a conforming JSON row name a key twice? A parser keeps one of the values (orjson:
+    the last), so `"action": "revoke", ..., "action": "grant"` would read as a grant.
+
+    The row conforms, so its values are strings: with no backslash in the line, every `"`
+    delimits a key or a value, and the line holds exactly 4 per field unless some key repeats
+    (any repeat adds at least 2). Only lines with escapes go through the key scan.
+    """
+    if b"\\" not in raw:
+        return raw.count(b'"') != 4 * len(row)
+    return len(_KEY_TOKEN.findall(raw)) != len(row)
+
+
+def ledger_part(config: Config, path: str, file: int = 0) -> LedgerPart:
+    """Read and check one ledger file (JSON Lines, plain or gzip, or Parquet).
+
+    `file` is the file's position among the run's ledger files, named in reasons.
+    """
     contract = config.contract()
     items: Iterable[tuple[int, Any, str | None, bytes]]
-    if path.endswith(".parquet"):
+    columnar = path.endswith(".parquet")
+    if columnar:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            rows = pq.read_table(f).to_pylist()
+            rows = python_rows(pq.read_table(f))
         items = (
             (
                 i + 1,
@@ -75,12 +155,16 @@ def ledger_part(config: Config, path: str) -> LedgerPart:
             for n, line in iter_lines(path, config.policy.max_line_bytes)
         )
     decisions = []
+    rejected: list[RejectedRow] = []
     rejects = []
     for number, row, reason, raw in items:
         if reason is None:
             violation = contract.validate_consent(row)
             reason = violation.code if violation else None
+        if reason is None and not columnar and _duplicate_key(row, raw):
+            reason = "duplicate_field"
         if reason is not None:
+            rejected.extend(_rejected_rows(file, number, f"consent_{reason}", row, raw))
             rejects.append(
                 {
                     "event_id": None,
@@ -93,18 +177,25 @@ def ledger_part(config: Config, path: str) -> LedgerPart:
                 }
             )
             continue
+        instant = parse_instant(row["decided_at"])
+        assert instant is not None  # the contract check ran first
         decisions.append(
             Decision(
-                _micros(row["decided_at"]),
+                instant.micros,
                 row["subject_id"],
                 row["account_id"],
                 row["scope"],
                 row["purpose"],
                 row["action"],
                 row["actor"],
+                instant.sub_micros,
             )
         )
-    return LedgerPart(tuple(decisions), pa.Table.from_pylist(rejects, QUARANTINE_SCHEMA))
+    return LedgerPart(
+        tuple(decisions),
+        tuple(rejected),
+        pa.Table.from_pylist(rejects, QUARANTINE_SCHEMA),
+    )
 
 
 # JSON Lines ledger rows are about 200 bytes; gzip shrinks them about tenfold.
@@ -124,25 +215,40 @@ def estimate_decisions(path: str) -> int:
 
 def _read_indexed(item: tuple[int, str], config: Config) -> tuple[int, LedgerPart]:
     index, path = item
-    return index, ledger_part(config, path)
+    return index, ledger_part(config, path, index)
+
+
+_Entries = list[Decision | RejectedRow]
+
+
+def _ledger_of(entries: Iterable[Decision | RejectedRow], as_of: int) -> ConsentLedger:
+    decisions: list[Decision] = []
+    rejected: list[RejectedRow] = []
+    for entry in entries:
+        if isinstance(entry, RejectedRow):
+            rejected.append(entry)
+        else:
+            decisions.append(entry)
+    return ConsentLedger.from_decisions(decisions, as_of, rejected)
 
 
 class _BuildLedger(beam.CombineFn):
     def __init__(self, as_of: int) -> None:
         self.as_of = as_of
 
-    def create_accumulator(self) -> list[Decision]:
+    def create_accumulator(self) -> _Entries:
         return []
 
-    def add_input(self, acc: list[Decision], part: LedgerPart) -> list[Decision]:
+    def add_input(self, acc: _Entries, part: LedgerPart) -> _Entries:
         acc.extend(part.decisions)
+        acc.extend(part.rejected)
         return acc
 
-    def merge_accumulators(self, accs: Iterable[list[Decision]]) -> list[Decision]:
+    def merge_accumulators(self, accs: Iterable[_Entries]) -> _Entries:
         return [d for acc in accs for d in acc]
 
-    def extract_output(self, acc: list[Decision]) -> ConsentLedger:
-        return ConsentLedger.from_decisions(acc, self.as_of)
+    def extract_output(self, acc: _Entries) -> ConsentLedger:
+        return _ledger_of(acc, self.as_of)
 
 
 class _WriteLedgerRejects(beam.DoFn):
@@ -166,6 +272,11 @@ class _WriteLedgerRejects(beam.DoFn):
                 "valid": len(part.decisions),
                 "quarantined": part.rejects.num_rows,
                 "reasons": reasons,
+                # Rows from which neither a subject nor an account could be read: any one
+                # withholds every content record of the run (the report leads with it).
+                "unreadable": len(
+                    {r.row for r in part.rejected if r.subject_id is None and r.account_id is None}
+                ),
             }
         }
         yield StagedChunk(f"consent-{index:05d}", files, counts)
@@ -205,9 +316,12 @@ class _Consent(beam.DoFn):
         yield chunk.with_consent(self.config, self.contract, ledger, context.hosts)
 
 
-# Keys of the keyed join: (subject, account) for a subject's own decisions, and
-# ("@account", account) for what a host-only rule reads across subjects.
+# Keys of the keyed join: (subject, account) for a subject's own decisions,
+# ("@account", account) for what a host-only rule reads across subjects and for rejected rows
+# that revoke for an account, and ("@all", "") for rejected rows every chunk must see (those
+# that name no account, or nothing readable at all).
 _ACCOUNT_WIDE = "@account"
+_EVERYWHERE = ("@all", "")
 
 
 def _needed_keys(
@@ -215,7 +329,7 @@ def _needed_keys(
 ) -> Iterator[tuple[tuple[str, str], str]]:
     """The ledger keys one chunk needs, each with the chunk's id."""
     contract = config.contract()
-    keys: set[tuple[str, str]] = set()
+    keys: set[tuple[str, str]] = {_EVERYWHERE}
     for name, table in chunk.tables.items():
         event_type = contract.event_types[name]
         if (
@@ -234,14 +348,24 @@ def _needed_keys(
         yield key, chunk.chunk_id
 
 
-def _decision_keys(part: LedgerPart) -> Iterator[tuple[tuple[str, str], Decision]]:
+def _decision_keys(
+    part: LedgerPart,
+) -> Iterator[tuple[tuple[str, str], Decision | RejectedRow]]:
     for d in part.decisions:
         yield (d.subject_id, d.account_id), d
         if d.actor in ("host", "admin") or d.action == "revoke":
             yield (_ACCOUNT_WIDE, d.account_id), d
+    for r in part.rejected:
+        if r.account_id is None:
+            yield _EVERYWHERE, r
+            continue
+        if r.subject_id is not None:
+            yield (r.subject_id, r.account_id), r
+        # Also account-wide: a host-only grant of that subject no longer counts either.
+        yield (_ACCOUNT_WIDE, r.account_id), r
 
 
-def _route_decisions(item: tuple[Any, dict[str, Any]]) -> Iterator[tuple[str, list[Decision]]]:
+def _route_decisions(item: tuple[Any, dict[str, Any]]) -> Iterator[tuple[str, _Entries]]:
     _, groups = item
     decisions = list(groups["decisions"])
     if not decisions:
@@ -262,8 +386,8 @@ class _ConsentFromJoin(beam.DoFn):
         self, item: tuple[str, dict[str, Any]], context: RunContext
     ) -> Iterator[EventChunk]:
         _, groups = item
-        decisions = {d for batch in groups["decisions"] for d in batch}
-        ledger = ConsentLedger.from_decisions(decisions, self.as_of)
+        entries = {d for batch in groups["decisions"] for d in batch}
+        ledger = _ledger_of(entries, self.as_of)
         for chunk in groups["chunk"]:
             yield chunk.with_consent(self.config, self.contract, ledger, context.hosts)
 

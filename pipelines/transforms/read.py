@@ -19,7 +19,7 @@ from pipelines.chunk import EventChunk, loc_of
 from pipelines.config import Config
 from pipelines.errors import RunFailed
 from pipelines.progress import progress
-from pipelines.rules.classify import LOC, REJECT_SCHEMA
+from pipelines.rules.classify import LOC, REJECT_SCHEMA, python_rows
 
 __all__ = [
     "ClassifyEvents",
@@ -190,7 +190,7 @@ class _ReadInputFile(beam.DoFn):
                 ) from None
             first = 1
             for chunk_index, batch in enumerate(reader.iter_batches(self.chunk_records)):
-                rows = batch.to_pylist()
+                rows = python_rows(batch)
                 progress.add(self.progress_name, len(rows))
                 yield RawChunk(file, chunk_index, rows=rows, first_row=first)
                 first += len(rows)

@@ -17,7 +17,7 @@ from pipelines.cli import main
 from pipelines.config import Config, load_config
 from pipelines.errors import InputError
 from pipelines.generate import generate
-from pipelines.report.explain import explain, render_text
+from pipelines.report.explain import _decision, explain, render_text
 
 KEY = "explain-test-key-" + "e" * 32
 PSEUDONYM = re.compile(r"^ps_[0-9a-f]{32}$")
@@ -245,3 +245,23 @@ def test_an_unpublished_latest_run_is_read_from_its_staging_and_named(run_dir, c
     assert trail["run"]["run_id"] == failed and trail["run"]["published"] is False
     assert trail["copies"][0]["destination"] == "restricted"
     assert "NOT published" in render_text(trail) and published in render_text(trail)
+
+
+@pytest.mark.parametrize(
+    ("basis", "shown"),
+    [
+        ("grant by self for other_purpose (account scope) at 0", "other_purpose"),
+        ("ledger row 17 rejected (consent_bad_timestamp)", "ledger row 17 rejected"),
+        ("grant by self for mail dana@example.org (account scope) at 0", None),
+        ("grant by self for ai_training (a@b.example scope) at 0", None),
+    ],
+    ids=["decision", "rejected row", "old free-text purpose", "unknown form"],
+)
+def test_a_basis_is_shown_only_in_a_known_form(basis, shown):
+    """Audit rows of older runs may hold ledger free text: explain never prints it."""
+    found = _decision(basis)
+    text = json.dumps(found)
+    if shown is None:
+        assert "example" not in text and "dana" not in text
+    else:
+        assert shown in text
