@@ -173,6 +173,9 @@ class Policy:
     consent_side_input_max_decisions: int
     max_line_bytes: int
     reread_inputs_above_bytes: int
+    reread_inputs_above_records: int
+    max_file_records: int
+    max_decompressed_bytes: int
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> Policy:
@@ -186,6 +189,9 @@ class Policy:
             consent_side_input_max_decisions=r.at_least("consent_side_input_max_decisions", 0),
             max_line_bytes=r.at_least("max_line_bytes", 1024),
             reread_inputs_above_bytes=r.at_least("reread_inputs_above_bytes", 0),
+            reread_inputs_above_records=r.at_least("reread_inputs_above_records", 0),
+            max_file_records=r.positive_int("max_file_records"),
+            max_decompressed_bytes=r.at_least("max_decompressed_bytes", 1 << 20),
         )
 
 

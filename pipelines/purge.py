@@ -23,6 +23,7 @@ from pipelines import storage
 from pipelines.chunk import content_subjects
 from pipelines.config import Config
 from pipelines.errors import InputError
+from pipelines.publish import check_run_folder
 from pipelines.rules.consent import ConsentLedger, Decision, event_consent
 from pipelines.rules.deidentify import Pseudonymizer
 from pipelines.transforms.consent import ledger_part
@@ -77,6 +78,8 @@ def purge(
         raise InputError(f"--published {root}: no manifest.json; is it a run folder?")
     if apply and storage.is_remote(root):
         raise InputError(f"--published {root}: --apply rewrites files in place; local folders only")
+    if not staged:
+        check_run_folder(root)  # exit 2 on a link consentgate did not make, before any write
     moment = as_of or datetime.now(UTC)
     part = ledger_part(config, ledger_path)
     ledger = ConsentLedger.from_decisions(
@@ -121,9 +124,10 @@ def purge(
             rewritten.append(storage.relative(path, root))
     if apply and removed:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        with Path(root, LOG_NAME).open("a", encoding="utf-8") as log:
-            for item in removed:
-                log.write(json.dumps({**item, "purged_at": stamp}, sort_keys=True) + "\n")
+        storage.append_private(  # never through a link; a new log is owner-only
+            storage.join(root, LOG_NAME),
+            (json.dumps({**item, "purged_at": stamp}, sort_keys=True) for item in removed),
+        )
     return PurgeResult(checked, removed, rewritten, apply)
 
 

@@ -72,7 +72,9 @@ def ledger_part(config: Config, path: str) -> LedgerPart:
             (n, None, "line_too_large", line.prefix)
             if isinstance(line, Oversized)
             else (n, *decode_line(line), line)
-            for n, line in iter_lines(path, config.policy.max_line_bytes)
+            for n, line in iter_lines(
+                path, config.policy.max_line_bytes, config.policy.max_decompressed_bytes
+            )
         )
     decisions = []
     rejects = []
