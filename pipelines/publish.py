@@ -69,7 +69,7 @@ class UnsafeRunFolder(ConfigError):
 def _lstat(path: str) -> os.stat_result | None:
     try:
         return os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # absent (a file in the way is found later)
         return None
 
 
