@@ -152,13 +152,18 @@ class RunFolder:
             self._check_tree(runs)
 
     def _check_tree(self, folder: str) -> None:
-        """No link anywhere under `folder` (the staged runs); links are not descended into."""
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_symlink():
-                    raise self._unsafe(entry.path, "a file or folder of a staged run")
-                if entry.is_dir(follow_symlinks=False):
-                    self._check_tree(entry.path)
+        """No link anywhere under `folder` (the staged runs); links are not descended into.
+
+        A folder gone meanwhile (pruned by a run holding the lock) is nothing to check."""
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.is_symlink():
+                raise self._unsafe(entry.path, "a file or folder of a staged run")
+            if entry.is_dir(follow_symlinks=False):
+                self._check_tree(entry.path)
 
     @staticmethod
     def _unsafe(path: str, belongs: str) -> UnsafeRunFolder:
