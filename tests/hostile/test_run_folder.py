@@ -14,6 +14,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from pipelines import storage
@@ -257,3 +258,22 @@ def test_every_file_of_a_real_run_has_the_documented_mode(published):
     assert any(n.startswith(f".runs/{run}/quarantine/part-") for n in names)
     assert any(n.startswith(f".runs/{run}/gate/") for n in names)
     assert any(n.startswith(f".runs/{run}/training/service_generated/event_type=") for n in names)
+
+
+def test_staged_training_is_owner_only_until_published(tmp_path: Path):
+    """A staged training file may hold what the gate stops (a run that fails the gate is kept
+    for review): it and every folder made for it are owner-only until the publish."""
+    from pipelines.publish import RunFolder
+    from pipelines.transforms.write import write_parquet
+
+    folder = RunFolder(tmp_path / "out")
+    staging = Path(folder.prepare("20261201T000000000000Z-stag00"))
+    path = staging / "training" / "service_generated" / "event_type=qos.audio" / "part-0-0.parquet"
+    write_parquet(pa.table({"event_id": ["alice@example.com"]}), str(path), "zstd")
+    made = [path, *path.parents[: len(path.relative_to(staging).parts)]]
+    modes = {p: stat.S_IMODE(p.stat().st_mode) for p in made}
+    assert modes == {p: 0o600 if p == path else 0o700 for p in made}
+    folder._open_for_readers(staging)
+    mask = _umask()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE(staging.stat().st_mode) == 0o711 & ~mask
