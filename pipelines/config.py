@@ -187,6 +187,9 @@ class Policy:
     max_line_bytes: int
     reread_inputs_above_bytes: int
     max_nesting_depth: int
+    reread_inputs_above_records: int
+    max_file_records: int
+    max_decompressed_bytes: int
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> Policy:
@@ -201,6 +204,9 @@ class Policy:
             max_line_bytes=r.at_least("max_line_bytes", 1024),
             reread_inputs_above_bytes=r.at_least("reread_inputs_above_bytes", 0),
             max_nesting_depth=_nesting_depth(r),
+            reread_inputs_above_records=r.at_least("reread_inputs_above_records", 0),
+            max_file_records=r.positive_int("max_file_records"),
+            max_decompressed_bytes=r.at_least("max_decompressed_bytes", 1 << 20),
         )
 
 

@@ -39,10 +39,10 @@ from openlineage.client.facet_v2 import (
     schema_dataset,
 )
 from openlineage.client.facet_v2 import input_statistics_input_dataset as input_statistics
+from openlineage.client.serde import Serde
 from openlineage.client.transport import Transport, get_default_factory
-from openlineage.client.transport.file import FileConfig, FileTransport
 
-from pipelines import __version__
+from pipelines import __version__, storage
 from pipelines.chunk import scannable_fields
 from pipelines.config import Config, load_config
 from pipelines.contract import EventType, FieldSpec
@@ -157,6 +157,19 @@ def _http_from_env() -> dict[str, Any] | None:
     return config
 
 
+class _AppendTransport(Transport):
+    """One JSON line per event appended to a local file: opened without following a link,
+    created owner-only (0600); a link planted at the path makes the append fail, not follow."""
+
+    kind = "file"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def emit(self, event: Any) -> None:
+        storage.append_private(self.path, [Serde.to_json(event)])
+
+
 class RunLineage:
     """The OpenLineage events of one run of the job."""
 
@@ -180,9 +193,7 @@ class RunLineage:
         self._inputs: list[InputDataset] = []
         self._ledger: InputDataset | None = None
         self.files = [self.root / ".runs" / run_id / LINEAGE_FILE, self.root / LINEAGE_FILE]
-        transports: list[Transport] = [
-            FileTransport(FileConfig(log_file_path=str(path), append=True)) for path in self.files
-        ]
+        transports: list[Transport] = [_AppendTransport(str(path)) for path in self.files]
         extra = transport if transport is not None else _http_from_env()
         if isinstance(extra, Mapping):
             extra = get_default_factory().create(dict(extra))
@@ -611,7 +622,7 @@ class RunLineage:
             producer=_PRODUCER,
         )
         for path in self.files:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         for client in self._clients:
             try:
                 client.emit(event)

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
+from pipelines import storage
 from pipelines.chunk import add_counts
 from pipelines.config import Config
 from pipelines.gate.leak_gate import LeakGate, empty_verdict, suite_file_groups
@@ -16,7 +16,7 @@ from pipelines.progress import progress
 from pipelines.transforms.consent import ApplyConsent, ReadConsent
 from pipelines.transforms.context import CollectRunContext, FindDuplicates
 from pipelines.transforms.process import Deidentify, DetectLeaks, RouteRecords
-from pipelines.transforms.read import ClassifyEvents, InputFile, ReadEvents
+from pipelines.transforms.read import ClassifyEvents, InputFile, ReadEvents, count_records
 from pipelines.transforms.write import StagedChunk, WriteStaged
 
 __all__ = ["SUMMARY_NAME", "build", "read_inputs"]
@@ -58,8 +58,7 @@ def _note_staged(staged: StagedChunk) -> None:
 
 
 def _write_summary(counts: dict[str, Any], gate: dict[str, Any], path: str) -> None:
-    with FileSystems.create(path) as sink:
-        sink.write(json.dumps({"counts": counts, "gate": gate}, sort_keys=True).encode())
+    storage.write_bytes(path, json.dumps({"counts": counts, "gate": gate}, sort_keys=True).encode())
 
 
 def _classified(
@@ -73,7 +72,11 @@ def _classified(
         | f"{prefix}ListInputs" >> beam.Create(inputs)
         | f"{prefix}ReadEvents"
         >> ReadEvents(
-            policy.chunk_records, policy.max_line_bytes, progress_name="reread" if again else "read"
+            policy.chunk_records,
+            policy.max_line_bytes,
+            progress_name="reread" if again else "read",
+            max_file_records=policy.max_file_records,
+            max_decompressed_bytes=policy.max_decompressed_bytes,
         )
         | f"{prefix}ClassifyEvents" >> ClassifyEvents(config)
     )
@@ -109,10 +112,16 @@ def build(
     ledger_parts, ledger_staged = pipeline | "ReadConsent" >> ReadConsent(
         config, list(consent), staging
     )
-    # The main chain needs the side inputs, which need every chunk first. Below the limit the
-    # chunks wait in memory (or the runner's shuffle) for them; above it they are read and
-    # classified a second time, so memory stays flat at the cost of parsing twice.
-    reread = sum(f.size for f in inputs) > config.policy.reread_inputs_above_bytes
+    # The main chain needs the side inputs, which need every chunk first. Below the limits the
+    # chunks wait in memory (or the runner's shuffle) for them; above either they are read and
+    # classified a second time, so memory stays flat at the cost of parsing twice. Records are
+    # counted, not guessed from sizes: a few KB of gzip can hold millions of records.
+    policy = config.policy
+    reread = (
+        sum(f.size for f in inputs) > policy.reread_inputs_above_bytes
+        or count_records(inputs, policy.reread_inputs_above_records)
+        > policy.reread_inputs_above_records
+    )
     events_staged = (
         (_classified(pipeline, config, inputs, again=True) if reread else chunks)
         | "DetectLeaks" >> DetectLeaks(config, context)

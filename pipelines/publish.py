@@ -18,24 +18,78 @@ A run stages everything under `.runs/<run_id>/`. Only when its gate passes is it
   writing `DIR/manifest.json` (one PUT, all or nothing) after every staged file is in place;
   readers trust only the manifest: they read `published_run_id` and then
   `DIR/.runs/<published_run_id>/training/`. A staged run no manifest names is not published.
+
+On a local disk consentgate follows only the links it made (`current -> .runs/<id>`, the table
+links `-> current/<table>`). `check_links()` refuses a folder holding any other link where
+consentgate reads, writes or deletes (exit 2, the path named), before anything is written.
+Staged runs are owner-only (folders 0700, files 0600) until the gate passes; publishing then
+opens the run's `training/` to readers by the umask, with `.runs/` and the run's folder
+traversable but not listable (0711).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 from pathlib import Path
 from typing import Any
 
 from pipelines import storage
-from pipelines.errors import RunFailed
+from pipelines.errors import ConfigError, RunFailed
+from pipelines.lock import LOCK_NAME
 from pipelines.transforms.write import PRIVATE_TABLES
 
-__all__ = ["CURRENT", "PUBLISHED_TABLES", "RunFolder"]
+__all__ = ["CURRENT", "PUBLISHED_TABLES", "RunFolder", "UnsafeRunFolder", "check_run_folder"]
 
 PUBLISHED_TABLES = ("quarantine", "restricted", "audit", "training")
 CURRENT = "current"
 _KEEP_UNPUBLISHED_RUNS = 3
+# Files consentgate writes or appends to in DIR: each must be a plain file, never a link.
+OWN_FILES = (
+    "manifest.json",
+    "report.html",
+    "report.json",
+    "lineage.jsonl",
+    "purge-log.jsonl",
+    LOCK_NAME,
+)
+# A run id as a path: one plain component (no `/`, no leading dot, so never `..`).
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+class UnsafeRunFolder(ConfigError):
+    """The run folder holds a link (or a file where a link belongs) consentgate did not make.
+
+    Nothing was written: consentgate never writes, appends or deletes through such a link.
+    """
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):  # absent (a file in the way is found later)
+        return None
+
+
+def _shown(path: str) -> str:
+    """A link's target for a message: quoted, control characters escaped."""
+    try:
+        return repr(os.readlink(path))
+    except OSError:
+        return "(unreadable)"
+
+
+def _umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def check_run_folder(out: str | Path) -> None:
+    """Raise UnsafeRunFolder if `out` holds a link consentgate did not make (local disks)."""
+    RunFolder(out).check_links()
 
 
 class RunFolder:
@@ -65,16 +119,88 @@ class RunFolder:
         manifest = self.read_manifest()
         return manifest.get("published_run_id") if manifest else None
 
+    def check_links(self) -> None:
+        """Refuse (exit 2) a folder holding a link consentgate did not make where it reads,
+        writes or deletes: `.runs`, `current`, the table links, its own files in DIR, and
+        anything inside the staged runs. Local disks only (object stores have no links)."""
+        if self.remote or _lstat(self.root) is None:
+            return
+        runs = self.runs
+        staged = _lstat(runs)
+        if staged is not None and not stat.S_ISDIR(staged.st_mode):
+            raise self._unsafe(runs, "the folder of staged runs")
+        current = os.path.join(self.root, CURRENT)
+        found = _lstat(current)
+        if found is not None:
+            target = os.readlink(current) if stat.S_ISLNK(found.st_mode) else ""
+            head, _, run = target.partition("/")
+            if head != ".runs" or not _RUN_ID.fullmatch(run):
+                raise self._unsafe(current, "a link to .runs/<run id>")
+        for name in PUBLISHED_TABLES:
+            link = os.path.join(self.root, name)
+            found = _lstat(link)
+            if found is not None and (
+                not stat.S_ISLNK(found.st_mode) or os.readlink(link) != f"{CURRENT}/{name}"
+            ):
+                raise self._unsafe(link, f"a link to {CURRENT}/{name}")
+        for name in OWN_FILES:
+            path = os.path.join(self.root, name)
+            found = _lstat(path)
+            if found is not None and not stat.S_ISREG(found.st_mode):
+                raise self._unsafe(path, "a plain file consentgate writes")
+        if staged is not None:
+            self._check_tree(runs)
+
+    def _check_tree(self, folder: str) -> None:
+        """No link anywhere under `folder` (the staged runs); links are not descended into.
+
+        A folder gone meanwhile (pruned by a run holding the lock) is nothing to check."""
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.is_symlink():
+                raise self._unsafe(entry.path, "a file or folder of a staged run")
+            if entry.is_dir(follow_symlinks=False):
+                self._check_tree(entry.path)
+
+    @staticmethod
+    def _unsafe(path: str, belongs: str) -> UnsafeRunFolder:
+        found = _lstat(path)
+        if found is not None and stat.S_ISLNK(found.st_mode):
+            what = f"is a link to {_shown(path)} that consentgate did not make"
+            fix = (
+                "remove the link (if it pointed at a real folder of this run folder, move that "
+                "folder in its place) and rerun"
+            )
+        else:
+            what = "is not what consentgate made there"
+            fix = "move it out of the run folder and rerun"
+        return UnsafeRunFolder(
+            f"{path} {what} (expected {belongs}); consentgate never writes, appends or deletes "
+            f"through links it did not make, so nothing was written: {fix}"
+        )
+
     def prepare(self, run_id: str) -> str:
-        """Create the run's staging folder after repairing any half-finished publish."""
+        """Create the run's staging folder after repairing any half-finished publish.
+
+        `.runs/` can be traversed but not listed by others (0711 under the usual umask); the
+        run's own folder and everything staged in it are owner-only until it is published.
+        """
         staging = self.staging(run_id)
         if self.remote:
             return staging  # object stores have no folders to create
         os.makedirs(self.root, exist_ok=True)
+        self.check_links()
         self.recover()
-        os.makedirs(staging, exist_ok=False)
+        if not os.path.isdir(self.runs):
+            os.mkdir(self.runs, 0o700)
+        os.chmod(self.runs, 0o711 & ~_umask())
+        os.mkdir(staging, 0o700)
+        os.chmod(staging, 0o700)
         for name in PRIVATE_TABLES:
-            os.makedirs(os.path.join(staging, name), mode=0o700)
+            os.mkdir(os.path.join(staging, name), 0o700)
         return staging
 
     def recover(self) -> None:
@@ -83,6 +209,12 @@ class RunFolder:
             return
         published = self.published_run_id()
         current = Path(self.root, CURRENT)
+        if published is not None and not _RUN_ID.fullmatch(str(published)):
+            raise UnsafeRunFolder(
+                f"{self.manifest_path}: published_run_id {str(published)!r} is not a run id; "
+                "consentgate links `current` only to .runs/<run id>: restore the manifest "
+                "(each staged run keeps a copy in .runs/<run id>/manifest.json) and rerun"
+            )
         if published is None:
             for name in (CURRENT, *PUBLISHED_TABLES):
                 if Path(self.root, name).is_symlink():
@@ -98,7 +230,8 @@ class RunFolder:
         if not self.remote:
             staging = Path(self.staging(run_id))
             for name in PUBLISHED_TABLES:
-                (staging / name).mkdir(parents=True, exist_ok=True)
+                (staging / name).mkdir(mode=0o700, exist_ok=True)
+            self._open_for_readers(staging)
             self._table_links()
             self._swap(Path(self.root, CURRENT), os.path.join(".runs", run_id))
         self.write_manifest(manifest)
@@ -118,6 +251,19 @@ class RunFolder:
         files = storage.list_files(self.runs, "**")
         return sorted({storage.relative(p, self.runs).split("/", 1)[0] for p in files})
 
+    @staticmethod
+    def _open_for_readers(staging: Path) -> None:
+        """The published run's `training/` readable by the umask (files 0644, folders 0755
+        under umask 022); its other tables stay owner-only; its folder is traversable."""
+        mask = _umask()
+        os.chmod(staging, 0o711 & ~mask)
+        for folder, dirs, files in os.walk(staging / "training"):
+            os.chmod(folder, 0o777 & ~mask)
+            for name in files:
+                if not os.path.islink(os.path.join(folder, name)):
+                    os.chmod(os.path.join(folder, name), 0o666 & ~mask)
+            dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+
     def _table_links(self) -> None:
         """`DIR/training -> current/training` and the like: fixed links through `current`."""
         for name in PUBLISHED_TABLES:
@@ -128,9 +274,7 @@ class RunFolder:
 
     def _swap(self, link: Path, target: str) -> None:
         if link.exists() and not link.is_symlink():
-            raise RunFailed(
-                f"{link} is a real folder, not a link made by consentgate: move it away and rerun"
-            )
+            raise self._unsafe(str(link), f"a link to {target}")
         tmp = link.with_name(f".{link.name}.swap")
         if tmp.is_symlink() or tmp.exists():
             tmp.unlink()

@@ -185,6 +185,7 @@ def purge(
         raise InputError(
             f"--published {root}: --apply writes a new run version; local folders only"
         )
+    folder.check_links()  # exit 2 on a link consentgate did not make, before any read or write
     manifest = _published_manifest(folder)
     _check_key(manifest, key)
     settings = config.deidentify
@@ -231,10 +232,16 @@ def purge(
     found.new_run_id = new_id
     found.files_rewritten = sorted(found.keep)
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    with Path(root, LOG_NAME).open("a", encoding="utf-8") as log:
-        for item in found.removed:
-            entry = {**item, "purged_at": stamp, "run_id": new_id, "of_run_id": found.run_id}
-            log.write(json.dumps(entry, sort_keys=True) + "\n")
+    storage.append_private(  # never through a link; a new log is owner-only
+        storage.join(root, LOG_NAME),
+        (
+            json.dumps(
+                {**item, "purged_at": stamp, "run_id": new_id, "of_run_id": found.run_id},
+                sort_keys=True,
+            )
+            for item in found.removed
+        ),
+    )
     return found
 
 

@@ -184,6 +184,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     inputs = expand_inputs(request.inputs, exclude=[request.consent] if request.consent else [])
 
     folder = RunFolder(request.out)
+    folder.check_links()  # before the lock, the Beam job or any write: exit 2 names the link
     run_id = _new_run_id()
     try:
         with PartitionLock(folder.root, run_id, config.schedule.lock_stale_after_s):

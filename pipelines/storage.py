@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
-from collections.abc import Sequence
+import stat
+import tempfile
+from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,6 +20,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 __all__ = [
+    "append_private",
     "delete_tree",
     "exists",
     "is_remote",
@@ -58,19 +61,41 @@ def read_bytes(path: str) -> bytes:
 
 
 def write_bytes(path: str, data: bytes) -> None:
-    """Replace `path` with `data` all at once: readers see the old file or the new one."""
+    """Replace `path` with `data` all at once: readers see the old file or the new one.
+
+    On a local disk the data goes to a new temporary file in the same folder (created
+    exclusively, never through a link, owner-only), then is renamed over `path`: a rename
+    replaces a link at `path` rather than writing where it points.
+    """
     path = str(path)
     if is_remote(path):
         with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             f.write(data)
         return
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def append_private(path: str, lines: Iterable[str]) -> None:
+    """Append text lines to a local file, never through a link; a new file is owner-only."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(f"{path}: not a regular file; nothing was appended")
+        for line in lines:
+            f.write(line if line.endswith("\n") else line + "\n")
 
 
 def list_files(folder: str, pattern: str = "*") -> list[str]:
@@ -88,8 +113,18 @@ def read_parquet(path: str, columns: Sequence[str] | None = None) -> pa.Table:
 
 
 def delete_tree(folder: str) -> None:
-    """Remove a folder and everything under it; a missing folder is fine."""
+    """Remove a folder and everything under it; a missing folder is fine.
+
+    On a local disk a link is never followed: a link at `folder` is left alone (it is not a
+    folder this code made), and links inside it are removed as links, not where they point
+    (`shutil.rmtree` works through folder descriptors opened with O_NOFOLLOW).
+    """
     if not is_remote(folder):
+        try:
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                return
+        except FileNotFoundError:
+            return
         shutil.rmtree(folder, ignore_errors=True)
         return
     paths = list_files(folder, "**")

@@ -35,6 +35,13 @@ def test_the_config_hash_follows_the_content(tmp_path):
 
 BAD = [
     ({"policy": {"chunk_records": 0}}, "policy.json", "chunk_records"),
+    ({"policy": {"max_file_records": 0}}, "policy.json", "max_file_records"),
+    ({"policy": {"max_decompressed_bytes": 1000}}, "policy.json", "max_decompressed_bytes"),
+    (
+        {"policy": {"reread_inputs_above_records": "1M"}},
+        "policy.json",
+        "reread_inputs_above_records",
+    ),
     ({"policy": {"content_policy": "host_only"}}, "policy.json", "content_policy"),
     ({"policy": {"on_detector_finding": "ignore"}}, "policy.json", "on_detector_finding"),
     (

@@ -157,9 +157,22 @@ def _parquet(folder: str) -> list[str]:
     return storage.list_files(folder, "*.parquet")
 
 
-def _read(files: list[str], columns: list[str]) -> pa.Table:
-    """These columns of the staged files (local or remote) as one table."""
-    return pa.concat_tables([storage.read_parquet(f, columns) for f in files])
+_EXAMPLE_ORDER = [
+    ("reason", "ascending"),
+    ("source_file", "ascending"),
+    ("source_line", "ascending"),
+]
+
+
+def _first_per_reason(table: pa.Table, k: int) -> pa.Table:
+    """The first `k` rows of each reason, in (reason, source file, source line) order."""
+    table = table.sort_by(_EXAMPLE_ORDER)
+    parts = []
+    for reason in pc.unique(table["reason"]).to_pylist():
+        start = pc.index(table["reason"], reason).as_py()
+        head = table.slice(start, k)
+        parts.append(head.filter(pc.equal(head["reason"], reason)))
+    return pa.concat_tables(parts) if parts else table
 
 
 def _safe_detail(detail: str | None) -> str | None:
@@ -174,16 +187,17 @@ def _quarantine(counts: Mapping[str, Any], staged: str, event_types: set[str]) -
     files = _parquet(storage.join(staged, "quarantine"))
     examples: list[dict[str, Any]] = []
     if files:
-        # `raw` is never read: the report cannot show what it never loaded.
-        table = _read(files, _QUARANTINE_COLUMNS)
-        table = table.sort_by(
-            [("reason", "ascending"), ("source_file", "ascending"), ("source_line", "ascending")]
-        )
-        taken: dict[str, int] = {}
-        for row in table.to_pylist():
-            if taken.get(row["reason"], 0) >= EXAMPLES_PER_REASON:
-                continue
-            taken[row["reason"]] = taken.get(row["reason"], 0) + 1
+        # `raw` is never read: the report cannot show what it never loaded. One file at a
+        # time, keeping only each reason's first few rows: memory stays that of one file.
+        kept: pa.Table | None = None
+        for f in files:
+            part = _first_per_reason(
+                storage.read_parquet(f, _QUARANTINE_COLUMNS), EXAMPLES_PER_REASON
+            )
+            both = part if kept is None else pa.concat_tables([kept, part])
+            kept = _first_per_reason(both, EXAMPLES_PER_REASON)
+        assert kept is not None
+        for row in kept.to_pylist():
             # An event type that is not a contract type is input text: name it, don't quote it.
             known = row["event_type"] in event_types and row["reason"] != "unknown_event_type"
             examples.append(
@@ -224,16 +238,21 @@ def _content_decisions(staged: str) -> list[dict[str, Any]] | None:
     files = _parquet(storage.join(staged, "audit"))
     if not files:
         return None
-    table = _read(files, ["record_class", "destination", "reason"])
-    table = (
-        table.filter(pc.equal(table["record_class"], "customer_content"))
-        .group_by(["destination", "reason"])
-        .aggregate([("reason", "count")])
-    )
+    records: dict[tuple[str, str], int] = {}
+    for f in files:  # one file at a time: memory stays that of one file
+        table = storage.read_parquet(f, ["record_class", "destination", "reason"])
+        table = (
+            table.filter(pc.equal(table["record_class"], "customer_content"))
+            .group_by(["destination", "reason"])
+            .aggregate([("reason", "count")])
+        )
+        for r in table.to_pylist():
+            key = (r["destination"], r["reason"])
+            records[key] = records.get(key, 0) + r["reason_count"]
     order = {dest: i for i, dest in enumerate(DESTINATIONS)}
     rows = [
-        {"destination": r["destination"], "reason": r["reason"], "records": r["reason_count"]}
-        for r in table.to_pylist()
+        {"destination": dest, "reason": reason, "records": n}
+        for (dest, reason), n in records.items()
     ]
     return sorted(rows, key=lambda r: (order.get(r["destination"], 99), r["reason"]))
 

@@ -152,7 +152,9 @@ def ledger_part(config: Config, path: str, file: int = 0) -> LedgerPart:
             (n, None, "line_too_large", line.prefix)
             if isinstance(line, Oversized)
             else (n, *decode_line(line, config.policy.max_nesting_depth), line)
-            for n, line in iter_lines(path, config.policy.max_line_bytes)
+            for n, line in iter_lines(
+                path, config.policy.max_line_bytes, config.policy.max_decompressed_bytes
+            )
         )
     decisions = []
     rejected: list[RejectedRow] = []

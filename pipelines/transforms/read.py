@@ -28,11 +28,14 @@ __all__ = [
     "Oversized",
     "RawChunk",
     "ReadEvents",
+    "count_records",
     "iter_lines",
 ]
 
 _LOG = logging.getLogger(__name__)
-_BLOCK = 8 << 20
+# Decompressed bytes read at a time. A block is split into lines at once, so it is kept small:
+# 1 MiB of two-byte lines is half a million line objects, not the eight million of 8 MiB.
+_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,16 @@ def _is_gzip(path: str) -> bool:
     return path.endswith(".gz")
 
 
-def _blocks(path: str) -> Iterator[bytes]:
-    """The decompressed bytes of a JSON Lines file, block by block; a broken file is an error."""
+def _too_large(path: str, what: str, limit: int, key: str) -> InputFileError:
+    return InputFileError(
+        f"input {path}: {what} more than {limit} (policy.{key}); nothing was published. Split "
+        "the file, or raise the limit in the config if it is genuine, and rerun"
+    )
+
+
+def _blocks(path: str, max_bytes: int | None = None) -> Iterator[bytes]:
+    """The decompressed bytes of a JSON Lines file, block by block; a broken file is an error,
+    and so is one decompressing to more than `max_bytes` (a decompression bomb)."""
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
         stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if _is_gzip(path) else raw
         done = 0
@@ -92,6 +103,8 @@ def _blocks(path: str) -> Iterator[bytes]:
             if not block:
                 return
             done += len(block)
+            if max_bytes is not None and done > max_bytes:
+                raise _too_large(path, "decompresses to", max_bytes, "max_decompressed_bytes")
             yield block
 
 
@@ -103,16 +116,19 @@ def _whole(head: bytes, size: int, last: bytes, max_line_bytes: int) -> bytes | 
     return Oversized(total, (head + last[:_PREFIX_BYTES])[:_PREFIX_BYTES])
 
 
-def iter_lines(path: str, max_line_bytes: int) -> Iterator[tuple[int, bytes | Oversized]]:
+def iter_lines(
+    path: str, max_line_bytes: int, max_bytes: int | None = None
+) -> Iterator[tuple[int, bytes | Oversized]]:
     """(1-based line number, line) of a JSON Lines file, gzip or plain; blank lines skipped.
 
     A line longer than `max_line_bytes` comes out as `Oversized`: only its first bytes are
-    kept while the rest is read past, so one enormous line never sits whole in memory.
+    kept while the rest is read past, so one enormous line never sits whole in memory. A file
+    decompressing to more than `max_bytes` raises InputFileError.
     """
     number = 0
     head = b""  # the start of a line that runs past the end of a block
     size = 0  # bytes of that line seen so far (head holds only a prefix once it is too long)
-    for block in _blocks(path):
+    for block in _blocks(path, max_bytes):
         parts = block.split(b"\n")
         for part in parts[:-1]:
             number += 1
@@ -130,6 +146,34 @@ def iter_lines(path: str, max_line_bytes: int) -> Iterator[tuple[int, bytes | Ov
         line = _whole(head, size, b"", max_line_bytes)
         if isinstance(line, Oversized) or line.strip():
             yield number + 1, line
+
+
+def count_records(inputs: list[InputFile], stop_above: int) -> int:
+    """Records in the input files (lines, blank ones too; Parquet rows from the footers),
+    counted by the driver and only until the count passes `stop_above`.
+
+    Compressed sizes say little about how many records a file holds (a few KB of gzip can
+    expand to millions of lines), so the choice of holding chunks in memory is made on this.
+    A file that cannot be read counts as nothing here; the reader fails it with its message.
+    """
+    total = 0
+    for file in inputs:
+        try:
+            if file.format == "parquet":
+                with FileSystems.open(
+                    file.path, compression_type=CompressionTypes.UNCOMPRESSED
+                ) as f:
+                    total += pq.ParquetFile(f).metadata.num_rows
+            else:
+                for block in _blocks(file.path):
+                    total += block.count(b"\n")
+                    if total > stop_above:
+                        return total
+        except (InputFileError, pa.ArrowException, OSError):
+            continue
+        if total > stop_above:
+            return total
+    return total
 
 
 def oversized_rejects(
@@ -151,12 +195,23 @@ def oversized_rejects(
 
 
 class _ReadInputFile(beam.DoFn):
-    """Yields a file's records in chunks of at most `chunk_records`."""
+    """Yields a file's records in chunks of at most `chunk_records`, as they are read: memory
+    is that of a chunk whatever the file's size or compression ratio. A file over
+    `max_file_records` records or `max_decompressed_bytes` bytes fails (InputFileError)."""
 
-    def __init__(self, chunk_records: int, max_line_bytes: int, progress_name: str) -> None:
+    def __init__(
+        self,
+        chunk_records: int,
+        max_line_bytes: int,
+        progress_name: str,
+        max_file_records: int | None = None,
+        max_decompressed_bytes: int | None = None,
+    ) -> None:
         self.chunk_records = chunk_records
         self.max_line_bytes = max_line_bytes
         self.progress_name = progress_name
+        self.max_file_records = max_file_records
+        self.max_decompressed_bytes = max_decompressed_bytes
 
     def process(self, file: InputFile) -> Iterator[RawChunk]:
         if file.format == "parquet":
@@ -165,7 +220,11 @@ class _ReadInputFile(beam.DoFn):
         chunk_index = 0
         lines: list[tuple[int, bytes]] = []
         oversized: list[tuple[int, Oversized]] = []
-        for number, line in iter_lines(file.path, self.max_line_bytes):
+        limit = self.max_file_records
+        lines_of = iter_lines(file.path, self.max_line_bytes, self.max_decompressed_bytes)
+        for records, (number, line) in enumerate(lines_of, start=1):
+            if limit is not None and records > limit:
+                raise _too_large(file.path, "holds", limit, "max_file_records")
             if isinstance(line, Oversized):
                 oversized.append((number, line))
             else:
@@ -188,6 +247,17 @@ class _ReadInputFile(beam.DoFn):
                     f"input {file.path}: not a readable Parquet file ({exc}); "
                     "re-create or remove the file and rerun"
                 ) from None
+            meta = reader.metadata
+            if self.max_file_records is not None and meta.num_rows > self.max_file_records:
+                raise _too_large(file.path, "holds", self.max_file_records, "max_file_records")
+            unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            if self.max_decompressed_bytes is not None and unpacked > self.max_decompressed_bytes:
+                raise _too_large(
+                    file.path,
+                    "decompresses to",
+                    self.max_decompressed_bytes,
+                    "max_decompressed_bytes",
+                )
             first = 1
             for chunk_index, batch in enumerate(reader.iter_batches(self.chunk_records)):
                 rows = python_rows(batch)
@@ -200,16 +270,30 @@ class ReadEvents(beam.PTransform):
     """Input files -> RawChunks of lines (JSON Lines, plain or gzip) or rows (Parquet)."""
 
     def __init__(
-        self, chunk_records: int, max_line_bytes: int, *, progress_name: str = "read"
+        self,
+        chunk_records: int,
+        max_line_bytes: int,
+        *,
+        progress_name: str = "read",
+        max_file_records: int | None = None,
+        max_decompressed_bytes: int | None = None,
     ) -> None:
         super().__init__()
         self.chunk_records = chunk_records
         self.max_line_bytes = max_line_bytes
         self.progress_name = progress_name
+        self.max_file_records = max_file_records
+        self.max_decompressed_bytes = max_decompressed_bytes
 
     def expand(self, files: beam.PCollection) -> beam.PCollection:
         return files | "ReadInputFile" >> beam.ParDo(
-            _ReadInputFile(self.chunk_records, self.max_line_bytes, self.progress_name)
+            _ReadInputFile(
+                self.chunk_records,
+                self.max_line_bytes,
+                self.progress_name,
+                self.max_file_records,
+                self.max_decompressed_bytes,
+            )
         )
 
 

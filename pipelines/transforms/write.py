@@ -6,6 +6,7 @@ inputs writes the same names, whatever the runner or the number of workers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 from collections.abc import Iterator
@@ -20,8 +21,10 @@ from pipelines.chunk import ChunkOutputs
 
 __all__ = ["PRIVATE_TABLES", "StagedChunk", "StagedFile", "WriteStaged", "write_parquet"]
 
-# Tables with raw records or content subjects: owner-only on local disks.
-PRIVATE_TABLES = ("quarantine", "restricted")
+# Tables with raw records, raw values that failed checks or content subjects: owner-only on
+# local disks even when published. Training files too are owner-only while staged (a run whose
+# gate fails may hold a leak); publishing opens them to readers (pipelines/publish.py).
+PRIVATE_TABLES = ("quarantine", "restricted", "audit")
 
 
 @dataclass(frozen=True)
@@ -41,16 +44,26 @@ class StagedChunk:
     counts: dict
 
 
+def _private_folders(folder: str) -> None:
+    """Create `folder` and any missing parents owner-only (0700), each one of them."""
+    missing = []
+    while folder and not os.path.isdir(folder):
+        missing.append(folder)
+        folder = posixpath.dirname(folder)
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another worker made it first
+            os.mkdir(path, 0o700)
+
+
 def write_parquet(table: pa.Table, path: str, compression: str) -> None:
     """Write one Parquet file through Beam's FileSystems (local or remote) with fixed settings.
 
-    On a local disk, files of the tables that hold raw records or content subjects
-    (`quarantine/`, `restricted/`) and their folders are readable by the owner only.
+    On a local disk every staged file is owner-only (0600, folders 0700): staged training may
+    hold what the gate will stop; publishing opens `training/` to readers.
     """
-    private = "://" not in path and posixpath.basename(posixpath.dirname(path)) in PRIVATE_TABLES
+    private = "://" not in path
     if private:
-        os.makedirs(posixpath.dirname(path), mode=0o700, exist_ok=True)
-        os.chmod(posixpath.dirname(path), 0o700)
+        _private_folders(posixpath.dirname(path))
     with FileSystems.create(path) as sink:
         pq.write_table(
             table,
