@@ -119,7 +119,7 @@ def build(
         | "ApplyConsent"
         >> ApplyConsent(config, ledger_parts, context, as_of=as_of, keyed_join=consent_join)
         | "RouteRecords" >> RouteRecords(config, verdicts)
-        | "Deidentify" >> Deidentify(config, verdicts)
+        | "Deidentify" >> Deidentify(config, verdicts, context)
         | "WriteStaged" >> WriteStaged(staging, config.policy.parquet_compression)
     )
     _ = events_staged | "Progress" >> beam.Map(_note_staged)

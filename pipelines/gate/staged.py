@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from pipelines.gate import results
 from pipelines.rules import detect
+from pipelines.rules.consented import column_detectors, scanner_for
 
 __all__ = [
     "CHECKS",
@@ -42,8 +43,8 @@ TABLES = {
     "training": ("outputs/training.json", "service_generated"),
     "consented_content": ("outputs/consented_content.json", "customer_content"),
 }
-# Consented content is made of words: it is only checked for what must have been redacted.
-CONTENT_DETECTORS = ("email", "phone", "secret_url", "payment_card", "ip_address")
+# Consented content is made of words: it is checked for what the first line must have
+# redacted (rules/consented.py), with the same scan, so a value it wrote never fails here.
 
 
 def string_leaves(column: pa.Array) -> Iterator[pa.Array]:
@@ -132,6 +133,7 @@ def check_training_table(
             results.fail(found, "pseudonym_format", bad, f"{where}: column {name}, {bad} values")
     settings = detect.DetectorSettings()
     content = rules.table == "consented_content"
+    scanner = scanner_for(known)
     for name in table.column_names:
         if name in pseudonyms:
             continue
@@ -139,12 +141,10 @@ def check_training_table(
             # Detectors judge a value alone, so each distinct value is scanned once: service
             # columns repeat a few codecs, versions and log templates across many rows.
             distinct = pc.unique(leaf)
-            hits = detect.scan_column(
-                distinct,
-                settings,
-                known=None if content else known,
-                detectors=CONTENT_DETECTORS if content else None,
-            )
+            if content:
+                hits = scanner.scan_column(distinct, column_detectors(name))
+            else:
+                hits = detect.scan_column(distinct, settings, known=known)
             flagged = [i for i, f in enumerate(hits) if f]
             if flagged:
                 kinds = sorted({f.detector for i in flagged for f in hits[i]})

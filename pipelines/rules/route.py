@@ -120,8 +120,12 @@ def content_decision(
     dedup = _dedup_columns(table, verdicts)
     consented = table["_consented"].to_pylist()
     why_not = table["_consent_reason"].to_pylist()
+    # Findings on a content record are in what cannot be redacted (its event_id): such a
+    # record may not reach consented content; one that is restricted anyway stays so.
+    findings = table["_findings"] if "_findings" in table.column_names else None
+    first_detector = _first_detectors(findings) if findings is not None else {}
     dests, reasons = [], []
-    for verdict, ok, reason in zip(dedup, consented, why_not, strict=True):
+    for row, (verdict, ok, reason) in enumerate(zip(dedup, consented, why_not, strict=True)):
         if verdict == CONFLICT:
             dests.append("quarantine")
             reasons.append("conflicting_duplicate")
@@ -131,6 +135,9 @@ def content_decision(
         elif content_policy != "per_participant":
             dests.append("restricted")
             reasons.append(f"content_policy_{content_policy}")
+        elif ok and row in first_detector:
+            dests.append("quarantine")
+            reasons.append(f"detector:{first_detector[row]}")
         elif ok:
             dests.append("consented_content")
             reasons.append("consented")

@@ -71,20 +71,26 @@ class _Deidentify(beam.DoFn):
         self.contract = self.config.contract()
         self.pseudonyms = pseudonymizer_from_env(self.config.deidentify)
 
-    def process(self, chunk: EventChunk, verdicts: DedupVerdicts) -> Iterator[ChunkOutputs]:
-        yield chunk.outputs(self.config, self.contract, self.pseudonyms, verdicts)
+    def process(
+        self, chunk: EventChunk, verdicts: DedupVerdicts, context: RunContext
+    ) -> Iterator[ChunkOutputs]:
+        yield chunk.outputs(self.config, self.contract, self.pseudonyms, verdicts, context.known)
 
 
 class Deidentify(beam.PTransform):
-    """Routed chunks -> output rows: pseudonymised and generalised training rows, restricted
+    """Routed chunks -> output rows: pseudonymised and generalised training rows, consented
+    content redacted of the run's known identifiers and what else points at people, restricted
     manifest rows without content, quarantine rows, and one audit row per record."""
 
-    def __init__(self, config: Config, verdicts: beam.PCollection) -> None:
+    def __init__(
+        self, config: Config, verdicts: beam.PCollection, context: beam.PCollection
+    ) -> None:
         super().__init__()
         self.config = config
         self.verdicts = verdicts
+        self.context = context
 
     def expand(self, chunks: beam.PCollection) -> beam.PCollection:
         return chunks | "Materialise" >> beam.ParDo(
-            _Deidentify(self.config), AsSingleton(self.verdicts)
+            _Deidentify(self.config), AsSingleton(self.verdicts), AsSingleton(self.context)
         )

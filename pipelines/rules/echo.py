@@ -1,0 +1,243 @@
+"""Consented content that repeats another subject's words: the index of distinctive runs.
+
+A run is a window of `shingle_words` words, or, in scripts written without spaces (Thai,
+kana, Han...), of `shingle_chars` characters; a content text shorter than a window but of at
+least `MIN_WHOLE_WORDS` words counts whole, so a short chat line quoted entire is seen too.
+Runs are kept only as 64-bit hashes. A run is common speech ("before the board call") when
+content of `common_meetings` or more distinct meetings of the run holds it; every other run
+is distinctive.
+
+The index is built in three steps that do not depend on how records fall into chunks or in
+what order they come: every chunk lists (run, meeting, record, author) entries (`entries`),
+entries are bucketed by run hash and each bucket keeps the distinctive runs two or more
+records of a meeting share (`judge_bucket`), and the buckets' survivors make one sorted
+`EchoSources`. At consent time a consented record looks its own runs up in its meeting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.rules import detect
+
+__all__ = [
+    "ENTRY_SCHEMA",
+    "MIN_WHOLE_WORDS",
+    "EchoSettings",
+    "EchoSources",
+    "bucket_entries",
+    "entries",
+    "judge_bucket",
+    "meeting_key",
+    "record_runs",
+]
+
+# A whole text of fewer words than a window still counts from this many words: four words
+# ("ship it by friday") already say something a person said; three are mostly stock phrases.
+MIN_WHOLE_WORDS = 4
+ENTRY_SCHEMA = pa.schema(
+    [
+        pa.field("run", pa.uint64()),  # hash of the run alone
+        pa.field("keyed", pa.uint64()),  # hash of the run in its meeting
+        pa.field("meeting", pa.string()),
+        pa.field("loc", pa.int64()),  # the record
+        pa.field("author", pa.string()),  # one of its subjects ("" if it has none)
+        pa.field("account", pa.string()),
+        pa.field("event_ts", pa.int64()),  # microseconds
+    ]
+)
+_UNSPACED_RUN = re.compile(f"[{detect.UNSPACED_SCRIPTS}]+")
+_SPACED_WORD = re.compile(f"(?:(?![{detect.UNSPACED_SCRIPTS}])\\w)+")
+
+
+@dataclass(frozen=True)
+class EchoSettings:
+    """Run length and the common-speech threshold (configs/detectors.json, other_subject_echo)."""
+
+    shingle_words: int
+    shingle_chars: int
+    common_meetings: int
+
+    @classmethod
+    def of(cls, settings: detect.DetectorSettings) -> EchoSettings:
+        return cls(
+            settings.other_subject_echo_shingle_words,
+            settings.other_subject_echo_shingle_chars,
+            settings.other_subject_echo_common_meetings,
+        )
+
+
+def _hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def _runs(text: str, settings: EchoSettings, all_sizes: bool) -> list[str]:
+    """The runs of one text: k-word windows (or the whole text when shorter), and k-character
+    windows of each unspaced stretch. `all_sizes` adds the shorter word windows a consented
+    record needs to meet a short text counted whole."""
+    folded = detect._normalise(text, fold=True).text
+    words = _SPACED_WORD.findall(folded)
+    k = settings.shingle_words
+    runs: list[str] = []
+    sizes = range(MIN_WHOLE_WORDS, k + 1) if all_sizes else [min(k, len(words))]
+    for size in sizes:
+        if size < MIN_WHOLE_WORDS or size > len(words):
+            continue
+        runs.extend("w " + " ".join(words[i : i + size]) for i in range(len(words) - size + 1))
+    c = settings.shingle_chars
+    for stretch in _UNSPACED_RUN.findall(folded):
+        runs.extend("c " + stretch[i : i + c] for i in range(len(stretch) - c + 1))
+    return runs
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a well-spread 64-bit function of each value."""
+    with np.errstate(over="ignore"):
+        z = values + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _keyed(runs: np.ndarray, meeting: str) -> np.ndarray:
+    return _mix(runs ^ _mix(np.array([_hash(meeting)], np.uint64)))
+
+
+def record_runs(
+    texts: Iterable[str], meeting: str, settings: EchoSettings, all_sizes: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(run hashes, the same keyed to `meeting`) of one record's texts, distinct."""
+    hashes = sorted({_hash(run) for text in texts for run in _runs(text, settings, all_sizes)})
+    runs = np.array(hashes, np.uint64)
+    return runs, _keyed(runs, meeting)
+
+
+def meeting_key(meeting: str | None, account: str) -> str:
+    """Where echoes are looked for: the meeting, or for content outside meetings the account."""
+    return meeting if meeting else f"\x00account\x00{account}"
+
+
+def entries(
+    records: Iterable[tuple[int, str, str, int, list[str], list[str]]], settings: EchoSettings
+) -> pa.Table:
+    """ENTRY_SCHEMA rows of (loc, meeting key, account, event_ts, subjects, texts) records."""
+    columns: dict[str, list] = {name: [] for name in ENTRY_SCHEMA.names}
+    parts_run: list[np.ndarray] = []
+    parts_keyed: list[np.ndarray] = []
+    for loc, meeting, account, ts, subjects, texts in records:
+        runs, keyed = record_runs(texts, meeting, settings)
+        if not len(runs):
+            continue
+        for author in subjects or [""]:
+            parts_run.append(runs)
+            parts_keyed.append(keyed)
+            n = len(runs)
+            columns["meeting"].extend([meeting] * n)
+            columns["loc"].extend([loc] * n)
+            columns["author"].extend([author] * n)
+            columns["account"].extend([account] * n)
+            columns["event_ts"].extend([ts] * n)
+    if not parts_run:
+        return ENTRY_SCHEMA.empty_table()
+    columns["run"] = np.concatenate(parts_run)  # type: ignore[assignment]
+    columns["keyed"] = np.concatenate(parts_keyed)  # type: ignore[assignment]
+    return pa.table(columns, schema=ENTRY_SCHEMA)
+
+
+def bucket_entries(table: pa.Table, buckets: int) -> Iterator[tuple[int, pa.Table]]:
+    """Entries split by run hash: every entry of one run lands in one bucket."""
+    if table.num_rows == 0:
+        return
+    of = (table["run"].to_numpy() % np.uint64(buckets)).astype(np.int64)
+    for bucket in np.unique(of).tolist():
+        yield bucket, table.filter(pa.array(of == bucket))
+
+
+def judge_bucket(parts: Iterable[pa.Table], settings: EchoSettings) -> pa.Table:
+    """The entries of one bucket worth keeping: distinctive runs shared within a meeting."""
+    tables = [t for t in parts if t.num_rows]
+    if not tables:
+        return ENTRY_SCHEMA.empty_table()
+    table = pa.concat_tables(tables)
+    spread = table.group_by("run").aggregate([("keyed", "count_distinct")])
+    common = spread.filter(
+        pc.greater_equal(spread["keyed_count_distinct"], settings.common_meetings)
+    )
+    table = table.filter(pc.invert(pc.is_in(table["run"], value_set=common["run"])))
+    shared = table.group_by("keyed").aggregate([("loc", "count_distinct")])
+    shared = shared.filter(pc.greater_equal(shared["loc_count_distinct"], 2))
+    return table.filter(pc.is_in(table["keyed"], value_set=shared["keyed"]))
+
+
+@dataclass(frozen=True)
+class EchoSources:
+    """Distinctive runs shared within a meeting, with the records and authors holding them."""
+
+    # Sorted by (keyed, loc, author). Customer ids: kept out of repr.
+    keyed: np.ndarray = field(repr=False)
+    loc: np.ndarray = field(repr=False)
+    author: tuple[str, ...] = field(repr=False)
+    account: tuple[str, ...] = field(repr=False)
+    event_ts: np.ndarray = field(repr=False)
+    meeting: tuple[str, ...] = field(repr=False)
+
+    @classmethod
+    def empty(cls) -> EchoSources:
+        return cls.of([])
+
+    @classmethod
+    def of(cls, parts: Iterable[pa.Table]) -> EchoSources:
+        tables = [t for t in parts if t.num_rows]
+        table = pa.concat_tables(tables) if tables else ENTRY_SCHEMA.empty_table()
+        table = table.sort_by(
+            [("keyed", "ascending"), ("loc", "ascending"), ("author", "ascending")]
+        )
+        return cls(
+            keyed=table["keyed"].to_numpy(),
+            loc=table["loc"].to_numpy(),
+            author=tuple(table["author"].to_pylist()),
+            account=tuple(table["account"].to_pylist()),
+            event_ts=table["event_ts"].to_numpy(),
+            meeting=tuple(table["meeting"].to_pylist()),
+        )
+
+    def __len__(self) -> int:
+        return len(self.keyed)
+
+    def authors_in(self, meeting: str) -> set[tuple[str, str]]:
+        """(author, account) of every entry of `meeting` (for the keyed consent join)."""
+        return {
+            (author, account)
+            for author, account, at in zip(self.author, self.account, self.meeting, strict=True)
+            if at == meeting and author
+        }
+
+    def sources(self, keyed: np.ndarray, loc: int) -> Iterator[tuple[str, str, int]]:
+        """(author, account, event_ts) of other records sharing any of these keyed runs."""
+        if not len(self.keyed) or not len(keyed):
+            return
+        lo = np.searchsorted(self.keyed, keyed, side="left")
+        hi = np.searchsorted(self.keyed, keyed, side="right")
+        for start, end in zip(lo.tolist(), hi.tolist(), strict=True):
+            for i in range(start, end):
+                if int(self.loc[i]) != loc:
+                    yield self.author[i], self.account[i], int(self.event_ts[i])
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, EchoSources)
+            and np.array_equal(self.keyed, other.keyed)
+            and np.array_equal(self.loc, other.loc)
+            and (self.author, self.account, self.meeting)
+            == (other.author, other.account, other.meeting)
+            and np.array_equal(self.event_ts, other.event_ts)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
