@@ -51,6 +51,8 @@ ENTRY_SCHEMA = pa.schema(
         pa.field("author", pa.string()),  # one of its subjects ("" if it has none)
         pa.field("account", pa.string()),
         pa.field("event_ts", pa.int64()),  # microseconds
+        # A shorter window that only looks for a short text counted whole (see `entries`).
+        pa.field("probe", pa.bool_()),
     ]
 )
 _UNSPACED_RUN = re.compile(f"[{detect.UNSPACED_SCRIPTS}]+")
@@ -127,14 +129,24 @@ def meeting_key(meeting: str | None, account: str) -> str:
 def entries(
     records: Iterable[tuple[int, str, str, int, list[str], list[str]]], settings: EchoSettings
 ) -> pa.Table:
-    """ENTRY_SCHEMA rows of (loc, meeting key, account, event_ts, subjects, texts) records."""
+    """ENTRY_SCHEMA rows of (loc, meeting key, account, event_ts, subjects, texts) records.
+
+    Besides its runs, each record lists as probes its shorter windows (down to
+    MIN_WHOLE_WORDS words): a record that quotes a short text whole shares only such a
+    window with it, and the bucket step keeps a run only when two records share it.
+    """
     columns: dict[str, list] = {name: [] for name in ENTRY_SCHEMA.names}
     parts_run: list[np.ndarray] = []
     parts_keyed: list[np.ndarray] = []
     for loc, meeting, account, ts, subjects, texts in records:
         runs, keyed = record_runs(texts, meeting, settings)
+        every, every_keyed = record_runs(texts, meeting, settings, all_sizes=True)
+        probes = ~np.isin(every, runs)
+        runs = np.concatenate([runs, every[probes]])
+        keyed = np.concatenate([keyed, every_keyed[probes]])
         if not len(runs):
             continue
+        is_probe = [False] * (len(runs) - int(probes.sum())) + [True] * int(probes.sum())
         for author in subjects or [""]:
             parts_run.append(runs)
             parts_keyed.append(keyed)
@@ -144,6 +156,7 @@ def entries(
             columns["author"].extend([author] * n)
             columns["account"].extend([account] * n)
             columns["event_ts"].extend([ts] * n)
+            columns["probe"].extend(is_probe)
     if not parts_run:
         return ENTRY_SCHEMA.empty_table()
     columns["run"] = np.concatenate(parts_run)  # type: ignore[assignment]
@@ -166,14 +179,17 @@ def judge_bucket(parts: Iterable[pa.Table], settings: EchoSettings) -> pa.Table:
     if not tables:
         return ENTRY_SCHEMA.empty_table()
     table = pa.concat_tables(tables)
-    spread = table.group_by("run").aggregate([("keyed", "count_distinct")])
+    # Common speech is judged on runs proper; a probe is common when its run is.
+    runs = table.filter(pc.invert(table["probe"]))
+    spread = runs.group_by("run").aggregate([("keyed", "count_distinct")])
     common = spread.filter(
         pc.greater_equal(spread["keyed_count_distinct"], settings.common_meetings)
     )
     table = table.filter(pc.invert(pc.is_in(table["run"], value_set=common["run"])))
     shared = table.group_by("keyed").aggregate([("loc", "count_distinct")])
     shared = shared.filter(pc.greater_equal(shared["loc_count_distinct"], 2))
-    return table.filter(pc.is_in(table["keyed"], value_set=shared["keyed"]))
+    kept = pc.and_(pc.is_in(table["keyed"], value_set=shared["keyed"]), pc.invert(table["probe"]))
+    return table.filter(kept)
 
 
 @dataclass(frozen=True)
