@@ -761,12 +761,6 @@ def consented_pseudonym_columns(event_type: EventType) -> tuple[str, ...]:
     return (*_ENVELOPE_IDS, *(s.name for s in event_type.fields if s.category == "identifier"))
 
 
-# Consented columns that are not scanned: pseudonyms, and values of a closed vocabulary the
-# contract checked (`event_type`) or the pipeline wrote (`record_class`). `event_id` cannot be
-# redacted: a record whose id holds a finding is quarantined before it gets here.
-_UNSCANNED = frozenset({"record_class", "event_type", "event_id"})
-
-
 def _redact_content(
     column: pa.Array, scanner: ConsentedScanner, detectors: tuple[str, ...], owner: np.ndarray
 ) -> tuple[pa.Array, dict[str, set[int]]]:
@@ -819,7 +813,8 @@ def _deidentify_content(
         column = table[spec.name].combine_chunks()
         if spec.category == "identifier":
             column = pseudonyms.array(column)
-        elif spec.name not in _UNSCANNED:
+        elif spec.name != "event_id" and column_detectors(spec.name):
+            # `event_id` cannot be redacted: a record whose id holds a finding was quarantined.
             column, found = _redact_content(column, scanner, column_detectors(spec.name), rows)
             for detector, flagged in found.items():
                 hits.setdefault(detector, set()).update(flagged)
@@ -832,7 +827,7 @@ def _deidentify_content(
 def _add_id_findings(
     per_row: list[list[dict]], event_ids: pa.ChunkedArray, scanner: ConsentedScanner
 ) -> None:
-    """Findings in content records' `event_id` (which cannot be redacted: see _UNSCANNED)."""
+    """Findings in content records' `event_id`, which cannot be redacted."""
     for row, findings in enumerate(scanner.scan_column(event_ids, ID_DETECTORS)):
         per_row[row].extend(
             {"detector": f.detector, "field": "event_id", "start": f.start, "end": f.end}

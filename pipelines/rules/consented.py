@@ -23,6 +23,7 @@ from pipelines.rules import detect, numbers, tokens
 from pipelines.rules.deidentify import redact_spans
 
 __all__ = [
+    "CLOSED_FIELDS",
     "CONSENTED_DETECTORS",
     "ID_DETECTORS",
     "MEDIA_DETECTORS",
@@ -56,8 +57,15 @@ ID_DETECTORS = tuple(name for name in CONSENTED_DETECTORS if name != "opaque_id"
 MEDIA_FIELDS = frozenset({"data_b64"})
 
 
+# Closed vocabularies other checks hold (the contract's event types, the record class): not
+# scanned, so an identifier that happens to spell one cannot make them a finding.
+CLOSED_FIELDS = frozenset({"event_type", "record_class"})
+
+
 def column_detectors(name: str) -> tuple[str, ...]:
     """The families a string column of a consented-content table is scanned for."""
+    if name in CLOSED_FIELDS:
+        return ()
     if name == "event_id":
         return ID_DETECTORS
     if name in MEDIA_FIELDS:

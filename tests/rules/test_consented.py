@@ -130,12 +130,13 @@ def test_without_identifiers_names_are_not_known() -> None:
         ("data_b64", MEDIA_DETECTORS),
         ("mime_type", CONSENTED_DETECTORS),
         ("text", CONSENTED_DETECTORS),
+        ("event_type", ()),
     ],
-    ids=["event_id", "media", "metadata", "content"],
+    ids=["event_id", "media", "metadata", "content", "closed_vocabulary"],
 )
 def test_each_column_kind_has_its_families(column: str, expected: tuple[str, ...]) -> None:
     assert column_detectors(column) == expected
-    assert ("opaque_id" in expected) == (column not in ("event_id", "data_b64"))
+    assert ("opaque_id" in expected) == (column in ("mime_type", "text"))
 
 
 def test_column_scan_equals_the_text_scan() -> None:
