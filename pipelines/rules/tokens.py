@@ -91,7 +91,8 @@ def find_tokens(text: str) -> Spans:
 # 20 characters of letters and digits hold over 100 bits: an id made to be unique, never a
 # word. Shorter ids (ticket numbers, order ids) are common in ordinary speech.
 OPAQUE_ID_MIN_LENGTH = 20
-_ID_RUN = re.compile(rf"(?<![\w+/=\-])[\w+/=\-]{{{OPAQUE_ID_MIN_LENGTH},}}")
+# Base64 pads with "=" only at the end: inside, "=" separates a name from its value.
+_ID_RUN = re.compile(rf"(?<![\w+/\-])[\w+/\-]{{{OPAQUE_ID_MIN_LENGTH},}}=*")
 _ID_PART = re.compile(r"[^\W_]+")
 _UUID = re.compile(
     r"(?i)(?<![0-9a-f])[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}(?![0-9a-f])"
@@ -112,7 +113,8 @@ def find_opaque_ids(text: str) -> Spans:
             if len(run) >= OPAQUE_ID_MIN_LENGTH and any(
                 _opaque(part, 8) for part in _ID_PART.findall(run)
             ):
-                spans.append((offset, offset + len(run)))
+                padded = len(piece.rstrip("-_"))  # base64 padding goes with its token
+                spans.append((offset, offset + padded))
             offset += len(piece) + 1
     yield from _outermost(spans)
 
@@ -129,5 +131,5 @@ def _outermost(spans: list[tuple[int, int]]) -> Spans:
 # RE2 patterns that match every ASCII text the finders above can flag.
 TOKEN_PREFILTERS = {
     "token": r"://|(?i:www\.)|[:=]|(?i:bearer|basic|token)\s",
-    "opaque_id": rf"[\w+/=\-]{{{OPAQUE_ID_MIN_LENGTH}}}|[0-9A-Fa-f]{{8}}-",
+    "opaque_id": rf"[\w+/\-]{{{OPAQUE_ID_MIN_LENGTH}}}|[0-9A-Fa-f]{{8}}-",
 }
