@@ -28,6 +28,17 @@ AS_OF = "2026-11-27T12:00:00Z"
 MEETING = "mtg-20261126-0001"
 
 BOBS_WORDS = "we should move the Lisbon launch to the second week of April"
+DAVES_WORDS = "the vendor can deliver the new badges by the end of next month"
+# Dave consented for himself: quoting him is no echo of a non-consenting subject.
+DAVES_GRANT = {
+    "subject_id": "p-dave",
+    "account_id": "acct-7f3e",
+    "scope": "account",
+    "purpose": "ai_training",
+    "action": "grant",
+    "actor": "self",
+    "decided_at": "2026-11-01T00:00:00Z",
+}
 PLANTED = {
     "name": "Carol",
     "surname": "Danvers",
@@ -111,6 +122,33 @@ def _planted_rows() -> list[dict]:
             },
         )
     )
+    daves_chat = _event(
+        "ev-0033",
+        "content.chat_message",
+        24,
+        {
+            "sender_id": "p-dave",
+            "recipients": "everyone",
+            "message": DAVES_WORDS,
+            "file_name": None,
+        },
+    )
+    rows.append(daves_chat | {"participant_id": "p-dave"})
+    rows.append(
+        _event(
+            "ev-0034",
+            "content.transcript_segment",
+            25,
+            {
+                "speaker_id": "p-alice",
+                "text": f"Dave says {DAVES_WORDS}",
+                "start_ms": 30000,
+                "end_ms": 33000,
+                "language": "en",
+                "confidence": 0.9,
+            },
+        )
+    )
     rows.append(
         _event(
             "ev-alice@example.com",
@@ -122,13 +160,11 @@ def _planted_rows() -> list[dict]:
     return rows
 
 
-@pytest.fixture(scope="module")
-def published(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("redaction")
+def _run(folder: Path, *extra: str) -> Path:
     events = folder / "events.jsonl"
     events.write_text("".join(json.dumps(r) + "\n" for r in _planted_rows()))
     ledger = folder / "consent.jsonl"
-    ledger.write_text((SPEC / "consent-examples-v1.jsonl").read_text())
+    ledger.write_text((SPEC / "consent-examples-v1.jsonl").read_text() + json.dumps(DAVES_GRANT))
     out = folder / "out"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CONSENTGATE_PSEUDONYM_KEY", KEY)
@@ -146,11 +182,17 @@ def published(tmp_path_factory) -> Path:
                 AS_OF,
                 "--content-policy",
                 "per_participant",
+                *extra,
             ]
         )
     # Exit 0: the leak gate re-checked consented content with the same scan and passed.
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory) -> Path:
+    return _run(tmp_path_factory.mktemp("redaction"))
 
 
 def _consented(out: Path) -> list[dict]:
@@ -162,7 +204,8 @@ def _consented(out: Path) -> list[dict]:
 
 def test_the_planted_consented_records_are_published(published):
     ids = {row["event_id"] for row in _consented(published)}
-    assert {"ev-0031", "ev-0032", "ev-0013", "ev-0014"} <= ids
+    # ev-0034 quotes Dave, who consented for his chat (ev-0033, published too).
+    assert {"ev-0031", "ev-0032", "ev-0013", "ev-0014", "ev-0033", "ev-0034"} <= ids
     assert "ev-0021" not in ids and "ev-alice@example.com" not in ids
 
 
@@ -202,3 +245,24 @@ def test_an_event_id_holding_an_address_is_quarantined_before_the_gate(published
     rows = ds.dataset(published / "quarantine").to_table().to_pylist()
     reasons = {r["event_id"]: r["reason"] for r in rows}
     assert reasons["ev-alice@example.com"] == "detector:email"
+
+
+def test_the_keyed_join_finds_the_same_echo(published, tmp_path):
+    """Through the keyed join the ledger brings each chunk the quoted authors' decisions too:
+    with one record per chunk, Dave's grant reaches Alice's quote only that way."""
+    join = tmp_path / "join.json"
+    join.write_text(
+        json.dumps({"policy": {"consent_side_input_max_decisions": 0, "chunk_records": 1}})
+    )
+    out = _run(tmp_path, "--config", str(join))
+    assert json.loads((out / "manifest.json").read_text())["consent_join"] == "keyed_join"
+    decisions = []
+    for folder in (published, out):
+        audit = ds.dataset(folder / "audit").to_table().sort_by("event_id")
+        decisions.append(audit.select(["event_id", "destination", "reason"]).to_pylist())
+    assert decisions[0] == decisions[1]
+    assert {
+        "event_id": "ev-0021",
+        "destination": "restricted",
+        "reason": "no_consent:echoes_other_subject",
+    } in decisions[1]
