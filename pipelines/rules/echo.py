@@ -16,6 +16,7 @@ records of a meeting share (`judge_bucket`), and the buckets' survivors make one
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
@@ -80,23 +81,23 @@ def _hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
 
 
-def _runs(text: str, settings: EchoSettings, all_sizes: bool) -> list[str]:
-    """The runs of one text: k-word windows (or the whole text when shorter), and k-character
-    windows of each unspaced stretch. `all_sizes` adds the shorter word windows a consented
-    record needs to meet a short text counted whole."""
+@functools.lru_cache(maxsize=1 << 16)
+def _text_hashes(text: str, k: int, c: int) -> tuple[frozenset[int], frozenset[int]]:
+    """(run hashes, probe hashes) of one text. Runs: k-word windows (or the whole text when
+    shorter), k-character windows of each unspaced stretch. Probes: the shorter word windows
+    (down to MIN_WHOLE_WORDS) that meet a short text counted whole. Texts repeat (captions of
+    transcripts, stock lines): each is hashed once per worker while it stays in the cache."""
     folded = detect._normalise(text, fold=True).text
     words = _SPACED_WORD.findall(folded)
-    k = settings.shingle_words
-    runs: list[str] = []
-    sizes = range(MIN_WHOLE_WORDS, k + 1) if all_sizes else [min(k, len(words))]
-    for size in sizes:
-        if size < MIN_WHOLE_WORDS or size > len(words):
-            continue
-        runs.extend("w " + " ".join(words[i : i + size]) for i in range(len(words) - size + 1))
-    c = settings.shingle_chars
+    runs: set[str] = set()
+    probes: set[str] = set()
+    top = min(k, len(words))
+    for size in range(MIN_WHOLE_WORDS, top + 1):
+        windows = ("w " + " ".join(words[i : i + size]) for i in range(len(words) - size + 1))
+        (runs if size == top else probes).update(windows)
     for stretch in _UNSPACED_RUN.findall(folded):
-        runs.extend("c " + stretch[i : i + c] for i in range(len(stretch) - c + 1))
-    return runs
+        runs.update("c " + stretch[i : i + c] for i in range(len(stretch) - c + 1))
+    return frozenset(map(_hash, runs)), frozenset(map(_hash, probes))
 
 
 def _mix(values: np.ndarray) -> np.ndarray:
@@ -112,13 +113,24 @@ def _keyed(runs: np.ndarray, meeting: str) -> np.ndarray:
     return _mix(runs ^ _mix(np.array([_hash(meeting)], np.uint64)))
 
 
+def _record_hashes(texts: Iterable[str], settings: EchoSettings) -> tuple[set[int], set[int]]:
+    runs: set[int] = set()
+    probes: set[int] = set()
+    for text in texts:
+        text_runs, text_probes = _text_hashes(text, settings.shingle_words, settings.shingle_chars)
+        runs |= text_runs
+        probes |= text_probes
+    return runs, probes - runs
+
+
 def record_runs(
     texts: Iterable[str], meeting: str, settings: EchoSettings, all_sizes: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(run hashes, the same keyed to `meeting`) of one record's texts, distinct."""
-    hashes = sorted({_hash(run) for text in texts for run in _runs(text, settings, all_sizes)})
-    runs = np.array(hashes, np.uint64)
-    return runs, _keyed(runs, meeting)
+    """(run hashes, the same keyed to `meeting`) of one record's texts, distinct; with
+    `all_sizes` the probes too (what a consented record looks up)."""
+    runs, probes = _record_hashes(texts, settings)
+    hashes = np.array(sorted(runs | probes if all_sizes else runs), np.uint64)
+    return hashes, _keyed(hashes, meeting)
 
 
 def meeting_key(meeting: str | None, account: str) -> str:
@@ -139,14 +151,12 @@ def entries(
     parts_run: list[np.ndarray] = []
     parts_keyed: list[np.ndarray] = []
     for loc, meeting, account, ts, subjects, texts in records:
-        runs, keyed = record_runs(texts, meeting, settings)
-        every, every_keyed = record_runs(texts, meeting, settings, all_sizes=True)
-        probes = ~np.isin(every, runs)
-        runs = np.concatenate([runs, every[probes]])
-        keyed = np.concatenate([keyed, every_keyed[probes]])
-        if not len(runs):
+        run_set, probe_set = _record_hashes(texts, settings)
+        if not run_set and not probe_set:
             continue
-        is_probe = [False] * (len(runs) - int(probes.sum())) + [True] * int(probes.sum())
+        runs = np.array(sorted(run_set) + sorted(probe_set), np.uint64)
+        keyed = _keyed(runs, meeting)
+        is_probe = [False] * len(run_set) + [True] * len(probe_set)
         for author in subjects or [""]:
             parts_run.append(runs)
             parts_keyed.append(keyed)
