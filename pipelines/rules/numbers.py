@@ -67,9 +67,10 @@ def ascii_digits(text: str) -> str:
 # --------------------------------------------------------------------------- phones
 
 # A run that could be a phone number: an optional "tel:", "+" or "00", then digits with
-# single separators (space, dot, dash, slash, brackets). Validation decides.
+# single separators (space, dot, dash, slash, brackets), not the tail of a longer token (the
+# last group of a UUID, "ev-1701234567"). Validation decides.
 _PHONE_CANDIDATE = re.compile(
-    r"(?<![\w+])(?:tel:\s?)?(?:\+|\b00)?\(?\d(?:[ .\-/\u00a0]?\(?\d\)?){6,18}\)?(?![\w])",
+    r"(?<![\w+.\-/])(?:tel:\s?)?(?:\+|\b00)?\(?\d(?:[ .\-/\u00a0]?\(?\d\)?){6,18}\)?(?![\w])",
     re.ASCII | re.IGNORECASE,
 )
 # Shapes that are not phone numbers whatever a numbering plan allows: dates, times, amounts
@@ -151,6 +152,10 @@ def find_cards(text: str) -> Spans:
     digits = ascii_digits(text)
     for match in _CARD_CANDIDATE.finditer(digits):
         run = match.group()
+        # Undivided, only the networks' leading digits count: 13 digits from 1 are epoch
+        # milliseconds, in ids and logs alike.
+        if run.isdigit() and run[0] not in "23456":
+            continue
         # A card followed by another group (a year, a count) is one run: cut groups off.
         cuts = [len(run)] + [m.start() for m in reversed(list(_SEPARATOR.finditer(run)))]
         for cut in cuts:

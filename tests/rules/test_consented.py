@@ -119,6 +119,30 @@ def test_a_family_lets_ordinary_text_be(text: str, detector: str) -> None:
     assert [f for f in found(text) if f[0] == detector] == []
 
 
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        "123e4567-e89b-12d3-a456-426614174000",
+        "ev-7-1",
+        "evt_01HZX3K5Q8R7T2VWXYZ4",
+        "1701234567890-42",
+        "ev-20261126-4155550132",
+    ],
+    ids=["uuid", "short", "ulid", "epoch_ms", "dated_counter"],
+)
+def test_ids_of_common_shapes_pass_the_id_scan(event_id: str) -> None:
+    assert SCANNER.scan(event_id, ID_DETECTORS) == []
+
+
+@pytest.mark.parametrize(
+    ("event_id", "detector"),
+    [("ev-alice@example.com", "email"), ("ev p-carol 1", "known_identifier")],
+    ids=["email", "participant_id"],
+)
+def test_ids_holding_personal_data_fail_the_id_scan(event_id: str, detector: str) -> None:
+    assert [f.detector for f in SCANNER.scan(event_id, ID_DETECTORS)] == [detector]
+
+
 def test_without_identifiers_names_are_not_known() -> None:
     assert ConsentedScanner.build(None).scan("Carol Danvers and p-carol") == []
 
