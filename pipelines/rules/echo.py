@@ -148,29 +148,34 @@ def entries(
     window with it, and the bucket step keeps a run only when two records share it.
     """
     columns: dict[str, list] = {name: [] for name in ENTRY_SCHEMA.names}
-    parts_run: list[np.ndarray] = []
-    parts_keyed: list[np.ndarray] = []
+    runs: list[int] = []
+    meeting_hashes: dict[str, int] = {}
     for loc, meeting, account, ts, subjects, texts in records:
         run_set, probe_set = _record_hashes(texts, settings)
         if not run_set and not probe_set:
             continue
-        runs = np.array(sorted(run_set) + sorted(probe_set), np.uint64)
-        keyed = _keyed(runs, meeting)
+        record = sorted(run_set) + sorted(probe_set)
         is_probe = [False] * len(run_set) + [True] * len(probe_set)
+        if meeting not in meeting_hashes:
+            meeting_hashes[meeting] = _hash(meeting)
+        n = len(record)
         for author in subjects or [""]:
-            parts_run.append(runs)
-            parts_keyed.append(keyed)
-            n = len(runs)
+            runs.extend(record)
             columns["meeting"].extend([meeting] * n)
             columns["loc"].extend([loc] * n)
             columns["author"].extend([author] * n)
             columns["account"].extend([account] * n)
             columns["event_ts"].extend([ts] * n)
             columns["probe"].extend(is_probe)
-    if not parts_run:
+    if not runs:
         return ENTRY_SCHEMA.empty_table()
-    columns["run"] = np.concatenate(parts_run)  # type: ignore[assignment]
-    columns["keyed"] = np.concatenate(parts_keyed)  # type: ignore[assignment]
+    run_array = np.array(runs, np.uint64)
+    # Keyed to the meeting in one vectorised pass (as `_keyed` does for one record).
+    meeting_of = np.fromiter(
+        (meeting_hashes[m] for m in columns["meeting"]), np.uint64, len(columns["meeting"])
+    )
+    columns["run"] = run_array  # type: ignore[assignment]
+    columns["keyed"] = _mix(run_array ^ _mix(meeting_of))  # type: ignore[assignment]
     return pa.table(columns, schema=ENTRY_SCHEMA)
 
 

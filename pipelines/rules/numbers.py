@@ -8,9 +8,7 @@ cards, the ISO 13616 length and mod-97 check for IBANs. Spans are offsets into t
 
 from __future__ import annotations
 
-import functools
 import re
-import sys
 import unicodedata
 from collections.abc import Iterator
 
@@ -49,19 +47,17 @@ PHONE_REGIONS = (
 )
 
 
-@functools.cache
-def _digit_table() -> dict[int, str]:
-    """Every non-ASCII decimal digit -> its ASCII digit (same length, offsets stay)."""
-    return {
-        code: str(unicodedata.digit(chr(code)))
-        for code in range(0x80, sys.maxunicode + 1)
-        if unicodedata.category(chr(code)) == "Nd"
-    }
+_ANY_DIGIT = re.compile(r"\d")
+
+
+def _to_ascii_digit(match: re.Match[str]) -> str:
+    return str(unicodedata.digit(match.group()))
 
 
 def ascii_digits(text: str) -> str:
-    """`text` with decimal digits of every script written as ASCII digits."""
-    return text if text.isascii() else text.translate(_digit_table())
+    """`text` with decimal digits of every script written as ASCII digits (same length, so
+    offsets stay)."""
+    return text if text.isascii() else _ANY_DIGIT.sub(_to_ascii_digit, text)
 
 
 # --------------------------------------------------------------------------- phones
