@@ -118,6 +118,7 @@ def _merged(spans: list[tuple[int, int]]) -> Spans:
 # --------------------------------------------------------------------------- known identifiers
 
 _ID_TOKEN = re.compile(r"\w(?:[\w.@+-]*\w)?")
+_FINE_TOKEN = re.compile(r"\w(?:[\w-]*\w)?")
 # Scripts written without spaces between words: a name in them is found as a substring.
 _UNSPACED = re.compile(f"[{detect.UNSPACED_SCRIPTS}]")
 # Shortest lone name part redacted ("Al" is a name; "A" is not).
@@ -191,20 +192,10 @@ class _People:
     def spans(self, text: str) -> Spans:
         view = _loose(text)
         found: list[tuple[int, int]] = []
-        tokens_ = list(_ID_TOKEN.finditer(view.text))
-        words = [token.group() for token in tokens_]
-        for index, word in enumerate(words):
-            if word in self.first_tokens:
-                for size in range(min(self.longest, len(words) - index), 0, -1):
-                    if " ".join(words[index : index + size]) in self.keys:
-                        found.append(
-                            view.original(tokens_[index].start(), tokens_[index + size - 1].end())
-                        )
-                        break
-            if word in self.name_parts:
-                start, end = view.original(tokens_[index].start(), tokens_[index].end())
-                if text[start].isupper() or text[start].istitle():
-                    found.append((start, end))
+        # Identifier tokens keep dots and "@" ("alice.smith"); finer ones split at them, so an
+        # id inside a file name or an address ("p-carol.txt") is seen too.
+        for pattern in (_ID_TOKEN, _FINE_TOKEN):
+            found.extend(self._token_spans(text, view, pattern))
         if self.unspaced and _UNSPACED.search(view.text):
             squeezed = view.text
             for key in self.unspaced:
@@ -214,8 +205,25 @@ class _People:
                     at = squeezed.find(key, at + 1)
         yield from _merged(found)
 
+    def _token_spans(self, text: str, view: detect._View, pattern: re.Pattern[str]) -> Spans:
+        tokens_ = list(pattern.finditer(view.text))
+        words = [token.group() for token in tokens_]
+        for index, word in enumerate(words):
+            if word in self.first_tokens:
+                for size in range(min(self.longest, len(words) - index), 0, -1):
+                    if " ".join(words[index : index + size]) in self.keys:
+                        yield view.original(tokens_[index].start(), tokens_[index + size - 1].end())
+                        break
+            if word in self.name_parts:
+                start, end = view.original(tokens_[index].start(), tokens_[index].end())
+                if text[start].isupper() or text[start].istitle():
+                    yield start, end
+
     def candidate_tokens(self) -> frozenset[str]:
-        return self.first_tokens | self.name_parts
+        """Pieces (split at anything but letters, digits, "_" and "-") one of which any text
+        holding an identifier holds: each key's first piece, and the name parts."""
+        firsts = {_FINE_TOKEN.findall(token)[0] for token in self.first_tokens}
+        return frozenset(firsts) | self.name_parts
 
 
 # --------------------------------------------------------------------------- the scanner
@@ -291,8 +299,8 @@ class ConsentedScanner:
         union = "|".join(f"(?:{p})" for p in patterns)
         mask |= detect._to_mask(pc.match_substring_regex(column, union))
         if "known_identifier" in names and self.people.keys:
-            parts = pc.split_pattern_regex(pc.ascii_lower(column), r"[^0-9a-z_.@+\-]+")
-            pieces = pc.utf8_trim(pc.list_flatten(parts), ".@+-")
+            parts = pc.split_pattern_regex(pc.ascii_lower(column), r"[^0-9a-z_\-]+")
+            pieces = pc.utf8_trim(pc.list_flatten(parts), "-")
             wanted = pa.array(sorted(self.people.candidate_tokens()), pieces.type)
             hit = detect._to_mask(pc.is_in(pieces, value_set=wanted))
             rows = pc.list_parent_indices(parts).to_numpy()[hit]

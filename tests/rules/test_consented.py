@@ -54,6 +54,8 @@ CAUGHT = [
     ("name_unspaced_script", "王小明说你好", "known_identifier", "王小明"),
     ("raw_participant_id", "ping p-carol now", "known_identifier", "p-carol"),
     ("account_id", "billing for ACCT-7F3E", "known_identifier", "ACCT-7F3E"),
+    ("id_in_a_file_name", "see p-carol.txt", "known_identifier", "p-carol"),
+    ("name_in_an_address", "carol.Danvers@corp", "known_identifier", "carol.Danvers"),
     ("phone_international", "call +44 20 7946 0958", "phone", "+44 20 7946 0958"),
     ("phone_trunk_national", "call 020 7946 0958 today", "phone", "020 7946 0958"),
     ("phone_brackets", "call (415)555-0132", "phone", "(415)555-0132"),
