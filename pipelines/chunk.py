@@ -19,9 +19,15 @@ import pyarrow.compute as pc
 from pipelines.config import Config
 from pipelines.contract import Contract, EventType
 from pipelines.gate.rows import TWIN_PREFIX, GateTwin
-from pipelines.rules import classify, detect
+from pipelines.rules import classify, detect, echo
 from pipelines.rules.classify import HASH, LOC, REJECT_SCHEMA
 from pipelines.rules.consent import ConsentLedger, event_consent
+from pipelines.rules.consented import (
+    ID_DETECTORS,
+    ConsentedScanner,
+    column_detectors,
+    scanner_for,
+)
 from pipelines.rules.deidentify import Pseudonymizer, country_of, redact_spans
 from pipelines.rules.route import (
     CONFLICT,
@@ -47,6 +53,7 @@ FINDINGS = "_findings"
 CONSENTED = "_consented"  # every subject consented (content only)
 CONSENT_REASON = "_consent_reason"  # "consented", or why the first failing subject did not
 CONSENT = "_consent"  # per subject: reason and the ledger decisions it rests on
+ECHOES_OTHER_SUBJECT = "echoes_other_subject"  # consented, but repeats a non-consenting subject
 HOST_ONLY = "_host_only"  # would a host-only rule have admitted it?
 DEST = "_destination"
 REASON = "_reason"
@@ -298,6 +305,24 @@ class EventChunk:
                     if meeting and text:
                         yield meeting, text
 
+    def echo_entries(self, config: Config, contract: Contract) -> pa.Table:
+        """The other-subject echo index's entries of this chunk's content records: run hashes
+        with their record, meeting, authors and time (see rules/echo.py)."""
+        settings = echo.EchoSettings.of(config.detectors)
+        parts = []
+        for _name, event_type, table in self._content_tables(config, contract):
+            parts.append(echo.entries(_echo_records(event_type, table), settings))
+        return pa.concat_tables(parts) if parts else echo.ENTRY_SCHEMA.empty_table()
+
+    def _content_tables(
+        self, config: Config, contract: Contract
+    ) -> Iterator[tuple[str, EventType, pa.Table]]:
+        overrides = config.taxonomy.record_class_overrides
+        for name, table in sorted(self.tables.items()):
+            event_type = contract.event_types[name]
+            if classify.record_class_of(event_type, overrides) == "customer_content":
+                yield name, event_type, table
+
     def host_pairs(self) -> Iterator[tuple[str | None, str | None]]:
         """(meeting_id, host participant id) from meeting starts and host joins."""
         started = self.tables.get("usage.meeting_started")
@@ -329,7 +354,8 @@ class EventChunk:
             per_row: list[list[dict]] = [[] for _ in range(table.num_rows)]
             # The event id is kept as it is wherever a record goes, so every record's is scanned.
             scanned: tuple[str, ...] = ENVELOPE_SCANNED
-            if classify.record_class_of(event_type, overrides) == "service_generated":
+            record_class = classify.record_class_of(event_type, overrides)
+            if record_class == "service_generated":
                 scanned += scannable_fields(event_type)
             meetings = table["meeting_id"]
             for field_name in scanned:
@@ -352,6 +378,12 @@ class EventChunk:
                         }
                         for f in findings
                     )
+            if (
+                record_class == "customer_content"
+                and config.policy.content_policy == "per_participant"
+            ):
+                # What a consented record's id must pass at the gate (rules/consented.py).
+                _add_id_findings(per_row, table["event_id"], scanner_for(known))
             tables[name] = table.append_column(
                 pa.field(FINDINGS, pa.list_(FINDING_TYPE)),
                 pa.array(per_row, pa.list_(FINDING_TYPE)),
@@ -409,6 +441,58 @@ class EventChunk:
             )
         return replace(self, tables=tables)
 
+    def with_echoes(
+        self, config: Config, contract: Contract, ledger: ConsentLedger, sources: echo.EchoSources
+    ) -> EventChunk:
+        """Withdraw consent from consented records that repeat a distinctive run of words of a
+        subject who did not consent for the record holding it (`echoes_other_subject`).
+
+        Run after `with_consent`. A record's own subjects may quote themselves; a run only
+        matters when another subject of the same meeting wrote it in a record they had not
+        consented for (by the same rule, at that record's time), or in a record without
+        subjects.
+        """
+        if config.policy.content_policy != "per_participant" or not len(sources):
+            return self
+        settings = echo.EchoSettings.of(config.detectors)
+        verdicts: dict[tuple[str, str, str | None, int], bool] = {}
+
+        def consented(author: str, account: str, meeting: str | None, ts: int) -> bool:
+            key = (author, account, meeting, ts)
+            if key not in verdicts:
+                verdicts[key] = (
+                    bool(author) and event_consent(ledger, [author], account, meeting, ts)[0]
+                )
+            return verdicts[key]
+
+        tables = dict(self.tables)
+        for name, event_type, table in self._content_tables(config, contract):
+            if CONSENTED not in table.column_names:
+                continue
+            rows = np.flatnonzero(np.asarray(pc.fill_null(table[CONSENTED], False).to_pylist()))
+            if not len(rows):
+                continue
+            oks = table[CONSENTED].to_pylist()
+            reasons = table[CONSENT_REASON].to_pylist()
+            records = _echo_records(event_type, table.take(pa.array(rows, pa.int64())))
+            meetings = table["meeting_id"].take(pa.array(rows, pa.int64())).to_pylist()
+            for row, meeting, record in zip(rows.tolist(), meetings, records, strict=True):
+                loc, where, _, _, subjects, texts = record
+                _, keyed = echo.record_runs(texts, where, settings, all_sizes=True)
+                own = set(subjects)
+                for author, account, ts in sources.sources(keyed, loc):
+                    if author not in own and not consented(author, account, meeting, ts):
+                        oks[row], reasons[row] = False, ECHOES_OTHER_SUBJECT
+                        break
+            tables[name] = table.set_column(
+                table.schema.get_field_index(CONSENTED), CONSENTED, pa.array(oks, pa.bool_())
+            ).set_column(
+                table.schema.get_field_index(CONSENT_REASON),
+                CONSENT_REASON,
+                pa.array(reasons, pa.string()),
+            )
+        return replace(self, tables=tables)
+
     # -- RouteRecords ----------------------------------------------------------------------
     def routed(self, config: Config, contract: Contract, verdicts: DedupVerdicts) -> EventChunk:
         """Add destination and reason columns to every table (default deny)."""
@@ -434,6 +518,7 @@ class EventChunk:
         pseudonyms: Pseudonymizer,
         verdicts: DedupVerdicts,
         twin: GateTwin | None = None,
+        known: detect.KnownIdentifiers | None = None,
     ) -> ChunkOutputs:
         """Build this chunk's rows for every output table, de-identifying what may train.
 
@@ -446,6 +531,7 @@ class EventChunk:
         restricted: list[pa.Table] = []
         quarantine: list[pa.Table] = []
         audit: list[pa.Table] = []
+        redactions: dict[str, int] = {}
         for name, table in sorted(self.tables.items()):
             event_type = contract.event_types[name]
             record_class = classify.record_class_of(event_type, overrides)
@@ -463,7 +549,11 @@ class EventChunk:
                     training[name] = rows
             to_consented = table.filter(pc.equal(table[DEST], "consented_content"))
             if to_consented.num_rows:
-                rows = _deidentify_content(config, contract, event_type, to_consented, pseudonyms)
+                rows, found = _deidentify_content(
+                    contract, event_type, to_consented, pseudonyms, scanner_for(known)
+                )
+                for detector, count in found.items():
+                    redactions[detector] = redactions.get(detector, 0) + count
                 if twin is not None:
                     table, rows = _self_checked(
                         twin, "consented_content", name, table, to_consented, rows, ()
@@ -506,6 +596,7 @@ class EventChunk:
             counts={},
         )
         outputs.counts = count_outputs(outputs.audit)
+        outputs.counts["consented_redactions"] = redactions
         return outputs
 
     def _rejects_routed(self, verdicts: DedupVerdicts) -> pa.Table:
@@ -749,11 +840,6 @@ def _pseudonymised_consent(column: pa.ChunkedArray, pseudonyms: Pseudonymizer) -
     return pa.ListArray.from_arrays(column.offsets, rebuilt, mask=column.is_null())
 
 
-# Detectors whose findings are redacted from consented content: a third party's contact
-# details and secrets. Words themselves are the consented content and stay.
-CONTENT_REDACTIONS = ("email", "phone", "secret_url", "payment_card", "ip_address")
-
-
 def consented_schema(contract: Contract, event_type: EventType) -> pa.Schema:
     """Columns of a de-identified consented-content row: every field, identifiers pseudonymised,
     derived fields dropped."""
@@ -771,56 +857,106 @@ def consented_pseudonym_columns(event_type: EventType) -> tuple[str, ...]:
     return (*_ENVELOPE_IDS, *(s.name for s in event_type.fields if s.category == "identifier"))
 
 
-def _redact_strings(values: pa.Array, settings: detect.DetectorSettings) -> pa.Array:
-    """Redact contact details and secrets in a string array (nulls stay null)."""
-    found = detect.scan_column(values, settings, detectors=CONTENT_REDACTIONS)
-    if not any(found):
-        return values
-    texts = values.to_pylist()
-    for row, findings in enumerate(found):
-        if findings:
-            texts[row] = redact_spans(texts[row], [(f.start, f.end, f.detector) for f in findings])
-    return pa.array(texts, pa.string())
-
-
-def _redact_content(column: pa.Array, settings: detect.DetectorSettings) -> pa.Array:
-    """Redact a content column of any shape: string, list of strings, list of {kind, text}."""
+def _redact_content(
+    column: pa.Array, scanner: ConsentedScanner, detectors: tuple[str, ...], owner: np.ndarray
+) -> tuple[pa.Array, dict[str, set[int]]]:
+    """Redact a column of any shape (string, list of strings, list of {kind, text}); per
+    family, the table rows with a finding (`owner` maps the column's items to table rows)."""
+    hits: dict[str, set[int]] = {}
     if pa.types.is_string(column.type):
-        return _redact_strings(column, settings)
+        redacted, findings = scanner.redact_column(column, detectors)
+        for item, item_findings in enumerate(findings):
+            for finding in item_findings:
+                hits.setdefault(finding.detector, set()).add(int(owner[item]))
+        return redacted, hits
     if pa.types.is_list(column.type):
-        inner = _redact_content(column.flatten(), settings)
-        return pa.ListArray.from_arrays(column.offsets, inner, mask=column.is_null())
+        parents = owner[pc.list_parent_indices(column).to_numpy()]
+        inner, hits = _redact_content(column.flatten(), scanner, detectors, parents)
+        return pa.ListArray.from_arrays(column.offsets, inner, mask=column.is_null()), hits
     if pa.types.is_struct(column.type):
-        children = [
-            _redact_content(column.field(i), settings) for i in range(column.type.num_fields)
-        ]
-        return pa.StructArray.from_arrays(children, fields=list(column.type), mask=column.is_null())
-    return column
+        children = []
+        for i in range(column.type.num_fields):
+            child, child_hits = _redact_content(column.field(i), scanner, detectors, owner)
+            children.append(child)
+            for detector, rows in child_hits.items():
+                hits.setdefault(detector, set()).update(rows)
+        array = pa.StructArray.from_arrays(
+            children, fields=list(column.type), mask=column.is_null()
+        )
+        return array, hits
+    return column, hits
 
 
 def _deidentify_content(
-    config: Config,
     contract: Contract,
     event_type: EventType,
     table: pa.Table,
     pseudonyms: Pseudonymizer,
-) -> pa.Table:
-    """Consented content for training: identifiers pseudonymised, contact details and secrets
-    redacted from the content, derived fields dropped."""
+    scanner: ConsentedScanner,
+) -> tuple[pa.Table, dict[str, int]]:
+    """Consented content for training: identifiers pseudonymised, derived fields dropped, and
+    every other string (content and free metadata alike) redacted of known identifiers,
+    contact details, card and bank numbers, secrets and long ids; with the number of rows
+    redacted per family."""
     columns: dict[str, Any] = {
         "record_class": pa.array(["customer_content"] * table.num_rows, pa.string())
     }
+    hits: dict[str, set[int]] = {}
+    rows = np.arange(table.num_rows)
     for spec in [*contract.envelope, *event_type.fields]:
         if spec.category == "derived":
             continue
         column = table[spec.name].combine_chunks()
         if spec.category == "identifier":
             column = pseudonyms.array(column)
-        elif spec.category == "content":
-            column = _redact_content(column, config.detectors)
+        elif spec.name != "event_id" and column_detectors(spec.name):
+            # `event_id` cannot be redacted: a record whose id holds a finding was quarantined.
+            column, found = _redact_content(column, scanner, column_detectors(spec.name), rows)
+            for detector, flagged in found.items():
+                hits.setdefault(detector, set()).update(flagged)
         columns[spec.name] = column
     schema = consented_schema(contract, event_type)
-    return pa.table(columns, schema=schema).take(_by_event_id(table))
+    counts = {detector: len(flagged) for detector, flagged in sorted(hits.items())}
+    return pa.table(columns, schema=schema).take(_by_event_id(table)), counts
+
+
+def _add_id_findings(
+    per_row: list[list[dict]], event_ids: pa.ChunkedArray, scanner: ConsentedScanner
+) -> None:
+    """Findings in content records' `event_id`, which cannot be redacted."""
+    for row, findings in enumerate(scanner.scan_column(event_ids, ID_DETECTORS)):
+        per_row[row].extend(
+            {"detector": f.detector, "field": "event_id", "start": f.start, "end": f.end}
+            for f in findings
+        )
+
+
+def _echo_records(
+    event_type: EventType, table: pa.Table
+) -> list[tuple[int, str, str, int, list[str], list[str]]]:
+    """(loc, meeting key, account, event_ts, subjects, worded texts) of content records."""
+    texts = [
+        s.name for s in event_type.fields if s.category == "content" and s.name not in _NOT_WORDS
+    ]
+    columns = []
+    for name in texts:
+        column = table[name]
+        if pa.types.is_list(column.type):
+            columns.append([_words_of(v) for v in column.to_pylist()])
+        else:
+            columns.append(column.to_pylist())
+    subjects = content_subjects(event_type, table)
+    accounts = table["account_id"].to_pylist()
+    meetings = table["meeting_id"].to_pylist()
+    times = table["event_ts"].cast(pa.int64()).to_pylist()
+    locs = table[LOC].to_pylist()
+    records = []
+    for row, (loc, meeting, account, ts) in enumerate(
+        zip(locs, meetings, accounts, times, strict=True)
+    ):
+        words = [column[row] for column in columns if column[row]]
+        records.append((loc, echo.meeting_key(meeting, account), account, ts, subjects[row], words))
+    return records
 
 
 def content_subjects(event_type: EventType, table: pa.Table) -> list[list[str]]:

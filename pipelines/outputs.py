@@ -102,8 +102,10 @@ def output_schema_documents(config: Config) -> dict[str, dict[str, Any]]:
         "$id": "https://consentgate.invalid/schemas/outputs/consented_content.json",
         "title": "training/consented_content rows, one table per content event type",
         "description": "Customer content whose every subject consented for themselves. "
-        "Identifiers hold keyed pseudonyms; emails, phone numbers, card numbers, IP addresses "
-        "and secret URLs inside the content are redacted; derived fields are absent.",
+        "Identifier columns hold keyed pseudonyms; every other string (content and metadata "
+        "alike) has the run's known identifiers, emails, phone numbers, card and bank numbers, "
+        "IP addresses, secrets, tokens and long ids replaced by [REDACTED:<family>]; derived "
+        "fields are absent.",
         "x-columns-by-event-type": {n: s.names for n, s in consented.items()},
         "x-pseudonym-columns": {
             n: list(consented_pseudonym_columns(contract.event_types[n])) for n in content

@@ -21,10 +21,10 @@ import pyarrow.compute as pc
 from pipelines.gate.expectations import string_columns, suite_patterns
 from pipelines.gate.fingerprint import fingerprints_of_many
 from pipelines.rules import detect
+from pipelines.rules.consented import column_detectors, scanner_for
 from pipelines.rules.nested import iter_strings
 
 __all__ = [
-    "CONTENT_DETECTORS",
     "TWIN_CHECKS",
     "TWIN_PREFIX",
     "GateTwin",
@@ -35,8 +35,6 @@ __all__ = [
     "print_hits",
 ]
 
-# Consented content is made of words: it is only checked for what must have been redacted.
-CONTENT_DETECTORS = ("email", "phone", "secret_url", "payment_card", "ip_address")
 # The row checks in the order the twin applies them; a row is quarantined for the first.
 TWIN_CHECKS = ("detectors_clean", "expectations", "content_fingerprints")
 TWIN_PREFIX = "gate_twin:"
@@ -78,12 +76,14 @@ def detector_hits(
     """`detectors_clean`: (column, rows, detectors) for every column with a finding.
 
     The gate's detectors are all of them with the shipped thresholds, whatever
-    `configs/detectors.json` says, plus the run's known identifiers; consented content is
-    checked for contact details and secrets only. Pseudonym columns are not scanned.
+    `configs/detectors.json` says, plus the run's known identifiers. Consented content is made
+    of words: it is checked, with the first line's own scan (`rules/consented.py`), for what
+    must have been redacted from it. Pseudonym columns are not scanned.
     """
     settings = detect.DetectorSettings()
+    scanner = scanner_for(known) if content else None
     for name in table.column_names:
-        if name in pseudonym_columns:
+        if name in pseudonym_columns or (content and not column_detectors(name)):
             continue
         flagged_rows: list[np.ndarray] = []
         kinds: set[str] = set()
@@ -91,12 +91,10 @@ def detector_hits(
             # Detectors judge a value alone, so each distinct value is scanned once: service
             # columns repeat a few codecs, versions and log templates across many rows.
             distinct = pc.unique(leaf)
-            hits = detect.scan_column(
-                distinct,
-                settings,
-                known=None if content else known,
-                detectors=CONTENT_DETECTORS if content else None,
-            )
+            if scanner is not None:
+                hits = scanner.scan_column(distinct, column_detectors(name))
+            else:
+                hits = detect.scan_column(distinct, settings, known=known)
             flagged = [i for i, f in enumerate(hits) if f]
             if not flagged:
                 continue

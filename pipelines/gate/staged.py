@@ -19,12 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.gate import results
-from pipelines.gate.rows import CONTENT_DETECTORS, detector_hits, string_leaves
+from pipelines.gate.rows import detector_hits, string_leaves
 from pipelines.rules import detect
 
 __all__ = [
     "CHECKS",
-    "CONTENT_DETECTORS",
     "TABLES",
     "TrainingRules",
     "check_training_table",

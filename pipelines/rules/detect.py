@@ -73,6 +73,11 @@ _INTEGER_KEYS: tuple[tuple[str, str, int, int], ...] = (
     ("known_identifier", "max_words", 1, 20),
     # Three words is the shortest content record the echo index keeps.
     ("content_echo", "shingle_words", 3, 100),
+    # Below four words (or characters) a run is a stock phrase; two meetings at least, or
+    # every run would be common.
+    ("other_subject_echo", "shingle_words", 4, 100),
+    ("other_subject_echo", "shingle_chars", 4, 100),
+    ("other_subject_echo", "common_meetings", 2, 1_000_000),
 )
 _SHARE_KEYS: tuple[tuple[str, str], ...] = (("natural_language", "min_function_share"),)
 _SETTING_KEYS = [(section, key) for section, key, _, _ in _INTEGER_KEYS] + list(_SHARE_KEYS)
@@ -103,6 +108,16 @@ class DetectorSettings:
     known_identifier_min_length: int = 4
     known_identifier_max_words: int = 3
     content_echo_shingle_words: int = 4
+    # A consented record is restricted when it shares a run with content of a subject who did
+    # not consent for it (rules/echo.py). Six words is a clause of a sentence: quoted, it is
+    # someone's words; five or fewer are often set phrases. Eight characters of Chinese,
+    # Japanese or Thai carry about as much as six English words.
+    other_subject_echo_shingle_words: int = 6
+    other_subject_echo_shingle_chars: int = 8
+    # A run that content of five or more meetings of the run holds is common speech ("before
+    # the board call", "can everyone see my screen"), not a quotation of one person: a quote
+    # lives in its meeting and maybe a follow-up or two.
+    other_subject_echo_common_meetings: int = 5
 
     @classmethod
     def default(cls) -> DetectorSettings:
@@ -625,6 +640,12 @@ _TEXT_DETECTORS: dict[str, Callable[[str, DetectorSettings], Spans]] = {
 # --------------------------------------------------------------------------- known identifiers
 
 _ID_TOKEN = re.compile(r"\w(?:[\w.@+-]*\w)?")
+# Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, Han).
+UNSPACED_SCRIPTS = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u31f0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+)
+_UNSPACED = re.compile(f"[{UNSPACED_SCRIPTS}]")
 
 
 @dataclass(frozen=True)
@@ -644,7 +665,8 @@ class KnownIdentifiers:
             if value is None:
                 continue
             key = " ".join(_ID_TOKEN.findall(_fold(value)))
-            if key and len(key) >= min_length:
+            # A name in a script written without spaces is two or three characters long.
+            if key and (len(key) >= min_length or (len(key) >= 2 and _UNSPACED.search(key))):
                 keys.add(key)
         return cls._of(keys)
 

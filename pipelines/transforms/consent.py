@@ -36,6 +36,7 @@ from pipelines.config import Config
 from pipelines.contract import parse_instant
 from pipelines.rules.classify import decode_line, python_rows, record_class_of
 from pipelines.rules.consent import ConsentLedger, Decision, RejectedRow
+from pipelines.rules.echo import meeting_key
 from pipelines.transforms.context import RunContext
 from pipelines.transforms.read import Oversized, iter_lines
 from pipelines.transforms.write import StagedChunk, StagedFile, write_parquet
@@ -315,7 +316,8 @@ class _Consent(beam.DoFn):
     def process(
         self, chunk: EventChunk, ledger: ConsentLedger, context: RunContext
     ) -> Iterator[EventChunk]:
-        yield chunk.with_consent(self.config, self.contract, ledger, context.hosts)
+        decided = chunk.with_consent(self.config, self.contract, ledger, context.hosts)
+        yield decided.with_echoes(self.config, self.contract, ledger, context.echo_sources)
 
 
 # Keys of the keyed join: (subject, account) for a subject's own decisions,
@@ -346,6 +348,8 @@ def _needed_keys(
             keys.update((s, account) for s in row_subjects)
             keys.update((h, account) for h in context.hosts.get(meeting or "", ()))
             keys.add((_ACCOUNT_WIDE, account))
+            # Authors of runs this record may echo: their consent for their own records.
+            keys.update(context.echo_sources.authors_in(meeting_key(meeting, account)))
     for key in sorted(keys):
         yield key, chunk.chunk_id
 
@@ -391,7 +395,8 @@ class _ConsentFromJoin(beam.DoFn):
         entries = {d for batch in groups["decisions"] for d in batch}
         ledger = _ledger_of(entries, self.as_of)
         for chunk in groups["chunk"]:
-            yield chunk.with_consent(self.config, self.contract, ledger, context.hosts)
+            decided = chunk.with_consent(self.config, self.contract, ledger, context.hosts)
+            yield decided.with_echoes(self.config, self.contract, ledger, context.echo_sources)
 
 
 class ApplyConsent(beam.PTransform):

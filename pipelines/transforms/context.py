@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+from apache_beam.pvalue import AsSingleton
 
 from pipelines.chunk import EventChunk
 from pipelines.config import Config
@@ -22,6 +23,7 @@ from pipelines.contract import Contract
 from pipelines.gate.rows import account_prints, merge_prints
 from pipelines.rules.consent import hosts_by_meeting
 from pipelines.rules.detect import EchoIndex, KnownIdentifiers
+from pipelines.rules.echo import EchoSettings, EchoSources, bucket_entries, judge_bucket
 from pipelines.rules.route import DedupVerdicts, find_duplicates
 
 __all__ = ["CollectRunContext", "FindDuplicates", "RunContext"]
@@ -36,6 +38,8 @@ class RunContext:
     hosts: dict[str, frozenset[str]] = field(default_factory=dict)  # meeting id -> host ids
     # account id -> fingerprints of its content, as the gate's content cross-check cuts them
     prints: dict[str, np.ndarray] = field(default_factory=dict)
+    # Distinctive runs of content shared within a meeting (per_participant runs only).
+    echo_sources: EchoSources = field(default_factory=EchoSources.empty)
 
 
 class _MergeContext(beam.CombineFn):
@@ -104,19 +108,67 @@ class _ChunkContext(beam.DoFn):
         )
 
 
+class _EchoEntries(beam.DoFn):
+    """One chunk's echo index entries, split into buckets by run hash."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def setup(self) -> None:
+        self.contract = self.config.contract()
+
+    def process(self, chunk: EventChunk) -> Iterator[tuple[int, pa.Table]]:
+        entries = chunk.echo_entries(self.config, self.contract)
+        yield from bucket_entries(entries, self.config.policy.dedup_buckets)
+
+
+class _MergeSources(beam.CombineFn):
+    """The buckets' surviving entries -> one EchoSources (sorted, so order does not matter)."""
+
+    def create_accumulator(self) -> list[pa.Table]:
+        return []
+
+    def add_input(self, acc: list[pa.Table], item: pa.Table) -> list[pa.Table]:
+        acc.append(item)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[list[pa.Table]]) -> list[pa.Table]:
+        return [table for acc in accs for table in acc]
+
+    def extract_output(self, acc: list[pa.Table]) -> EchoSources:
+        return EchoSources.of(acc)
+
+
+def _with_sources(context: RunContext, sources: EchoSources) -> RunContext:
+    return replace(context, echo_sources=sources)
+
+
 class CollectRunContext(beam.PTransform):
-    """EventChunks -> one RunContext: the run's identifiers, content shingles and prints."""
+    """EventChunks -> one RunContext: the run's identifiers, content shingles and prints, and
+    under `per_participant` the other-subject echo index (bucketed by run hash: only hashes
+    move)."""
 
     def __init__(self, config: Config) -> None:
         super().__init__()
         self.config = config
 
     def expand(self, chunks: beam.PCollection) -> beam.PCollection:
-        return (
+        context = (
             chunks
             | "PerChunk" >> beam.ParDo(_ChunkContext(self.config))
             | "Merge" >> beam.CombineGlobally(_MergeContext(self.config))
         )
+        if self.config.policy.content_policy != "per_participant":
+            return context
+        settings = EchoSettings.of(self.config.detectors)
+        sources = (
+            chunks
+            | "EchoEntries" >> beam.ParDo(_EchoEntries(self.config))
+            | "GroupEchoRuns" >> beam.GroupByKey()
+            | "JudgeEchoRuns" >> beam.MapTuple(lambda _bucket, parts: judge_bucket(parts, settings))
+            | "MergeEchoSources" >> beam.CombineGlobally(_MergeSources())
+        )
+        return context | "AttachEchoSources" >> beam.Map(_with_sources, AsSingleton(sources))
 
 
 def _bucketed_keys(chunk: EventChunk, buckets: int) -> Iterator[tuple[int, pa.Table]]:

@@ -73,29 +73,27 @@ class _Deidentify(beam.DoFn):
         self.pseudonyms = pseudonymizer_from_env(self.config.deidentify)
 
     def process(
-        self, chunk: EventChunk, verdicts: DedupVerdicts, context: RunContext | None = None
+        self, chunk: EventChunk, verdicts: DedupVerdicts, context: RunContext
     ) -> Iterator[ChunkOutputs]:
-        twin = None
-        if context is not None:
-            twin = GateTwin.build(
-                self.config.schemas, self.config.expectations, context.known, context.prints
-            )
-        yield chunk.outputs(self.config, self.contract, self.pseudonyms, verdicts, twin)
+        twin = GateTwin.build(
+            self.config.schemas, self.config.expectations, context.known, context.prints
+        )
+        yield chunk.outputs(
+            self.config, self.contract, self.pseudonyms, verdicts, twin, context.known
+        )
 
 
 class Deidentify(beam.PTransform):
-    """Routed chunks -> output rows: pseudonymised and generalised training rows, restricted
+    """Routed chunks -> output rows: pseudonymised and generalised training rows, consented
+    content redacted of the run's known identifiers and what else points at people, restricted
     manifest rows without content, quarantine rows, and one audit row per record.
 
-    With the run's `context`, the gate's row checks run on the de-identified rows before they
-    leave (see `GateTwin`): a row one of them fails is quarantined, not staged.
+    The gate's row checks run on the de-identified rows before they leave (see `GateTwin`): a
+    row one of them fails is quarantined, not staged.
     """
 
     def __init__(
-        self,
-        config: Config,
-        verdicts: beam.PCollection,
-        context: beam.PCollection | None = None,
+        self, config: Config, verdicts: beam.PCollection, context: beam.PCollection
     ) -> None:
         super().__init__()
         self.config = config
@@ -103,7 +101,6 @@ class Deidentify(beam.PTransform):
         self.context = context
 
     def expand(self, chunks: beam.PCollection) -> beam.PCollection:
-        side = [AsSingleton(self.context)] if self.context is not None else []
         return chunks | "Materialise" >> beam.ParDo(
-            _Deidentify(self.config), AsSingleton(self.verdicts), *side
+            _Deidentify(self.config), AsSingleton(self.verdicts), AsSingleton(self.context)
         )

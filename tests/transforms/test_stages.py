@@ -124,7 +124,7 @@ def _outputs(
         | "DetectLeaks" >> DetectLeaks(config, context)
         | "ApplyConsent" >> ApplyConsent(config, ledger, context, as_of=0)
         | "RouteRecords" >> RouteRecords(config, verdicts)
-        | "Deidentify" >> Deidentify(config, verdicts)
+        | "Deidentify" >> Deidentify(config, verdicts, context)
     )
     return outputs, context, chunks
 
@@ -469,7 +469,7 @@ def test_find_duplicates_keeps_one_copy_and_quarantines_conflicts(
         | "DetectLeaks" >> DetectLeaks(config, context)
         | "ApplyConsent" >> ApplyConsent(config, ledger, context, as_of=0)
         | "RouteRecords" >> RouteRecords(config, verdicts)
-        | "Deidentify" >> Deidentify(config, verdicts)
+        | "Deidentify" >> Deidentify(config, verdicts, context)
     )
     assert_that(
         outputs | "Audit" >> beam.FlatMap(_audit_rows),

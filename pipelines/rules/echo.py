@@ -1,0 +1,274 @@
+"""Consented content that repeats another subject's words: the index of distinctive runs.
+
+A run is a window of `shingle_words` words, or, in scripts written without spaces (Thai,
+kana, Han...), of `shingle_chars` characters; a content text shorter than a window but of at
+least `MIN_WHOLE_WORDS` words counts whole, so a short chat line quoted entire is seen too.
+Runs are kept only as 64-bit hashes. A run is common speech ("before the board call") when
+content of `common_meetings` or more distinct meetings of the run holds it; every other run
+is distinctive.
+
+The index is built in three steps that do not depend on how records fall into chunks or in
+what order they come: every chunk lists (run, meeting, record, author) entries (`entries`),
+entries are bucketed by run hash and each bucket keeps the distinctive runs two or more
+records of a meeting share (`judge_bucket`), and the buckets' survivors make one sorted
+`EchoSources`. At consent time a consented record looks its own runs up in its meeting.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.rules import detect
+
+__all__ = [
+    "ENTRY_SCHEMA",
+    "MIN_WHOLE_WORDS",
+    "EchoSettings",
+    "EchoSources",
+    "bucket_entries",
+    "entries",
+    "judge_bucket",
+    "meeting_key",
+    "record_runs",
+]
+
+# A whole text of fewer words than a window still counts from this many words: four words
+# ("ship it by friday") already say something a person said; three are mostly stock phrases.
+MIN_WHOLE_WORDS = 4
+ENTRY_SCHEMA = pa.schema(
+    [
+        pa.field("run", pa.uint64()),  # hash of the run alone
+        pa.field("keyed", pa.uint64()),  # hash of the run in its meeting
+        pa.field("meeting", pa.string()),
+        pa.field("loc", pa.int64()),  # the record
+        pa.field("author", pa.string()),  # one of its subjects ("" if it has none)
+        pa.field("account", pa.string()),
+        pa.field("event_ts", pa.int64()),  # microseconds
+        # A shorter window that only looks for a short text counted whole (see `entries`).
+        pa.field("probe", pa.bool_()),
+    ]
+)
+_UNSPACED_RUN = re.compile(f"[{detect.UNSPACED_SCRIPTS}]+")
+_SPACED_WORD = re.compile(f"(?:(?![{detect.UNSPACED_SCRIPTS}])\\w)+")
+
+
+@dataclass(frozen=True)
+class EchoSettings:
+    """Run length and the common-speech threshold (configs/detectors.json, other_subject_echo)."""
+
+    shingle_words: int
+    shingle_chars: int
+    common_meetings: int
+
+    @classmethod
+    def of(cls, settings: detect.DetectorSettings) -> EchoSettings:
+        return cls(
+            settings.other_subject_echo_shingle_words,
+            settings.other_subject_echo_shingle_chars,
+            settings.other_subject_echo_common_meetings,
+        )
+
+
+def _hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _text_hashes(text: str, k: int, c: int) -> tuple[frozenset[int], frozenset[int]]:
+    """(run hashes, probe hashes) of one text. Runs: k-word windows (or the whole text when
+    shorter), k-character windows of each unspaced stretch. Probes: the shorter word windows
+    (down to MIN_WHOLE_WORDS) that meet a short text counted whole. Texts repeat (captions of
+    transcripts, stock lines): each is hashed once per worker while it stays in the cache."""
+    folded = detect._normalise(text, fold=True).text
+    words = _SPACED_WORD.findall(folded)
+    runs: set[str] = set()
+    probes: set[str] = set()
+    top = min(k, len(words))
+    for size in range(MIN_WHOLE_WORDS, top + 1):
+        windows = ("w " + " ".join(words[i : i + size]) for i in range(len(words) - size + 1))
+        (runs if size == top else probes).update(windows)
+    for stretch in _UNSPACED_RUN.findall(folded):
+        runs.update("c " + stretch[i : i + c] for i in range(len(stretch) - c + 1))
+    return frozenset(map(_hash, runs)), frozenset(map(_hash, probes))
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a well-spread 64-bit function of each value."""
+    with np.errstate(over="ignore"):
+        z = values + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _keyed(runs: np.ndarray, meeting: str) -> np.ndarray:
+    return _mix(runs ^ _mix(np.array([_hash(meeting)], np.uint64)))
+
+
+def _record_hashes(texts: Iterable[str], settings: EchoSettings) -> tuple[set[int], set[int]]:
+    runs: set[int] = set()
+    probes: set[int] = set()
+    for text in texts:
+        text_runs, text_probes = _text_hashes(text, settings.shingle_words, settings.shingle_chars)
+        runs |= text_runs
+        probes |= text_probes
+    return runs, probes - runs
+
+
+def record_runs(
+    texts: Iterable[str], meeting: str, settings: EchoSettings, all_sizes: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(run hashes, the same keyed to `meeting`) of one record's texts, distinct; with
+    `all_sizes` the probes too (what a consented record looks up)."""
+    runs, probes = _record_hashes(texts, settings)
+    hashes = np.array(sorted(runs | probes if all_sizes else runs), np.uint64)
+    return hashes, _keyed(hashes, meeting)
+
+
+def meeting_key(meeting: str | None, account: str) -> str:
+    """Where echoes are looked for: the meeting, or for content outside meetings the account."""
+    return meeting if meeting else f"\x00account\x00{account}"
+
+
+def entries(
+    records: Iterable[tuple[int, str, str, int, list[str], list[str]]], settings: EchoSettings
+) -> pa.Table:
+    """ENTRY_SCHEMA rows of (loc, meeting key, account, event_ts, subjects, texts) records.
+
+    Besides its runs, each record lists as probes its shorter windows (down to
+    MIN_WHOLE_WORDS words): a record that quotes a short text whole shares only such a
+    window with it, and the bucket step keeps a run only when two records share it.
+    """
+    columns: dict[str, list] = {name: [] for name in ENTRY_SCHEMA.names}
+    runs: list[int] = []
+    meeting_hashes: dict[str, int] = {}
+    for loc, meeting, account, ts, subjects, texts in records:
+        run_set, probe_set = _record_hashes(texts, settings)
+        if not run_set and not probe_set:
+            continue
+        record = sorted(run_set) + sorted(probe_set)
+        is_probe = [False] * len(run_set) + [True] * len(probe_set)
+        if meeting not in meeting_hashes:
+            meeting_hashes[meeting] = _hash(meeting)
+        n = len(record)
+        for author in subjects or [""]:
+            runs.extend(record)
+            columns["meeting"].extend([meeting] * n)
+            columns["loc"].extend([loc] * n)
+            columns["author"].extend([author] * n)
+            columns["account"].extend([account] * n)
+            columns["event_ts"].extend([ts] * n)
+            columns["probe"].extend(is_probe)
+    if not runs:
+        return ENTRY_SCHEMA.empty_table()
+    run_array = np.array(runs, np.uint64)
+    # Keyed to the meeting in one vectorised pass (as `_keyed` does for one record).
+    meeting_of = np.fromiter(
+        (meeting_hashes[m] for m in columns["meeting"]), np.uint64, len(columns["meeting"])
+    )
+    columns["run"] = run_array  # type: ignore[assignment]
+    columns["keyed"] = _mix(run_array ^ _mix(meeting_of))  # type: ignore[assignment]
+    return pa.table(columns, schema=ENTRY_SCHEMA)
+
+
+def bucket_entries(table: pa.Table, buckets: int) -> Iterator[tuple[int, pa.Table]]:
+    """Entries split by run hash: every entry of one run lands in one bucket."""
+    if table.num_rows == 0:
+        return
+    of = (table["run"].to_numpy() % np.uint64(buckets)).astype(np.int64)
+    for bucket in np.unique(of).tolist():
+        yield bucket, table.filter(pa.array(of == bucket))
+
+
+def judge_bucket(parts: Iterable[pa.Table], settings: EchoSettings) -> pa.Table:
+    """The entries of one bucket worth keeping: distinctive runs shared within a meeting."""
+    tables = [t for t in parts if t.num_rows]
+    if not tables:
+        return ENTRY_SCHEMA.empty_table()
+    table = pa.concat_tables(tables)
+    # Common speech is judged on runs proper; a probe is common when its run is.
+    runs = table.filter(pc.invert(table["probe"]))
+    spread = runs.group_by("run").aggregate([("keyed", "count_distinct")])
+    common = spread.filter(
+        pc.greater_equal(spread["keyed_count_distinct"], settings.common_meetings)
+    )
+    table = table.filter(pc.invert(pc.is_in(table["run"], value_set=common["run"])))
+    shared = table.group_by("keyed").aggregate([("loc", "count_distinct")])
+    shared = shared.filter(pc.greater_equal(shared["loc_count_distinct"], 2))
+    kept = pc.and_(pc.is_in(table["keyed"], value_set=shared["keyed"]), pc.invert(table["probe"]))
+    return table.filter(kept)
+
+
+@dataclass(frozen=True)
+class EchoSources:
+    """Distinctive runs shared within a meeting, with the records and authors holding them."""
+
+    # Sorted by (keyed, loc, author). Customer ids: kept out of repr.
+    keyed: np.ndarray = field(repr=False)
+    loc: np.ndarray = field(repr=False)
+    author: tuple[str, ...] = field(repr=False)
+    account: tuple[str, ...] = field(repr=False)
+    event_ts: np.ndarray = field(repr=False)
+    meeting: tuple[str, ...] = field(repr=False)
+
+    @classmethod
+    def empty(cls) -> EchoSources:
+        return cls.of([])
+
+    @classmethod
+    def of(cls, parts: Iterable[pa.Table]) -> EchoSources:
+        tables = [t for t in parts if t.num_rows]
+        table = pa.concat_tables(tables) if tables else ENTRY_SCHEMA.empty_table()
+        table = table.sort_by(
+            [("keyed", "ascending"), ("loc", "ascending"), ("author", "ascending")]
+        )
+        return cls(
+            keyed=table["keyed"].to_numpy(),
+            loc=table["loc"].to_numpy(),
+            author=tuple(table["author"].to_pylist()),
+            account=tuple(table["account"].to_pylist()),
+            event_ts=table["event_ts"].to_numpy(),
+            meeting=tuple(table["meeting"].to_pylist()),
+        )
+
+    def __len__(self) -> int:
+        return len(self.keyed)
+
+    def authors_in(self, meeting: str) -> set[tuple[str, str]]:
+        """(author, account) of every entry of `meeting` (for the keyed consent join)."""
+        return {
+            (author, account)
+            for author, account, at in zip(self.author, self.account, self.meeting, strict=True)
+            if at == meeting and author
+        }
+
+    def sources(self, keyed: np.ndarray, loc: int) -> Iterator[tuple[str, str, int]]:
+        """(author, account, event_ts) of other records sharing any of these keyed runs."""
+        if not len(self.keyed) or not len(keyed):
+            return
+        lo = np.searchsorted(self.keyed, keyed, side="left")
+        hi = np.searchsorted(self.keyed, keyed, side="right")
+        for start, end in zip(lo.tolist(), hi.tolist(), strict=True):
+            for i in range(start, end):
+                if int(self.loc[i]) != loc:
+                    yield self.author[i], self.account[i], int(self.event_ts[i])
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, EchoSources)
+            and np.array_equal(self.keyed, other.keyed)
+            and np.array_equal(self.loc, other.loc)
+            and (self.author, self.account, self.meeting)
+            == (other.author, other.account, other.meeting)
+            and np.array_equal(self.event_ts, other.event_ts)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
