@@ -216,6 +216,7 @@ def _request(args: argparse.Namespace, beam_args: list[str], date: str | None) -
         as_of=getattr(args, "as_of", None),
         beam_args=beam_args,
         progress=not args.run_quiet,
+        quiet=args.run_quiet,
     )
 
 

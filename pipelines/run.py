@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -73,6 +74,7 @@ class RunRequest:
     as_of: datetime | None = None
     beam_args: Sequence[str] = field(default_factory=list)
     progress: bool = False
+    quiet: bool = False
 
 
 def _fill(template: str, day: str | None, what: str) -> str:
@@ -287,6 +289,7 @@ class StopSignals:
         if self._holding or self._raised:
             return
         self._raised = True
+        _stop_worker_processes()
         raise Interrupted(self.received)
 
     @contextmanager
@@ -301,6 +304,38 @@ class StopSignals:
         if act_after and not self._holding and self.received and not self._raised:
             self._raised = True
             raise Interrupted(self.received)
+
+
+def _stop_worker_processes() -> None:
+    """Stop the local worker processes Beam started (`direct_running_mode=multi_processing`).
+
+    On its way out the runner waits for each worker process to end, and an idle worker never
+    does, so a stopped run would hang with its lock held. The workers are this process's
+    descendants (read from /proc; elsewhere there is nothing to do); each gets SIGTERM.
+    """
+    parents: dict[int, list[int]] = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The fields after the command name (which may hold spaces and parentheses).
+        fields = stat.rsplit(b")", 1)[-1].split()
+        if len(fields) > 1:
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+    pending = list(parents.get(os.getpid(), []))
+    while pending:
+        pid = pending.pop()
+        pending.extend(parents.get(pid, []))
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            continue
 
 
 def _new_run_id() -> str:
@@ -453,7 +488,10 @@ def _stage_gate_publish(
     lineage: RunLineage | None,
 ) -> dict[str, Any]:
     try:
-        with beam.Pipeline(options=options) as pipeline:
+        with (
+            _worker_output(staging, request.quiet and not folder.remote),
+            beam.Pipeline(options=options) as pipeline,
+        ):
             build(
                 pipeline,
                 config,
@@ -520,6 +558,34 @@ def _stage_gate_publish(
     raise GateFailed(
         f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published"
     )
+
+
+@contextmanager
+def _worker_output(staging: str, quiet: bool) -> Iterator[None]:
+    """Under --quiet, what the job's processes write to stderr while the pipeline runs goes to
+    `.runs/<run_id>/workers.log` instead of the terminal.
+
+    Beam's local worker processes (`direct_running_mode=multi_processing`) log at INFO to the
+    stderr they inherit, before any option or logging set-up of ours can reach them; the file
+    descriptor is the one thing they share with this process. Errors still end the command
+    with the one-line message, after the terminal is given back.
+    """
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log = os.open(
+        os.path.join(staging, "workers.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+    )
+    try:
+        os.dup2(log, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log)
 
 
 def _close_unpublished(

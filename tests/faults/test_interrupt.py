@@ -31,10 +31,18 @@ def published(tmp_path_factory) -> tuple[Path, Path]:
     return folder, out
 
 
-def _signal_at(folder: Path, out: Path, point: str, number: int) -> tuple[int, str]:
+MULTI_PROCESS = ["--", "--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+
+
+def _signal_at(
+    folder: Path, out: Path, point: str, number: int, beam: list[str]
+) -> tuple[int, str]:
     old = {p.name for p in _staging(out)()}
     run = subprocess.Popen(
-        _command(folder, out, "-q"), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*_command(folder, out, "-q"), *beam],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120
     while not KILL_POINTS[point](out, old):
