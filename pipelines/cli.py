@@ -110,6 +110,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     aud.add_argument("path", metavar="PATH")
     aud.add_argument("--format", choices=("table", "json"), default="table")
+    aud.add_argument(
+        "--table",
+        action="append",
+        choices=("training", "restricted", "quarantine", "audit"),
+        metavar="TABLE",
+        help="for a run folder: a published table to scan (training, restricted, quarantine, "
+        "audit); repeatable; default: training",
+    )
 
     purge = commands.add_parser(
         "purge",
@@ -142,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", metavar="RUN_DIR")
     rep.add_argument(
         "--share-threshold",
-        type=float,
+        type=_points,
         default=5.0,
         metavar="POINTS",
         help="flag a destination whose share of input records moves by more than this many "
@@ -184,6 +192,16 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
 def _drop_beam_import_noise(record: logging.LogRecord) -> bool:
     """Beam warns on import that optional Google Cloud clients are missing; they are optional."""
     return "apitools not found" not in record.getMessage()
+
+
+def _points(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of points between 0 and 100")
+    return value
 
 
 def _day(text: str) -> str:
@@ -344,10 +362,12 @@ def _cmd_validate(args: argparse.Namespace, beam_args: list[str]) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     from pipelines.audit import audit_path
 
-    report = audit_path(args.path)
+    report = audit_path(args.path, tables=tuple(args.table or ("training",)))
     if args.format == "json":
         _say(json.dumps(report.as_json(), sort_keys=True))
     else:
+        if report.scope:
+            _say(f"scanned             {inert(report.scope)}")
         _say(f"rows scanned        {report.rows_scanned}")
         _say(f"rows with findings  {report.rows_with_findings}")
         for name, count in sorted(report.by_detector.items()):
