@@ -432,7 +432,9 @@ def _configure_logging(quiet: bool, debug: bool) -> None:
     handler.addFilter(_drop_beam_import_noise)
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if getattr(old, "consentgate", False):  # ours, from an earlier main() in this process
+            root.removeHandler(old)
+    handler.consentgate = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     # Great Expectations narrates its ephemeral context at INFO; the gate reports its results.
@@ -485,10 +487,19 @@ def _stop(number: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `consentgate` console script and `python -m pipelines`."""
+    previous = {}
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (a scheduler's stop) ends a command like Ctrl-C: one line, exit 6.
         for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, _stop)
+            previous[number] = signal.signal(number, _stop)
+    try:
+        return _main(argv)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv, beam_args = split_beam_args(list(sys.argv[1:] if argv is None else argv))
     args = _parser().parse_args(argv)
     quiet = args.quiet or getattr(args, "run_quiet", False)
