@@ -422,10 +422,11 @@ def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _configure_logging(quiet: bool, debug: bool) -> None:
-    """Log lines made inert; Beam's, Great Expectations' and gRPC's chatter kept to warnings.
+    """Log lines made inert; Great Expectations kept to warnings; Beam's error logs (a failing
+    bundle's traceback, which the one-line error repeats) shown only with --debug.
 
-    The same levels reach worker processes through the environment (`CONSENTGATE_LOG_LEVEL`,
-    read in pipelines/__init__.py) and Beam's SDK-harness log level options.
+    Beam's local worker processes do not inherit this set-up: pipelines/__init__.py quiets
+    Great Expectations there, and under --quiet run.py sends their stderr to a log file.
     """
     handler = logging.StreamHandler()
     handler.setFormatter(InertFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -501,7 +502,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     argv, beam_args = split_beam_args(list(sys.argv[1:] if argv is None else argv))
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # bad arguments (2, message printed) or --help (0)
+        return exc.code if isinstance(exc.code, int) else 2
     quiet = args.quiet or getattr(args, "run_quiet", False)
     args.run_quiet = quiet
     _configure_logging(quiet, args.debug)

@@ -215,3 +215,21 @@ def test_inert_shows_every_control_character():
     assert shown == ("ev-\\x1b]0;pwned\\x07\\x1b[2J\\x0d\\u202egnp.exe\\x85\\u2028\\ufeff")
     assert inert("plain text, ünïcode, 名前") == "plain text, ünïcode, 名前"
     assert inert_lines("a\x1b\nb") == "a\\x1b\nb"
+
+
+def test_a_corrupt_input_fails_with_the_clear_message_and_no_beam_traceback(tmp_path):
+    (tmp_path / "events.jsonl.gz").write_bytes(b"this is not gzip")
+    done = _cli("run", "--input", str(tmp_path / "events.jsonl.gz"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr and "apache_beam" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("consentgate: error: run ") and "not a readable gzip file" in last
+    with_debug = _cli(
+        "--debug",
+        "run",
+        "--input",
+        str(tmp_path / "events.jsonl.gz"),
+        "--out",
+        str(tmp_path / "out2"),
+    )
+    assert with_debug.returncode == 4 and "Traceback" in with_debug.stderr

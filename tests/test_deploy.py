@@ -16,8 +16,8 @@ from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.runners.direct.direct_runner import DirectRunner
 
 from pipelines.cli import _parser, split_beam_args
-from pipelines.config import load_config
-from pipelines.errors import InputMissing, Interrupted, RunFailed
+from pipelines.config import check_beam_options, load_config
+from pipelines.errors import ConfigError, InputMissing, Interrupted, RunFailed
 from pipelines.pipeline import build
 from pipelines.run import expand_inputs, pipeline_options
 
@@ -121,3 +121,34 @@ def test_the_example_schedule_config_loads(tmp_path: Path):
     config = load_config(override_file=ROOT / "deploy" / "schedule.example.json")
     assert config.schedule.input and "{date}" in config.schedule.input
     assert json.loads((ROOT / "deploy" / "schedule.example.json").read_text())["schedule"]
+
+
+LOCAL_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+S3 = ["--s3_region_name=eu-west-1", "--s3_endpoint_url=http://localhost:9000"]
+
+
+@pytest.mark.parametrize(
+    "beam_args",
+    [DATAFLOW, FLINK, SPARK, LOCAL_WORKERS, S3, ["--runner", "FnApiRunner"]],
+    ids=["dataflow", "flink", "spark", "local-workers", "s3", "separate-value"],
+)
+def test_real_beam_and_runner_options_are_accepted(beam_args: list[str]):
+    check_beam_options(beam_args)
+    assert pipeline_options(beam_args).get_all_options(retain_unknown_options=True)
+
+
+@pytest.mark.parametrize(
+    ("beam_args", "message"),
+    [
+        (["--bogus_option=1"], "'--bogus_option=1' is not an option"),
+        ([*DATAFLOW, "--runer=DataflowRunner"], "did you mean --runner?"),
+        (["--direct_num_worker=2"], "did you mean --direct_num_workers?"),
+        (["--direct_num_workers=two"], "invalid int value: 'two'"),
+        (["stray-word"], "'stray-word' is not an option"),
+    ],
+    ids=["unknown", "misspelt-runner", "misspelt-workers", "bad-value", "not-an-option"],
+)
+def test_unknown_beam_options_are_refused_naming_the_option(beam_args: list[str], message: str):
+    with pytest.raises(ConfigError) as err:
+        pipeline_options(beam_args)
+    assert err.value.exit_code == 2 and message in str(err.value), str(err.value)
