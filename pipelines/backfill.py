@@ -11,6 +11,7 @@ from typing import Any
 from pipelines.errors import ConfigError, ConsentgateError, GateFailed, InputMissing
 from pipelines.lock import LockHeld
 from pipelines.run import RunRequest, run_job
+from pipelines.terminal import inert
 
 __all__ = ["DayResult", "backfill", "days_between", "exit_code_of", "render_table"]
 
@@ -94,7 +95,7 @@ def render_table(results: list[DayResult]) -> str:
     failed = [r for r in results if r.exit_code]
     if failed:
         lines.append("")
-        lines += [f"{r.date}: {r.message}" for r in failed]
+        lines += [f"{r.date}: {inert(r.message)}" for r in failed]
     published = len(results) - len(failed)
     lines.append(f"{published} of {len(results)} days published")
     return "\n".join(lines)

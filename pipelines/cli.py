@@ -437,6 +437,7 @@ def _configure_logging(quiet: bool, debug: bool) -> None:
             root.removeHandler(old)
     handler.consentgate = True  # type: ignore[attr-defined]
     root.addHandler(handler)
+    logging.captureWarnings(True)  # Python warnings go through the same inert formatter
     root.setLevel(logging.WARNING)
     # Great Expectations narrates its ephemeral context at INFO; the gate reports its results.
     logging.getLogger("great_expectations").setLevel(logging.WARNING)

@@ -55,18 +55,22 @@ def _signal_at(
 
 
 @pytest.mark.parametrize(
-    ("number", "point"),
+    ("number", "point", "beam"),
     [
-        (signal.SIGINT, "training_files_staged"),
-        (signal.SIGTERM, "training_files_staged"),
-        (signal.SIGTERM, "staging_created"),
+        (signal.SIGINT, "training_files_staged", []),
+        (signal.SIGTERM, "training_files_staged", []),
+        (signal.SIGTERM, "staging_created", []),
+        # Beam's worker processes are stopped too, or the runner would wait for them forever.
+        (signal.SIGTERM, "training_files_staged", MULTI_PROCESS),
     ],
-    ids=["sigint-mid-pipeline", "sigterm-mid-pipeline", "sigterm-at-start"],
+    ids=["sigint-mid-pipeline", "sigterm-mid-pipeline", "sigterm-at-start", "sigterm-2-workers"],
 )
-def test_a_signal_ends_the_run_with_exit_6_one_line_and_agreeing_records(published, number, point):
+def test_a_signal_ends_the_run_with_exit_6_one_line_and_agreeing_records(
+    published, number, point, beam
+):
     folder, out = published
     before = _published_state(out)
-    code, err = _signal_at(folder, out, point, number)
+    code, err = _signal_at(folder, out, point, number, beam)
     assert code == Interrupted.exit_code == 6, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines == [
