@@ -277,12 +277,24 @@ class StopSignals:
         if threading.current_thread() is threading.main_thread():
             for number in (signal.SIGINT, signal.SIGTERM):
                 self._previous[number] = signal.signal(number, self._on_signal)
+            self._thread_hook = threading.excepthook
+            threading.excepthook = self._thread_failed
         return self
 
     def __exit__(self, *exc: object) -> None:
         for number, handler in self._previous.items():
             signal.signal(number, handler)
+        if self._previous:
+            threading.excepthook = self._thread_hook
         self._previous.clear()
+
+    def _thread_failed(self, args: Any) -> None:
+        """Once a run is stopping, Beam's threads that watched the stopped worker processes
+        fail; that is the stop itself, said once by the command, not an error to print."""
+        if self.received is None:
+            self._thread_hook(args)
+        else:
+            _LOG.debug("thread %s ended with the stop: %s", args.thread, args.exc_type)
 
     def _on_signal(self, number: int, frame: object) -> None:
         self.received = self.received or signal.Signals(number).name
