@@ -1,9 +1,10 @@
 """An Airflow DAG that runs consentgate once a day for the day's partition.
 
-The task calls the CLI, as cron would, and maps its documented exit codes onto Airflow's retry
-rules: 4 (the run failed: I/O, runner) is retried; 2 (usage, config, or another run holds the
-partition's lock) and 3 (the leak gate failed) are not, since retrying cannot fix them and a
-failed gate needs a person. Paths come from the config's schedule templates, filled with the
+The task calls the CLI, as cron would, and maps its documented exit codes
+(docs/run-contract.md) onto Airflow's retry rules: 4 (the run failed: I/O, runner), 5 (the
+day's input has not landed yet) and 6 (interrupted by SIGINT or SIGTERM) are retried; 2 (usage,
+config, or another run holds the partition's lock) and 3 (the leak gate failed) are not, since
+retrying cannot fix them and a failed gate needs a person. Paths come from the config's schedule templates, filled with the
 run's logical date. The key reaches the worker as an environment variable from a secrets
 backend, never through the DAG file.
 
@@ -22,7 +23,7 @@ from airflow.operators.python import PythonOperator
 
 CONSENTGATE = os.environ.get("CONSENTGATE_BIN", "/srv/consentgate/.venv/bin/consentgate")
 CONFIG = os.environ.get("CONSENTGATE_SCHEDULE_CONFIG", "/etc/consentgate/schedule.json")
-RETRYABLE = {4}
+RETRYABLE = {4, 5, 6}
 
 
 def command(day: str) -> list[str]:

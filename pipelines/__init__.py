@@ -6,6 +6,12 @@ below; everything else is internal.
 
 from __future__ import annotations
 
+import logging
+
+# Great Expectations narrates its set-up at INFO (hundreds of lines per process). Beam's worker
+# processes import this package before the gate imports GE, so the level holds there too.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]

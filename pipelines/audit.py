@@ -5,13 +5,18 @@ ones (lists, structs, JSON objects) included; values that are exactly consentgat
 skipped, since they are what de-identification leaves behind on purpose. A JSON line nested
 deeper than the run's default limit is not parsed: it counts as a row with the finding
 `too_deep`, since what it holds cannot be scanned.
+
+A consentgate run folder (one holding `manifest.json` or `.runs/`) is audited by its published
+tables (by default `training/`), read from the run the manifest names as published, the one
+`current` points at; never its lineage, report or manifest files.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +32,11 @@ from pipelines.rules import detect
 from pipelines.rules.classify import DEFAULT_MAX_NESTING_DEPTH, too_deep
 from pipelines.rules.nested import iter_strings
 
-__all__ = ["AuditReport", "audit_path", "string_cells"]
+__all__ = ["TABLES", "AuditReport", "audit_path", "published_tables", "string_cells"]
 
 _BATCH_ROWS = 50_000
+# A run folder's published tables, as `--table` names them.
+TABLES = ("training", "restricted", "quarantine", "audit")
 
 
 @dataclass
@@ -40,6 +47,8 @@ class AuditReport:
     rows_with_findings: int = 0
     by_detector: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
+    # For a run folder: which run and tables were scanned.
+    scope: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -70,7 +79,7 @@ def _cells(column: pa.Array, rows: np.ndarray) -> Iterator[tuple[np.ndarray, pa.
             yield from _cells(column.field(i), rows)
 
 
-def _files(path: Path) -> list[Path]:
+def _files(path: Path, empty_ok: bool = False) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
@@ -81,7 +90,7 @@ def _files(path: Path) -> list[Path]:
             and not any(part.startswith(".") for part in p.relative_to(path).parts)
             and (p.suffix == ".parquet" or p.name.endswith((".jsonl", ".jsonl.gz")))
         ]
-        if found:
+        if found or empty_ok:
             return found
     raise InputError(f"{path}: no Parquet or JSON Lines files to audit")
 
@@ -145,11 +154,45 @@ def _scan(
     return flagged
 
 
-def audit_path(path: str | Path, pseudonym_pattern: str = r"^ps_[0-9a-f]{32}$") -> AuditReport:
-    """Scan every file under `path`; values matching `pseudonym_pattern` are skipped."""
+def published_tables(run_dir: Path, tables: Sequence[str]) -> tuple[str, list[Path]] | None:
+    """For a run folder: the published run's id and the folders of `tables` in it, through
+    `current`; None when `run_dir` is not a run folder."""
+    manifest_path = run_dir / "manifest.json"
+    if not run_dir.is_dir() or not (manifest_path.is_file() or (run_dir / ".runs").is_dir()):
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{manifest_path}: cannot read the run's manifest ({exc})") from None
+    published = manifest.get("published_run_id") if isinstance(manifest, dict) else None
+    if not published:
+        raise InputError(
+            f"{run_dir}: a run folder with no published run to audit (latest run: "
+            f"{manifest.get('status') if isinstance(manifest, dict) else 'unknown'}); give a "
+            "table folder under .runs/<run_id>/ to audit a staged run"
+        )
+    current = run_dir / "current"
+    base = current if current.is_dir() else run_dir / ".runs" / str(published)
+    return str(published), [base / name for name in tables]
+
+
+def audit_path(
+    path: str | Path,
+    pseudonym_pattern: str = r"^ps_[0-9a-f]{32}$",
+    tables: Sequence[str] = ("training",),
+) -> AuditReport:
+    """Scan every file under `path` (for a run folder: its published `tables`); values matching
+    `pseudonym_pattern` are skipped."""
     report = AuditReport()
     re.compile(pseudonym_pattern)
-    for file in _files(Path(path)):
+    run = published_tables(Path(path), tables)
+    if run is None:
+        files = _files(Path(path))
+    else:
+        run_id, folders = run
+        report.scope = f"run {run_id}, published tables {', '.join(tables)}"
+        files = [f for folder in folders if folder.is_dir() for f in _files(folder, empty_ok=True)]
+    for file in files:
         if file.suffix == ".parquet":
             reader = pq.ParquetFile(file)
             offset = 0

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from pipelines.errors import ConfigError, ConsentgateError, GateFailed
+from pipelines.errors import ConfigError, ConsentgateError, GateFailed, InputMissing
 from pipelines.lock import LockHeld
 from pipelines.run import RunRequest, run_job
+from pipelines.terminal import inert
 
 __all__ = ["DayResult", "backfill", "days_between", "exit_code_of", "render_table"]
 
@@ -23,7 +24,7 @@ class DayResult:
     """How one day's run ended."""
 
     date: str
-    status: str  # published, gate_failed, locked, failed
+    status: str  # published, gate_failed, locked, not_landed, failed
     exit_code: int
     counts: dict[str, Any] | None = None
     message: str = ""
@@ -52,6 +53,8 @@ def backfill(first: str, last: str, request_for: Callable[[str], RunRequest]) ->
             result = DayResult(day, "gate_failed", exc.exit_code, message=str(exc))
         except LockHeld as exc:
             result = DayResult(day, "locked", exc.exit_code, message=str(exc))
+        except InputMissing as exc:
+            result = DayResult(day, "not_landed", exc.exit_code, message=str(exc))
         except ConsentgateError as exc:
             result = DayResult(day, "failed", exc.exit_code, message=str(exc))
         else:
@@ -63,11 +66,14 @@ def backfill(first: str, last: str, request_for: Callable[[str], RunRequest]) ->
 
 
 def exit_code_of(results: list[DayResult]) -> int:
-    """0 when every day published; 3 when the only failures are failed gates; else 4."""
+    """0 when every day published; 3 when the only failures are failed gates, 5 when they are
+    only days whose input has not landed; else 4."""
     codes = {r.exit_code for r in results} - {0}
     if not codes:
         return 0
-    return 3 if codes == {3} else 4
+    if codes in ({3}, {5}):
+        return codes.pop()
+    return 4
 
 
 def render_table(results: list[DayResult]) -> str:
@@ -89,7 +95,7 @@ def render_table(results: list[DayResult]) -> str:
     failed = [r for r in results if r.exit_code]
     if failed:
         lines.append("")
-        lines += [f"{r.date}: {r.message}" for r in failed]
+        lines += [f"{r.date}: {inert(r.message)}" for r in failed]
     published = len(results) - len(failed)
     lines.append(f"{published} of {len(results)} days published")
     return "\n".join(lines)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import date, datetime
+from typing import TYPE_CHECKING, NoReturn
 
 from pipelines.config import CONTENT_POLICIES
 from pipelines.contract import parse_timestamp
-from pipelines.errors import ConfigError, ConsentgateError
+from pipelines.errors import ConfigError, ConsentgateError, Interrupted
+from pipelines.terminal import InertFormatter, inert, inert_lines, inert_tree
 
 if TYPE_CHECKING:
     from pipelines.run import RunRequest
@@ -22,14 +25,28 @@ __all__ = ["main", "split_beam_args"]
 _LOG = logging.getLogger("pipelines")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line, inert error message and exit status 2 for bad arguments."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, inert(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="consentgate",
         description="Keep customer content out of ML training data: classify, de-identify, "
         "route and gate meeting-platform events.",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only print errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an error (and Beam's own messages) instead of one line",
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     run = commands.add_parser(
         "run",
@@ -41,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     _job_options(run)
     run.add_argument(
         "--date",
+        type=_day,
         metavar="YYYY-MM-DD",
         help="the day the run covers: fills {date} in --input/--out/--consent (or in the "
         "config's schedule templates, used when those are left out); consent is judged as of "
@@ -60,8 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         "own dated partition (the config's schedule templates, or {date} in --input/--out). "
         "Prints a table of dates with status and counts; exits non-zero if any date failed.",
     )
-    back.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
-    back.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")
+    back.add_argument("--from", dest="date_from", type=_day, required=True, metavar="YYYY-MM-DD")
+    back.add_argument("--to", dest="date_to", type=_day, required=True, metavar="YYYY-MM-DD")
     _job_options(back)
 
     gen = commands.add_parser("generate", help="write a synthetic input set with planted leaks")
@@ -70,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, metavar="S")
     gen.add_argument("--shards", type=int, default=1, metavar="K")
     gen.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
-    gen.add_argument("--date", default="2026-11-26", metavar="YYYY-MM-DD")
+    gen.add_argument("--date", default="2026-11-26", type=_day, metavar="YYYY-MM-DD")
 
     commands.add_parser(
         "detect",
@@ -95,6 +113,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     aud.add_argument("path", metavar="PATH")
     aud.add_argument("--format", choices=("table", "json"), default="table")
+    aud.add_argument(
+        "--table",
+        action="append",
+        choices=("training", "restricted", "quarantine", "audit"),
+        metavar="TABLE",
+        help="for a run folder: a published table to scan (training, restricted, quarantine, "
+        "audit); repeatable; default: training",
+    )
 
     purge = commands.add_parser(
         "purge",
@@ -128,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", metavar="RUN_DIR")
     rep.add_argument(
         "--share-threshold",
-        type=float,
+        type=_points,
         default=5.0,
         metavar="POINTS",
         help="flag a destination whose share of input records moves by more than this many "
@@ -172,6 +198,26 @@ def _drop_beam_import_noise(record: logging.LogRecord) -> bool:
     return "apitools not found" not in record.getMessage()
 
 
+def _points(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of points between 0 and 100")
+    return value
+
+
+def _day(text: str) -> str:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+    if len(text) != 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD")
+    return text
+
+
 def _timestamp(text: str) -> datetime:
     moment = parse_timestamp(text)
     if moment is None:
@@ -192,6 +238,7 @@ def _request(args: argparse.Namespace, beam_args: list[str], date: str | None) -
         as_of=getattr(args, "as_of", None),
         beam_args=beam_args,
         progress=not args.run_quiet,
+        quiet=args.run_quiet,
     )
 
 
@@ -213,21 +260,30 @@ def _cmd_backfill(args: argparse.Namespace, beam_args: list[str]) -> int:
         )
 
     results = backfill(args.date_from, args.date_to, lambda day: _request(args, beam_args, day))
-    print(render_table(results))
+    _say(render_table(results))
     return exit_code_of(results)
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from pipelines.generate import generate
 
-    truth = generate(
-        args.out,
-        events=args.events,
-        seed=args.seed,
-        shards=args.shards,
-        fmt=args.format,
-        date=args.date,
-    )
+    try:
+        truth = generate(
+            args.out,
+            events=args.events,
+            seed=args.seed,
+            shards=args.shards,
+            fmt=args.format,
+            date=args.date,
+        )
+    except ValueError as exc:
+        # The generator names its parameter (`events must be ...`); the user typed an option.
+        message = str(exc).replace("fmt must", "format must", 1)
+        raise ConfigError(f"generate: --{message}") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"generate: --out {args.out}: cannot write there ({exc.strerror or exc})"
+        ) from None
     _LOG.info(
         "wrote %d events to %s (truth.json lists %d planted cases)",
         truth["events"],
@@ -273,33 +329,35 @@ def _cmd_validate(args: argparse.Namespace, beam_args: list[str]) -> int:
     width = max(len(name) for name in checks)
     for name, check in sorted(checks.items()):
         status = "pass" if check["passed"] else "FAIL"
-        print(
+        _say(
             f"{name:<{width}}  {status}  violations={check['violations']}  "
             f"checked={check['rows_checked']}"
         )
         for example in check["examples"]:
-            print(f"{'':<{width}}    {example}")
+            _say(f"{'':<{width}}    {inert(example)}")
     failed = [name for name, check in checks.items() if not check["passed"]]
     if failed:
-        print(f"gate FAILED: {', '.join(sorted(failed))}")
+        _say(f"gate FAILED: {', '.join(sorted(failed))}")
         return 3
-    print("gate passed")
+    _say("gate passed")
     return 0
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     from pipelines.audit import audit_path
 
-    report = audit_path(args.path)
+    report = audit_path(args.path, tables=tuple(args.table or ("training",)))
     if args.format == "json":
-        print(json.dumps(report.as_json(), sort_keys=True))
+        _say(json.dumps(report.as_json(), sort_keys=True))
     else:
-        print(f"rows scanned        {report.rows_scanned}")
-        print(f"rows with findings  {report.rows_with_findings}")
+        if report.scope:
+            _say(f"scanned             {inert(report.scope)}")
+        _say(f"rows scanned        {report.rows_scanned}")
+        _say(f"rows with findings  {report.rows_with_findings}")
         for name, count in sorted(report.by_detector.items()):
-            print(f"  {name:<18}{count}")
+            _say(f"  {inert(name):<18}{count}")
         for example in report.examples:
-            print(f"  e.g. {example}")
+            _say(f"  e.g. {inert(example)}")
     return 3 if report.rows_with_findings else 0
 
 
@@ -311,9 +369,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         args.run_dir, args.event_id, load_config(override_file=args.config), run_id=args.run
     )
     if args.format == "json":
-        print(json.dumps(trail, indent=2, sort_keys=True))
+        _say(json.dumps(trail, indent=2, sort_keys=True))  # JSON escapes every control character
     else:
-        sys.stdout.write(render_text(trail))
+        # Each value is made inert first, so none can add a line or steer the terminal.
+        _say(render_text(inert_tree(trail)).rstrip("\n"))
     return 0
 
 
@@ -333,6 +392,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(text: str) -> None:
+    """Print to stdout with every control character shown, not obeyed (line breaks kept)."""
+    print(inert_lines(text))
+
+
 def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
     """consentgate's own arguments, and the Beam options after `--`, passed on untouched."""
     if "--" not in argv:
@@ -341,40 +405,115 @@ def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[:cut], argv[cut + 1 :]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `consentgate` console script and `python -m pipelines`."""
-    argv, beam_args = split_beam_args(list(sys.argv[1:] if argv is None else argv))
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_drop_beam_import_noise)
+def _configure_logging(quiet: bool, debug: bool) -> None:
+    """Log lines made inert; Great Expectations kept to warnings; Beam's error logs (a failing
+    bundle's traceback, which the one-line error repeats) shown only with --debug.
+
+    Beam's local worker processes do not inherit this set-up: pipelines/__init__.py quiets
+    Great Expectations there, and under --quiet run.py sends their stderr to a log file.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(InertFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_drop_beam_import_noise)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "consentgate", False):  # ours, from an earlier main() in this process
+            root.removeHandler(old)
+    handler.consentgate = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    logging.captureWarnings(True)  # Python warnings go through the same inert formatter
+    root.setLevel(logging.WARNING)
     # Great Expectations narrates its ephemeral context at INFO; the gate reports its results.
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    if not debug:
+        # Beam logs a failing bundle's traceback at ERROR before raising it; the one-line
+        # error that follows says what went wrong (--debug shows both).
+        handler.addFilter(_drop_beam_errors)
+    _LOG.setLevel(logging.ERROR if quiet else logging.INFO)
+
+
+def _drop_beam_errors(record: logging.LogRecord) -> bool:
+    return not (record.name.startswith("apache_beam") and record.levelno >= logging.ERROR)
+
+
+def _dispatch(args: argparse.Namespace, beam_args: list[str]) -> int:
+    if args.command == "run":
+        return _cmd_run(args, beam_args)
+    if args.command == "backfill":
+        return _cmd_backfill(args, beam_args)
+    if args.command == "validate":
+        return _cmd_validate(args, beam_args)
+    if beam_args:
+        raise ConfigError("Beam options after `--` only apply to run, backfill and validate")
+    if args.command == "generate":
+        return _cmd_generate(args)
+    if args.command == "detect":
+        return _cmd_detect()
+    if args.command == "purge":
+        return _cmd_purge(args)
+    if args.command == "audit":
+        return _cmd_audit(args)
+    if args.command == "explain":
+        return _cmd_explain(args)
+    return _cmd_report(args)
+
+
+def _fail(message: str, code: int, debug: bool) -> int:
+    if debug:
+        import traceback
+
+        sys.stderr.write(inert_lines(traceback.format_exc()))
+    print(inert(f"consentgate: {message}"), file=sys.stderr)
+    return code
+
+
+def _stop(number: int, frame: object) -> None:
+    raise Interrupted(signal.Signals(number).name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `consentgate` console script and `python -m pipelines`."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a scheduler's stop) ends a command like Ctrl-C: one line, exit 6.
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, _stop)
+    try:
+        return _main(argv)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    argv, beam_args = split_beam_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # bad arguments (2, message printed) or --help (0)
+        return exc.code if isinstance(exc.code, int) else 2
     quiet = args.quiet or getattr(args, "run_quiet", False)
     args.run_quiet = quiet
-    _LOG.setLevel(logging.ERROR if quiet else logging.INFO)
+    _configure_logging(quiet, args.debug)
     try:
-        if args.command == "run":
-            return _cmd_run(args, beam_args)
-        if args.command == "backfill":
-            return _cmd_backfill(args, beam_args)
-        if args.command == "validate":
-            return _cmd_validate(args, beam_args)
-        if beam_args:
-            raise ConfigError("Beam options after `--` only apply to `consentgate run`")
-        if args.command == "generate":
-            return _cmd_generate(args)
-        if args.command == "detect":
-            return _cmd_detect()
-        if args.command == "purge":
-            return _cmd_purge(args)
-        if args.command == "audit":
-            return _cmd_audit(args)
-        if args.command == "explain":
-            return _cmd_explain(args)
-        return _cmd_report(args)
+        return _dispatch(args, beam_args)
     except ConsentgateError as exc:
-        print(f"consentgate: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(f"error: {exc}", exc.exit_code, args.debug)
+    except Interrupted as exc:
+        return _fail(
+            f"interrupted by {exc.signal_name}; nothing new was published",
+            Interrupted.exit_code,
+            args.debug,
+        )
+    except KeyboardInterrupt:
+        return _fail("interrupted by SIGINT", Interrupted.exit_code, args.debug)
+    except (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError) as exc:
+        # A path given on the command line that cannot be used: a usage error.
+        return _fail(f"error: {exc.filename or ''}: {exc.strerror or exc}", 2, args.debug)
+    except OSError as exc:
+        return _fail(f"error: {exc.filename or ''}: {exc.strerror or exc}", 4, args.debug)
+    except Exception as exc:
+        return _fail(
+            f"error: unexpected {type(exc).__name__}: {exc} (--debug shows the traceback)",
+            4,
+            args.debug,
+        )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,13 @@ _SECTIONS = ("taxonomy", "detectors", "deidentify", "policy", "schedule")
 _UNHASHED_SECTIONS = ("schedule",)
 # An identifier is never kept raw: pseudonymised, generalised or dropped.
 _FIELD_RULES = ("pseudonymise", "drop", "country")
+# Maps whose keys are names from the contract (field names, event types), not settings: their
+# keys are checked against the schemas instead of against the defaults.
+_NAMED_MAPS = {
+    ("taxonomy", "field_fides"),
+    ("taxonomy", "record_class_overrides"),
+    ("deidentify", "field_rules"),
+}
 
 
 def default_home() -> Path:
@@ -266,6 +274,69 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _nearest(key: str, valid: Sequence[str], cutoff: float = 0.6) -> str:
+    """` (did you mean X?)` for the closest valid key, or nothing when none is close."""
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=cutoff)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _reject_unknown_keys(
+    given: Mapping[str, Any], defaults: Mapping[str, Any], source: str, path: tuple[str, ...]
+) -> None:
+    """Every key of a config section (and of its fixed sub-objects) must be one the defaults
+    have: a misspelt key would otherwise be ignored and the run would use the default."""
+    where = ".".join(path)
+    for key, value in given.items():
+        if key not in defaults:
+            if len(path) == 1:
+                what = f"the {path[0]} section has no key {key!r}"
+            else:
+                what = f"section {path[0]}: {where} has no key {key!r}"
+            raise ConfigError(f"{source}: {what}{_nearest(key, sorted(defaults))}")
+        inner = defaults[key]
+        if (
+            isinstance(value, Mapping)
+            and isinstance(inner, Mapping)
+            and (path[0], *path[1:], key)[:2] not in _NAMED_MAPS
+        ):
+            # A sub-object with fixed keys: those of the default, or for maps of names
+            # (record classes, categories), those of any entry.
+            if (path[0], key) in (("taxonomy", "record_classes"), ("taxonomy", "categories")):
+                for name, entry in value.items():
+                    if name not in inner:
+                        raise ConfigError(
+                            f"{source}: section {path[0]}: {where}.{key} has no entry "
+                            f"{name!r}{_nearest(name, sorted(inner))}"
+                        )
+                    if isinstance(entry, Mapping) and isinstance(inner[name], Mapping):
+                        _reject_unknown_keys(entry, inner[name], source, (*path, key, name))
+            else:
+                _reject_unknown_keys(value, inner, source, (*path, key))
+
+
+def _check_field_names(
+    sections: Mapping[str, Any], sources: Mapping[str, str], fields: set[str]
+) -> None:
+    """Per-field settings must name fields the contract has: a misspelt field is not dropped."""
+    for section, key in (("taxonomy", "field_fides"), ("deidentify", "field_rules")):
+        named = sections[section].get(key)
+        if not isinstance(named, Mapping):
+            continue
+        for name in named:
+            if name not in fields:
+                raise ConfigError(
+                    f"{sources[section]}: section {section}: {key} names {name!r}, which is no "
+                    f"field of the input contract{_nearest(name, sorted(fields))}"
+                )
+
+
+def _contract_fields(schemas: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    names: set[str] = set()
+    for schema in schemas.values():
+        names.update(schema.get("properties", {}))
+    return names
+
+
 def load_config(home: str | Path | None = None, override_file: str | Path | None = None) -> Config:
     """Read `configs/*.json` and `schemas/` under `home`, with `override_file` merged on top.
 
@@ -284,10 +355,12 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
         for name, value in over.items():
             if name not in _SECTIONS:
                 raise ConfigError(
-                    f"{override_file}: {name} is not a config section {list(_SECTIONS)}"
+                    f"{override_file}: {name!r} is not a config section {list(_SECTIONS)}"
+                    f"{_nearest(name, _SECTIONS)}"
                 )
             if not isinstance(value, dict):
                 raise ConfigError(f"{override_file}: {name} must be a JSON object")
+            _reject_unknown_keys(value, sections[name], str(override_file), (name,))
             sections[name] = _merge(sections[name], value)
             sources[name] = f"{override_file} (over {sources[name]})"
     try:
@@ -296,6 +369,7 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
         raise ConfigError(str(exc)) from None
     schemas = read_schemas(root / "schemas")
     compile_contract(schemas)  # fail now, with the schema file named, not on a worker
+    _check_field_names(sections, sources, _contract_fields(schemas))
     taxonomy = Taxonomy.from_mapping(sections["taxonomy"], sources["taxonomy"])
     unknown = sorted(
         set(taxonomy.record_class_overrides)
@@ -327,3 +401,41 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
         expectations=expectations,
         config_hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
     )
+
+
+def check_beam_options(beam_args: Sequence[str]) -> None:
+    """Refuse options after `--` that no Beam options class knows (`--bogus_option=1`).
+
+    Beam itself only warns and drops them, so a misspelt runner option would be ignored. The
+    options are parsed the way Beam parses them, against every PipelineOptions subclass
+    registered (standard, Google Cloud, worker, portable, Flink, Spark, S3, ...).
+    """
+    import argparse
+
+    from apache_beam.options import pipeline_options as beam_options
+
+    parser = beam_options._BeamArgumentParser(allow_abbrev=False, exit_on_error=False)
+    seen: dict[str, type] = {}
+    pending = list(beam_options.PipelineOptions.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        if str(cls) not in seen:
+            seen[str(cls)] = cls
+            pending.extend(cls.__subclasses__())
+    for cls in seen.values():
+        try:
+            cls._add_argparse_args(parser)
+        except argparse.ArgumentError:
+            continue  # a class re-declaring another's option: that option is known already
+    try:
+        _, unknown = parser.parse_known_args(list(beam_args))
+    except argparse.ArgumentError as exc:
+        raise ConfigError(f"Beam option after `--`: {exc}") from None
+    if unknown:
+        name = unknown[0].split("=", 1)[0]
+        known = [o for action in parser._actions for o in action.option_strings]
+        hint = _nearest(name, known, 0.8) if name.startswith("--") else ""
+        raise ConfigError(
+            f"Beam option after `--`: {unknown[0]!r} is not an option of Beam or of any of its "
+            f"runners{hint}"
+        )

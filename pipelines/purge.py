@@ -48,6 +48,7 @@ from pipelines.errors import ConfigError, InputError, RunFailed
 from pipelines.rules.consent import ConsentLedger, Decision, SubjectConsent, event_consent
 from pipelines.rules.deidentify import KEY_ENV, Pseudonymizer, key_fingerprint
 from pipelines.rules.route import DESTINATIONS
+from pipelines.terminal import inert
 from pipelines.transforms.consent import LedgerPart, ledger_part
 from pipelines.transforms.write import write_parquet
 
@@ -539,7 +540,8 @@ def render_result(result: PurgeResult) -> str:
     """What `consentgate purge` prints: one line per withdrawn record, then the outcome."""
     verb = "removed" if result.applied else "would remove"
     lines = [
-        f"{verb} {item['event_id']} ({item['event_type']}): {', '.join(item['reasons'])}"
+        f"{verb} {inert(item['event_id'])} ({inert(item['event_type'])}): "
+        f"{inert(', '.join(item['reasons']))}"
         for item in result.removed
     ]
     if result.ledger_rejected:

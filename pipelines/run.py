@@ -7,8 +7,12 @@ import json
 import logging
 import os
 import secrets
+import signal
+import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,9 +23,16 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines import __version__, storage
-from pipelines.config import Config, load_config
+from pipelines.config import Config, check_beam_options, load_config
 from pipelines.contract import micros_of
-from pipelines.errors import ConfigError, GateFailed, InputError, RunFailed
+from pipelines.errors import (
+    ConfigError,
+    GateFailed,
+    InputError,
+    InputMissing,
+    Interrupted,
+    RunFailed,
+)
 from pipelines.gate import verdict
 from pipelines.lineage import RunLineage
 from pipelines.lock import PartitionLock
@@ -37,7 +48,9 @@ from pipelines.transforms.read import InputFile
 __all__ = [
     "LOCAL_RUNNER",
     "RunRequest",
+    "check_out_apart",
     "expand_inputs",
+    "is_event_file_name",
     "pipeline_options",
     "resolve_paths",
     "run_job",
@@ -63,6 +76,7 @@ class RunRequest:
     as_of: datetime | None = None
     beam_args: Sequence[str] = field(default_factory=list)
     progress: bool = False
+    quiet: bool = False
 
 
 def _fill(template: str, day: str | None, what: str) -> str:
@@ -103,29 +117,116 @@ def _format_of(path: str) -> str | None:
     return None
 
 
-def expand_inputs(patterns: Sequence[str], exclude: Sequence[str] = ()) -> list[InputFile]:
-    """Files, folders or globs -> sorted, de-duplicated event files; nothing found is an error."""
-    excluded = {os.path.abspath(p) if "://" not in p else p for p in exclude}
+# Names in an input folder (or matched by a glob) that are never events, whatever their
+# suffix: consent ledgers, and what consentgate itself writes (run folders' records, the
+# generator's ground truth, purge logs). Hidden (`.`) and `_` names are bookkeeping too.
+_NOT_EVENTS = ("consent", "ledger", "lineage", "purge-log", "report", "manifest", "truth")
+
+
+def is_event_file_name(name: str) -> bool:
+    """Whether a file name found in a folder or by a glob is read as events.
+
+    The rule: an event suffix (`.jsonl`, `.jsonl.gz`, `.parquet`), and a name that does not
+    start with `.`, `_` or one of the reserved words (`consent`, `ledger`, `lineage`,
+    `purge-log`, `report`, `manifest`, `truth`). A file named on the command line is read as
+    given.
+    """
+    lowered = name.lower()
+    return (
+        _format_of(name) is not None
+        and not lowered.startswith((".", "_"))
+        and not lowered.startswith(_NOT_EVENTS)
+    )
+
+
+def _local(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or lies under it (local paths absolute, URLs as text)."""
+    folder = folder.rstrip("/")
+    return path == folder or path.startswith(folder + "/")
+
+
+def _run_folder_of(path: str) -> str | None:
+    """The run folder (one holding `manifest.json` or `.runs`) a local file lies in, if any."""
+    if "://" in path:
+        return None
+    folder = os.path.dirname(path)
+    while True:
+        if os.path.isfile(os.path.join(folder, "manifest.json")) or os.path.isdir(
+            os.path.join(folder, ".runs")
+        ):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def check_out_apart(patterns: Sequence[str], out: str) -> None:
+    """`--out` must not be an input folder or lie inside one: the run would read its own
+    records (lineage, reports, staged tables) as events on the next run."""
+    target = _local(out)
+    for pattern in patterns:
+        folder = _local(pattern)
+        if "://" not in folder and not os.path.isdir(folder):
+            continue
+        if "://" in folder and any(c in folder for c in "*?["):
+            continue
+        if _inside(target, folder):
+            raise ConfigError(
+                f"--out {out}: lies inside the input folder {pattern}; put the run folder "
+                "outside the input (or give the input files by name or glob)"
+            )
+
+
+def expand_inputs(
+    patterns: Sequence[str], exclude: Sequence[str] = (), out: str | None = None
+) -> list[InputFile]:
+    """Files, folders or globs -> sorted, de-duplicated event files.
+
+    A folder (not recursive) and a glob contribute only the files `is_event_file_name`
+    accepts, never one under a run folder or under `out`; a file named exactly is read as
+    given. A pattern that matches nothing raises InputMissing (exit 5: the day's data may
+    not have landed yet); a named file of another type raises InputError.
+    """
+    excluded = {_local(p) for p in exclude}
+    skip_under = [_local(out)] if out else []
     found: dict[str, int] = {}
     for pattern in patterns:
-        if "://" not in pattern:
-            # Manifests record absolute paths, so `validate` finds the inputs from anywhere.
-            pattern = os.path.abspath(pattern)
+        # Manifests record absolute paths, so `validate` finds the inputs from anywhere.
+        pattern = _local(pattern)
         is_dir = "://" not in pattern and os.path.isdir(pattern)
+        if is_dir and _run_folder_of(os.path.join(pattern, "x")):
+            raise InputError(
+                f"--input {pattern}: is (or lies in) a consentgate run folder; give the event "
+                "files themselves"
+            )
+        named = not is_dir and not any(c in pattern for c in "*?[")
         glob = pattern.rstrip("/") + "/*" if is_dir else pattern
         try:
             matched = FileSystems.match([glob])[0].metadata_list
         except Exception as exc:  # Beam raises BeamIOError and friends
+            if named and not FileSystems.exists(pattern):
+                raise InputMissing(
+                    f"--input {pattern}: no such file (has the day's data landed?)"
+                ) from None
             raise InputError(f"--input {pattern}: cannot be listed ({exc})") from None
-        files = [m for m in matched if _format_of(m.path) is not None or not is_dir]
-        files = [
-            m
-            for m in files
-            if (os.path.abspath(m.path) if "://" not in m.path else m.path) not in excluded
-        ]
+        files = [m for m in matched if _local(m.path) not in excluded]
+        if not named:
+            files = [
+                m
+                for m in files
+                if is_event_file_name(m.path.rsplit("/", 1)[-1])
+                and not any(_inside(_local(m.path), o) for o in skip_under)
+                and _run_folder_of(_local(m.path)) is None
+            ]
         if not files:
-            raise InputError(
-                f"--input {pattern}: no event files found (expected .jsonl, .jsonl.gz or .parquet)"
+            raise InputMissing(
+                f"--input {pattern}: no event files found (expected .jsonl, .jsonl.gz or "
+                ".parquet; has the day's data landed?)"
             )
         for m in files:
             if _format_of(m.path) is None:
@@ -148,12 +249,107 @@ def _sha256(path: str) -> str:
 
 
 def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
-    """Beam options exactly as given after `--`, with the local runner named when none is."""
+    """Beam options exactly as given after `--`, with the local runner named when none is.
+
+    An option no Beam options class knows is refused (ConfigError) rather than dropped.
+    """
+    check_beam_options(beam_args)
     options = PipelineOptions(list(beam_args))
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = LOCAL_RUNNER
     return options
+
+
+class StopSignals:
+    """SIGINT and SIGTERM end a run by raising Interrupted in the main thread.
+
+    Inside `held()` (taking the lock, publishing, writing the closing records) a signal is
+    noted and acted on when the block ends, so a run is never stopped half-way through its
+    bookkeeping. Once a run is stopping, further signals are noted and ignored.
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._holding = 0
+        self._raised = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._on_signal)
+            self._thread_hook = threading.excepthook
+            threading.excepthook = self._thread_failed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        if self._previous:
+            threading.excepthook = self._thread_hook
+        self._previous.clear()
+
+    def _thread_failed(self, args: Any) -> None:
+        """Once a run is stopping, Beam's threads that watched the stopped worker processes
+        fail; that is the stop itself, said once by the command, not an error to print."""
+        if self.received is None:
+            self._thread_hook(args)
+        else:
+            _LOG.debug("thread %s ended with the stop: %s", args.thread, args.exc_type)
+
+    def _on_signal(self, number: int, frame: object) -> None:
+        self.received = self.received or signal.Signals(number).name
+        if self._holding or self._raised:
+            return
+        self._raised = True
+        _stop_worker_processes()
+        raise Interrupted(self.received)
+
+    @contextmanager
+    def held(self, *, act_after: bool = True) -> Iterator[None]:
+        """Signals wait until the block ends; then they stop the run unless `act_after` is
+        False (the run has just published: it is finished, not interrupted)."""
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+        if act_after and not self._holding and self.received and not self._raised:
+            self._raised = True
+            raise Interrupted(self.received)
+
+
+def _stop_worker_processes() -> None:
+    """Stop the local worker processes Beam started (`direct_running_mode=multi_processing`).
+
+    On its way out the runner waits for each worker process to end, and an idle worker never
+    does, so a stopped run would hang with its lock held. The workers are this process's
+    descendants (read from /proc; elsewhere there is nothing to do); each gets SIGTERM.
+    """
+    parents: dict[int, list[int]] = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The fields after the command name (which may hold spaces and parentheses).
+        fields = stat.rsplit(b")", 1)[-1].split()
+        if len(fields) > 1:
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+    pending = list(parents.get(os.getpid(), []))
+    while pending:
+        pid = pending.pop()
+        pending.extend(parents.get(pid, []))
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            continue
 
 
 def _new_run_id() -> str:
@@ -174,25 +370,46 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     # Remote paths (s3://, gs://) need the Beam options (endpoints, credentials) before any
     # file is listed; the pipeline sets them again for its workers.
     FileSystems.set_options(options)
+    check_out_apart(request.inputs, request.out)
     decisions = 0
     if request.consent:
         if not FileSystems.exists(request.consent):
-            raise InputError(f"--consent {request.consent}: no such file")
+            raise InputMissing(
+                f"--consent {request.consent}: no such file (has the day's ledger landed?)"
+            )
         decisions = estimate_decisions(request.consent)
     # A ledger past this size is joined by key instead of shipped whole to every worker.
     consent_join = decisions > config.policy.consent_side_input_max_decisions
-    inputs = expand_inputs(request.inputs, exclude=[request.consent] if request.consent else [])
+    inputs = expand_inputs(
+        request.inputs, exclude=[request.consent] if request.consent else [], out=request.out
+    )
 
     folder = RunFolder(request.out)
     folder.check_links()  # before the lock, the Beam job or any write: exit 2 names the link
     run_id = _new_run_id()
-    try:
-        with PartitionLock(folder.root, run_id, config.schedule.lock_stale_after_s):
+    lock = PartitionLock(folder.root, run_id, config.schedule.lock_stale_after_s)
+    with StopSignals() as signals:
+        try:
+            with signals.held():
+                lock.acquire()
             return _run_locked(
-                request, config, key, inputs, options, folder, run_id, as_of, consent_join, started
+                request,
+                config,
+                key,
+                inputs,
+                options,
+                folder,
+                run_id,
+                as_of,
+                consent_join,
+                started,
+                signals,
             )
-    except OSError as exc:  # a full disk, an unwritable --out: nothing was published
-        raise RunFailed(f"run {run_id} failed writing {folder.root}: {exc}") from None
+        except OSError as exc:  # a full disk, an unwritable --out: nothing was published
+            raise RunFailed(f"run {run_id} failed writing {folder.root}: {exc}") from None
+        finally:
+            with signals.held(act_after=False):
+                lock.release()
 
 
 def _run_locked(
@@ -206,8 +423,10 @@ def _run_locked(
     as_of: datetime,
     consent_join: bool,
     started: float,
+    signals: StopSignals,
 ) -> dict[str, Any]:
-    staging = folder.prepare(run_id)
+    with signals.held():
+        staging = folder.prepare(run_id)
     previous = folder.read_manifest()
     fingerprint = key_fingerprint(key)
     previous_fingerprint = previous.get("pseudonym_key_fingerprint") if previous else None
@@ -249,7 +468,56 @@ def _run_locked(
     _LOG.info("run %s: %d input file(s), staging in %s", run_id, len(inputs), staging)
     progress.configure(request.progress)
     try:
-        with beam.Pipeline(options=options) as pipeline:
+        return _stage_gate_publish(
+            request,
+            config,
+            key,
+            inputs,
+            options,
+            folder,
+            run_id,
+            as_of,
+            consent_join,
+            started,
+            signals,
+            staging,
+            manifest,
+            lineage,
+        )
+    except BaseException:
+        if signals.received is None:
+            raise
+        # Stopped by a signal (whatever Beam made of it on the way out): the closing records
+        # say so, all of them, and nothing new is published.
+        with signals.held(act_after=False):
+            progress.finish()
+            _close_unpublished(
+                folder, manifest, lineage, started, "interrupted", f"stopped by {signals.received}"
+            )
+        raise Interrupted(signals.received) from None
+
+
+def _stage_gate_publish(
+    request: RunRequest,
+    config: Config,
+    key: bytes,
+    inputs: list[InputFile],
+    options: PipelineOptions,
+    folder: RunFolder,
+    run_id: str,
+    as_of: datetime,
+    consent_join: bool,
+    started: float,
+    signals: StopSignals,
+    staging: str,
+    manifest: dict[str, Any],
+    lineage: RunLineage | None,
+) -> dict[str, Any]:
+    try:
+        with (
+            _worker_output(staging, request.quiet and not folder.remote),
+            beam.Pipeline(options=options) as pipeline,
+        ):
             build(
                 pipeline,
                 config,
@@ -262,14 +530,13 @@ def _run_locked(
         progress.finish()
         summary = json.loads(storage.read_bytes(storage.join(staging, SUMMARY_NAME)))
     except Exception as exc:
+        if signals.received:
+            raise
         progress.finish()
-        manifest["error"] = f"{type(exc).__name__}: {exc}".replace(
-            key.decode("utf-8", "replace"), "***"
-        )
-        manifest["duration_s"] = round(time.monotonic() - started, 3)
-        folder.write_manifest(manifest)
-        _emit(lineage, "fail", manifest, manifest["error"])
-        raise RunFailed(f"run {run_id} failed: {manifest['error']}") from None
+        error = f"{type(exc).__name__}: {exc}".replace(key.decode("utf-8", "replace"), "***")
+        with signals.held():
+            _close_unpublished(folder, manifest, lineage, started, "failed", error)
+        raise RunFailed(f"run {run_id} failed: {error}") from None
 
     _LOG.info("run %s: staged; checking the gate's results", run_id)
     counts = summary["counts"]
@@ -301,15 +568,18 @@ def _run_locked(
         manifest["status"] = "published"
         manifest["published_run_id"] = run_id
         write_report(folder.root, manifest)
-        folder.publish(run_id, manifest)
-        _replace_report(folder, run_id)
-        _emit(lineage, "complete", manifest)
+        # Past this point the run is finished: a signal now changes nothing.
+        with signals.held(act_after=False):
+            folder.publish(run_id, manifest)
+            _replace_report(folder, run_id)
+            _emit(lineage, "complete", manifest)
         return manifest
     manifest["status"] = "gate_failed"
     write_report(folder.root, manifest)
-    folder.write_manifest(manifest)
-    _replace_report(folder, run_id)
-    _emit(lineage, "fail", manifest, "the leak gate failed")
+    with signals.held():
+        folder.write_manifest(manifest)
+        _replace_report(folder, run_id)
+        _emit(lineage, "fail", manifest, "the leak gate failed")
     failed = [name for name, check in gate.items() if not check["passed"]]
     raise GateFailed(
         f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published"
@@ -349,6 +619,61 @@ def summary_line(manifest: dict[str, Any]) -> str:
         f"{counts['restricted']:,} restricted + {counts['quarantine']:,} quarantined + "
         f"{counts['duplicates']:,} duplicates. Report: {manifest['out']}/report.html"
     )
+
+
+@contextmanager
+def _worker_output(staging: str, quiet: bool) -> Iterator[None]:
+    """Under --quiet, what the job's processes write to stderr while the pipeline runs goes to
+    `.runs/<run_id>/workers.log` instead of the terminal.
+
+    Beam's local worker processes (`direct_running_mode=multi_processing`) log at INFO to the
+    stderr they inherit, before any option or logging set-up of ours can reach them; the file
+    descriptor is the one thing they share with this process. Errors still end the command
+    with the one-line message, after the terminal is given back.
+    """
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log = os.open(
+        os.path.join(staging, "workers.log"),
+        os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
+        0o600,
+    )
+    try:
+        os.dup2(log, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log)
+
+
+def _close_unpublished(
+    folder: RunFolder,
+    manifest: dict[str, Any],
+    lineage: RunLineage | None,
+    started: float,
+    status: str,
+    error: str,
+) -> None:
+    """The records of a run that stopped before its gate: manifest and report agree on it.
+
+    The report is written first (in the staging folder), then the manifest, then the report is
+    copied beside it; the published links are not touched.
+    """
+    manifest.update(status=status, error=error, duration_s=round(time.monotonic() - started, 3))
+    try:
+        write_report(folder.root, manifest)
+    except Exception as exc:  # the report is an account of the run, never its cause of failure
+        _LOG.warning("report of run %s not written (%s)", manifest["run_id"], type(exc).__name__)
+        folder.write_manifest(manifest)
+    else:
+        folder.write_manifest(manifest)
+        _replace_report(folder, manifest["run_id"])
+    _emit(lineage, "fail", manifest, error)
 
 
 def _end_of(day: str | None) -> datetime | None:

@@ -89,3 +89,71 @@ def test_a_missing_config_file_is_named(tmp_path):
     (tmp_path / "configs" / "taxonomy.json").unlink()
     with pytest.raises(ConfigError, match=r"taxonomy\.json: config file is missing"):
         load_config(tmp_path)
+
+
+# A misspelt key in any section (or sub-object) is refused with file, section, key and the
+# nearest valid key; without the check the run would use the default and publish.
+UNKNOWN_KEYS = [
+    (
+        {"policy": {"on_detector_findings": "redact"}},
+        "policy",
+        "on_detector_findings",
+        "on_detector_finding",
+    ),
+    ({"schedule": {"lock_stale_after": 60}}, "schedule", "lock_stale_after", "lock_stale_after_s"),
+    (
+        {"deidentify": {"pseudonym_prefx": "ps_"}},
+        "deidentify",
+        "pseudonym_prefx",
+        "pseudonym_prefix",
+    ),
+    ({"taxonomy": {"data_uses": "x"}}, "taxonomy", "data_uses", "data_use"),
+    (
+        {"taxonomy": {"record_classes": {"unknown": {"fides": "user", "may_trian": "never"}}}},
+        "taxonomy",
+        "may_trian",
+        "may_train",
+    ),
+    ({"taxonomy": {"categories": {"servce": {"fides": "user"}}}}, "taxonomy", "servce", "service"),
+    ({"detectors": {"blob": {"min_hexx": 40}}}, "detectors", "min_hexx", "min_hex"),
+    ({"detectors": {"enable": ["email"]}}, "detectors", "enable", "enabled"),
+    (
+        {"deidentify": {"field_rules": {"ip_adress": "drop"}}},
+        "deidentify",
+        "ip_adress",
+        "ip_address",
+    ),
+    ({"taxonomy": {"field_fides": {"emial": "user.contact.email"}}}, "taxonomy", "emial", "email"),
+    ({"polcy": {"chunk_records": 10}}, "polcy", "polcy", "policy"),
+]
+
+
+@pytest.mark.parametrize(
+    ("override", "section", "key", "nearest"), UNKNOWN_KEYS, ids=[u[2] for u in UNKNOWN_KEYS]
+)
+def test_an_unknown_key_names_file_section_key_and_the_nearest(
+    tmp_path, override, section, key, nearest
+):
+    path = tmp_path / "o.json"
+    path.write_text(json.dumps(override))
+    with pytest.raises(ConfigError) as err:
+        load_config(override_file=path)
+    message = str(err.value)
+    assert str(path) in message and section in message and repr(key) in message, message
+    assert message.endswith(f"did you mean {nearest}?"), message
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"policy": {"on_detector_finding": "redact", "chunk_records": 500}},
+        {"taxonomy": {"record_classes": {"unknown": {"may_train": "never"}}}},
+        {"deidentify": {"field_rules": {"ip_address": "drop", "email": "pseudonymise"}}},
+        {"detectors": {"blob": {"min_hex": 40}}},
+    ],
+    ids=["policy", "record-class-entry", "field-rules", "detector-threshold"],
+)
+def test_known_keys_still_load(tmp_path, override):
+    path = tmp_path / "o.json"
+    path.write_text(json.dumps(override))
+    load_config(override_file=path)

@@ -7,6 +7,7 @@ import ast
 import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import apache_beam as beam
@@ -15,11 +16,14 @@ from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.runners.direct.direct_runner import DirectRunner
 
 from pipelines.cli import _parser, split_beam_args
-from pipelines.config import load_config
+from pipelines.config import check_beam_options, load_config
+from pipelines.errors import ConfigError, InputMissing, Interrupted, RunFailed
 from pipelines.pipeline import build
 from pipelines.run import expand_inputs, pipeline_options
 
 ROOT = Path(__file__).resolve().parents[1]
+# What a scheduler retries: a failed run, a day whose input has not landed, an interrupted run.
+RETRYABLE_CODES = {RunFailed.exit_code, InputMissing.exit_code, Interrupted.exit_code}
 
 DATAFLOW = [
     "--runner=DataflowRunner",
@@ -80,10 +84,20 @@ def test_the_cron_line_calls_run_with_options_the_cli_accepts():
     args[args.index("--date") + 1] = "2026-11-26"
     parsed = _parser().parse_args(args)
     assert parsed.command == "run" and parsed.date == "2026-11-26"
-    assert "[ $code -eq 4 ]" in line  # only a failed run (exit 4) is retried
+    # A failed run (4), input not landed (5) and an interrupted run (6) are retried; the rest
+    # (0, 2, 3 and anything else) ends the loop. The shell itself decides, for every status.
+    retry = line[line.index("case $code") : line.index("esac;") + len("esac;")]
+    for code in range(8):
+        decided = subprocess.run(
+            ["sh", "-c", f"code={code}; for try in 1; do {retry} echo retry; done"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert (decided == "retry") == (code in RETRYABLE_CODES), code
 
 
-def test_the_airflow_dag_calls_run_and_retries_only_exit_4():
+def test_the_airflow_dag_calls_run_and_retries_only_exit_4_5_and_6():
     source = (ROOT / "deploy" / "airflow_dag.py").read_text()
     tree = ast.parse(source)
     command = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "command")
@@ -100,10 +114,41 @@ def test_the_airflow_dag_calls_run_and_retries_only_exit_4():
         for n in tree.body
         if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "RETRYABLE"
     )
-    assert ast.literal_eval(retryable.value) == {4}
+    assert ast.literal_eval(retryable.value) == RETRYABLE_CODES
 
 
 def test_the_example_schedule_config_loads(tmp_path: Path):
     config = load_config(override_file=ROOT / "deploy" / "schedule.example.json")
     assert config.schedule.input and "{date}" in config.schedule.input
     assert json.loads((ROOT / "deploy" / "schedule.example.json").read_text())["schedule"]
+
+
+LOCAL_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+S3 = ["--s3_region_name=eu-west-1", "--s3_endpoint_url=http://localhost:9000"]
+
+
+@pytest.mark.parametrize(
+    "beam_args",
+    [DATAFLOW, FLINK, SPARK, LOCAL_WORKERS, S3, ["--runner", "FnApiRunner"]],
+    ids=["dataflow", "flink", "spark", "local-workers", "s3", "separate-value"],
+)
+def test_real_beam_and_runner_options_are_accepted(beam_args: list[str]):
+    check_beam_options(beam_args)
+    assert pipeline_options(beam_args).get_all_options(retain_unknown_options=True)
+
+
+@pytest.mark.parametrize(
+    ("beam_args", "message"),
+    [
+        (["--bogus_option=1"], "'--bogus_option=1' is not an option"),
+        ([*DATAFLOW, "--runer=DataflowRunner"], "did you mean --runner?"),
+        (["--direct_num_worker=2"], "did you mean --direct_num_workers?"),
+        (["--direct_num_workers=two"], "invalid int value: 'two'"),
+        (["stray-word"], "'stray-word' is not an option"),
+    ],
+    ids=["unknown", "misspelt-runner", "misspelt-workers", "bad-value", "not-an-option"],
+)
+def test_unknown_beam_options_are_refused_naming_the_option(beam_args: list[str], message: str):
+    with pytest.raises(ConfigError) as err:
+        pipeline_options(beam_args)
+    assert err.value.exit_code == 2 and message in str(err.value), str(err.value)
