@@ -315,7 +315,13 @@ class StopSignals:
             yield
         finally:
             self._holding -= 1
-        if act_after and not self._holding and self.received and not self._raised:
+        if act_after and not self._holding:
+            self.check()
+
+    def check(self) -> None:
+        """Raise Interrupted if a signal came, even one whose first raise something swallowed
+        (a runner thread or a library's broad `except` on the way out)."""
+        if self.received:
             self._raised = True
             raise Interrupted(self.received)
 
@@ -564,6 +570,8 @@ def _stage_gate_publish(
         files=files,
         duration_s=round(time.monotonic() - started, 3),
     )
+    # A signal Beam caught on its way out still stops the run before anything is published.
+    signals.check()
     if passed:
         manifest["status"] = "published"
         manifest["published_run_id"] = run_id

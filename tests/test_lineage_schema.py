@@ -14,7 +14,6 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.generate import generate
-from pipelines.rules.detect import DETECTORS
 
 _FACET = {
     "type": "object",
@@ -78,9 +77,13 @@ def test_every_event_of_a_published_and_a_failed_run_is_a_valid_run_event(tmp_pa
         main(["-q", "run", "--input", str(tmp_path / "in" / "events.jsonl.gz"), "--out", str(out)])
         == 0
     )
-    override = tmp_path / "no-email.json"
-    enabled = [name for name in DETECTORS if name != "email"]
-    override.write_text(json.dumps({"detectors": {"enabled": enabled}}))
+    # A taxonomy that calls chat service-generated: the gate reads the contract and fails.
+    override = tmp_path / "chat-as-telemetry.json"
+    override.write_text(
+        json.dumps(
+            {"taxonomy": {"record_class_overrides": {"content.chat_message": "service_generated"}}}
+        )
+    )
     assert (
         main(
             [
