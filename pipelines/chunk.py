@@ -1001,6 +1001,18 @@ def _group_counts(table: pa.Table, keys: list[str]) -> list[dict[str, Any]]:
     return [{**row, "n": row.pop("count_all")} for row in grouped.to_pylist()]
 
 
+def manifest_counts(counts: dict[str, Any]) -> dict[str, Any]:
+    """Summed chunk counts in the manifest's form: every destination present, `duplicates`
+    named as the contract names it, host-only subjects as a number. Changes `counts`."""
+    for dest in DESTINATIONS:
+        counts.setdefault(dest, 0)
+    counts.setdefault("input_records", 0)
+    counts["duplicates"] = counts.pop("duplicate")
+    counts["host_only_participants"] = len(counts.pop("host_only_gap_subjects", []))
+    counts.setdefault("host_only_records", 0)
+    return counts
+
+
 def count_outputs(audit: pa.Table) -> dict[str, Any]:
     """Counts of one chunk's audit rows; they add up across chunks (see `add_counts`)."""
     counts: dict[str, Any] = {"input_records": audit.num_rows}

@@ -41,13 +41,13 @@ from pipelines.chunk import (
     add_counts,
     content_subjects,
     count_outputs,
+    manifest_counts,
 )
 from pipelines.config import Config
 from pipelines.contract import micros_of
 from pipelines.errors import ConfigError, InputError, RunFailed
 from pipelines.rules.consent import ConsentLedger, Decision, SubjectConsent, event_consent
 from pipelines.rules.deidentify import KEY_ENV, Pseudonymizer, key_fingerprint
-from pipelines.rules.route import DESTINATIONS
 from pipelines.terminal import inert
 from pipelines.transforms.consent import LedgerPart, ledger_part
 from pipelines.transforms.write import write_parquet
@@ -486,12 +486,7 @@ def _recount(staged: Path, before: dict[str, Any]) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     for path in sorted((staged / "audit").glob("*.parquet")):
         counts = add_counts(counts, count_outputs(pq.read_table(path, schema=AUDIT_SCHEMA)))
-    for dest in DESTINATIONS:
-        counts.setdefault(dest, 0)
-    counts.setdefault("input_records", 0)
-    counts["duplicates"] = counts.pop("duplicate")
-    counts["host_only_participants"] = len(counts.pop("host_only_gap_subjects", []))
-    counts.setdefault("host_only_records", 0)
+    manifest_counts(counts)
     if "consent_ledger" in before:  # the ledger's own rows are not in the audit table
         counts["consent_ledger"] = before["consent_ledger"]
     counts["purged"] = 0

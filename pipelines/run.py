@@ -23,6 +23,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines import __version__, storage
+from pipelines.chunk import manifest_counts
 from pipelines.config import Config, check_beam_options, load_config
 from pipelines.contract import micros_of
 from pipelines.errors import (
@@ -547,12 +548,7 @@ def _stage_gate_publish(
     _LOG.info("run %s: staged; checking the gate's results", run_id)
     counts = summary["counts"]
     files = counts.pop("files", [])
-    for dest in DESTINATIONS:
-        counts.setdefault(dest, 0)
-    counts.setdefault("input_records", 0)
-    counts["duplicates"] = counts.pop("duplicate")
-    counts["host_only_participants"] = len(counts.pop("host_only_gap_subjects", []))
-    counts.setdefault("host_only_records", 0)
+    manifest_counts(counts)
     files = [{**f, "path": storage.relative(f["path"], staging)} for f in files]
     gate = dict(summary["gate"]["checks"])
     gate["conservation"] = verdict.conservation({**counts, "duplicate": counts["duplicates"]})

@@ -32,6 +32,8 @@ __all__ = [
     "Finding",
     "KnownIdentifiers",
     "find_all",
+    "luhn_valid",
+    "outermost",
     "scan_column",
     "scan_text",
     "shingle_hashes",
@@ -362,7 +364,7 @@ def _find_emails(text: str, settings: DetectorSettings) -> Spans:
             spans.extend(match.span() for match in _EMAIL_WORD_AT.finditer(text))
         if "[" in text or "(" in text or "{" in text or "<" in text:
             spans.extend(match.span() for match in _EMAIL_BRACKETED_AT.finditer(text))
-    yield from _outermost(spans)
+    yield from outermost(spans)
 
 
 _PHONE = re.compile(
@@ -435,7 +437,7 @@ def _find_ip_addresses(text: str, settings: DetectorSettings) -> Spans:
         except ValueError:
             continue
         spans.append((match.start(), match.start() + len(candidate)))
-    yield from _outermost(spans)
+    yield from outermost(spans)
 
 
 _SECRET_PARAMETER = re.compile(
@@ -465,7 +467,8 @@ _CARD = re.compile(
 )
 
 
-def _luhn_valid(digits: str) -> bool:
+def luhn_valid(digits: str) -> bool:
+    """Does a digit string pass the Luhn checksum (payment cards)?"""
     total = 0
     for position, char in enumerate(reversed(digits)):
         value = int(char)
@@ -476,7 +479,7 @@ def _luhn_valid(digits: str) -> bool:
 
 
 def _card_digits(digits: str) -> bool:
-    return 13 <= len(digits) <= 19 and _luhn_valid(digits)
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
 
 def _find_payment_cards(text: str, settings: DetectorSettings) -> Spans:
@@ -503,10 +506,10 @@ def _find_blobs(text: str, settings: DetectorSettings) -> Spans:
         if re.search("[A-Z]", run) and re.search("[a-z]", run) and re.search("[0-9]", run):
             spans.append(match.span())
     spans.extend(match.span() for match in hexadecimal.finditer(text))
-    yield from _outermost(spans)
+    yield from outermost(spans)
 
 
-def _outermost(spans: list[tuple[int, int]]) -> Spans:
+def outermost(spans: list[tuple[int, int]]) -> Spans:
     """The spans not inside another span, in order."""
     reach = -1
     for start, end in sorted(spans, key=lambda span: (span[0], -span[1])):

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 import phonenumbers
 
+from pipelines.rules.detect import luhn_valid
+
 __all__ = [
     "NUMBER_PREFILTERS",
     "PHONE_REGIONS",
@@ -133,16 +135,6 @@ _CARD_CANDIDATE = re.compile(
 _SEPARATOR = re.compile(r"[^0-9]")
 
 
-def _luhn(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
 def find_cards(text: str) -> Spans:
     """Payment card numbers (13-19 digits passing Luhn), whatever separates their groups."""
     digits = ascii_digits(text)
@@ -156,7 +148,7 @@ def find_cards(text: str) -> Spans:
         cuts = [len(run)] + [m.start() for m in reversed(list(_SEPARATOR.finditer(run)))]
         for cut in cuts:
             number = "".join(_DIGITS.findall(run[:cut]))
-            if 13 <= len(number) <= 19 and _luhn(number):
+            if 13 <= len(number) <= 19 and luhn_valid(number):
                 yield match.start(), match.start() + cut
                 break
 

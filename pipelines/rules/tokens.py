@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from pipelines.rules.detect import outermost
+
 __all__ = ["OPAQUE_ID_MIN_LENGTH", "TOKEN_PREFILTERS", "find_opaque_ids", "find_tokens"]
 
 Spans = Iterator[tuple[int, int]]
@@ -85,7 +87,7 @@ def find_tokens(text: str) -> Spans:
     for bearer in _BEARER.finditer(text):
         if _DIGIT.search(bearer.group(1)) or len(bearer.group(1)) >= 16:
             spans.append(bearer.span(1))
-    yield from _outermost(spans)
+    yield from outermost(spans)
 
 
 # 20 characters of letters and digits hold over 100 bits: an id made to be unique, never a
@@ -116,16 +118,7 @@ def find_opaque_ids(text: str) -> Spans:
                 padded = len(piece.rstrip("-_"))  # base64 padding goes with its token
                 spans.append((offset, offset + padded))
             offset += len(piece) + 1
-    yield from _outermost(spans)
-
-
-def _outermost(spans: list[tuple[int, int]]) -> Spans:
-    """The spans not inside another span, in order."""
-    reach = -1
-    for start, end in sorted(spans, key=lambda span: (span[0], -span[1])):
-        if end > reach:
-            yield start, end
-            reach = end
+    yield from outermost(spans)
 
 
 # RE2 patterns that match every ASCII text the finders above can flag.
