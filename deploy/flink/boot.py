@@ -24,14 +24,24 @@ from google.protobuf import json_format
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
-    for flag in ("id", "logging_endpoint", "artifact_endpoint", "provision_endpoint",
-                 "control_endpoint", "semi_persist_dir"):
+    for flag in (
+        "id",
+        "logging_endpoint",
+        "artifact_endpoint",
+        "provision_endpoint",
+        "control_endpoint",
+        "semi_persist_dir",
+    ):
         parser.add_argument(f"--{flag}", default="")
     args, _ = parser.parse_known_args(argv)
     with grpc.insecure_channel(args.provision_endpoint) as channel:
-        info = beam_provision_api_pb2_grpc.ProvisionServiceStub(channel).GetProvisionInfo(
-            beam_provision_api_pb2.GetProvisionInfoRequest(), metadata=[("worker_id", args.id)]
-        ).info
+        info = (
+            beam_provision_api_pb2_grpc.ProvisionServiceStub(channel)
+            .GetProvisionInfo(
+                beam_provision_api_pb2.GetProvisionInfoRequest(), metadata=[("worker_id", args.id)]
+            )
+            .info
+        )
     options = json_format.MessageToDict(info.pipeline_options)
     logging_url = info.logging_endpoint.url or args.logging_endpoint
     control_url = info.control_endpoint.url or args.control_endpoint

@@ -19,6 +19,7 @@ Stdlib only: this runs before anything else is installed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -66,9 +67,15 @@ CONFIG = {
     "rest.address": "localhost",
     "rest.bind-address": "localhost",
     "rest.port": PORTS["rest"],
-    # Bounded for a 2-core machine shared with the test suite: 1 + 2 x 1.5 GB of JVMs.
+    # Bounded for a 2-core machine shared with the test suite: 1 + 2 x 2 GB of JVMs (and 0.5 GB
+    # for the job server). The Beam job's many shuffles need more network buffers than Flink's
+    # default tenth of the memory; the Python workers, not Flink, hold the data, so managed
+    # memory (sorting) gets less.
     "jobmanager.memory.process.size": "1g",
-    "taskmanager.memory.process.size": "1536m",
+    "taskmanager.memory.process.size": "2g",
+    "taskmanager.memory.network.min": "384m",
+    "taskmanager.memory.network.max": "384m",
+    "taskmanager.memory.managed.fraction": 0.2,
     "taskmanager.numberOfTaskSlots": 1,
     "parallelism.default": 2,
     # A lost TaskManager fails the job at once (the run exits 4, nothing is published; rerun it).
@@ -109,8 +116,19 @@ def fetch_flink() -> Path:
     if not sdist.exists():
         _log(f"downloading apache-flink-libraries {FLINK_VERSION} from PyPI (about 230 MB)")
         _run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
-             ":all:", f"apache-flink-libraries=={FLINK_VERSION}", "-d", str(cache)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"apache-flink-libraries=={FLINK_VERSION}",
+                "-d",
+                str(cache),
+            ],
             "pip download apache-flink-libraries",
         )
     partial = home.with_name(home.name + ".partial")
@@ -138,10 +156,18 @@ def fetch_jobserver() -> Path:
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     _run(
-        ["mvn", "-q", "-B", "-f", str(ROOT / "deploy" / "flink" / "jobserver-pom.xml"),
-         f"-Dbeam.version={BEAM_JAVA_VERSION}", f"-Dflink.minor={FLINK_MINOR}",
-         "dependency:copy-dependencies", "-DincludeScope=runtime",
-         f"-DoutputDirectory={partial}"],
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(ROOT / "deploy" / "flink" / "jobserver-pom.xml"),
+            f"-Dbeam.version={BEAM_JAVA_VERSION}",
+            f"-Dflink.minor={FLINK_MINOR}",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={partial}",
+        ],
         "mvn dependency:copy-dependencies (Beam's Flink job server)",
     )
     shutil.rmtree(target, ignore_errors=True)
@@ -187,8 +213,11 @@ def _resource_params(home: Path, conf: Path, which: str) -> tuple[list[str], lis
         ["java", "-cp", classpath, BASH_UTILS_CLASS, which, "--configDir", str(conf)],
         f"BashJavaUtils {which}",
     )
-    lines = [line[len("BASH_JAVA_UTILS_EXEC_RESULT:") :] for line in out.splitlines()
-             if line.startswith("BASH_JAVA_UTILS_EXEC_RESULT:")]
+    lines = [
+        line[len("BASH_JAVA_UTILS_EXEC_RESULT:") :]
+        for line in out.splitlines()
+        if line.startswith("BASH_JAVA_UTILS_EXEC_RESULT:")
+    ]
     if not lines:
         raise ClusterError(f"BashJavaUtils {which} printed no result:\n{out}")
     jvm = lines[0].split()
@@ -199,13 +228,24 @@ def _resource_params(home: Path, conf: Path, which: str) -> tuple[list[str], lis
 def _java_opts() -> list[str]:
     # The --add-opens/--add-exports Flink's default config passes to Java 17.
     opens = [
-        "java.base/java.lang", "java.base/java.net", "java.base/java.io", "java.base/java.nio",
-        "java.base/sun.nio.ch", "java.base/java.lang.reflect", "java.base/java.text",
-        "java.base/java.time", "java.base/java.util", "java.base/java.util.concurrent",
-        "java.base/java.util.concurrent.atomic", "java.base/java.util.concurrent.locks",
+        "java.base/java.lang",
+        "java.base/java.net",
+        "java.base/java.io",
+        "java.base/java.nio",
+        "java.base/sun.nio.ch",
+        "java.base/java.lang.reflect",
+        "java.base/java.text",
+        "java.base/java.time",
+        "java.base/java.util",
+        "java.base/java.util.concurrent",
+        "java.base/java.util.concurrent.atomic",
+        "java.base/java.util.concurrent.locks",
     ]
-    exports = ["java.base/sun.net.util", "java.rmi/sun.rmi.registry",
-               "java.security.jgss/sun.security.krb5"]
+    exports = [
+        "java.base/sun.net.util",
+        "java.rmi/sun.rmi.registry",
+        "java.security.jgss/sun.security.krb5",
+    ]
     return [f"--add-opens={m}=ALL-UNNAMED" for m in opens] + [
         f"--add-exports={m}=ALL-UNNAMED" for m in exports
     ]
@@ -255,26 +295,16 @@ def _start(name: str, command: list[str], marker: str, env: dict[str, str] | Non
 def _stop(name: str, timeout: float = 20.0) -> None:
     pid = pid_of(name)
     if pid is not None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout
         while pid_of(name) is not None and time.monotonic() < deadline:
             time.sleep(0.2)
         if pid_of(name) is not None:
-            with _suppress():
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
         _log(f"stopped {name} (pid {pid})")
     _pidfile(name).unlink(missing_ok=True)
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is ProcessLookupError
 
 
 def _listening(port: int) -> bool:
@@ -325,15 +355,26 @@ def up(timeout: float) -> None:
     jm_jvm, jm_dynamic = _resource_params(home, conf, "GET_JM_RESOURCE_PARAMS")
     _start(
         "jobmanager",
-        ["java", *jm_jvm, *java, f"-Dlog.file={log / 'jobmanager.log'}",
-         f"-Dlog4j.configurationFile=file:{conf / 'log4j.properties'}",
-         "-cp", lib, JOBMANAGER_CLASS, "--configDir", str(conf), *jm_dynamic],
+        [
+            "java",
+            *jm_jvm,
+            *java,
+            f"-Dlog.file={log / 'jobmanager.log'}",
+            f"-Dlog4j.configurationFile=file:{conf / 'log4j.properties'}",
+            "-cp",
+            lib,
+            JOBMANAGER_CLASS,
+            "--configDir",
+            str(conf),
+            *jm_dynamic,
+        ],
         JOBMANAGER_CLASS,
     )
     # The SDK workers are children of the TaskManagers and inherit their environment (the key):
     # TaskManagers started with another key are restarted.
     marker = HOME / "run" / "taskmanager.key"
-    running = [f"taskmanager-{i}" for i in range(1, TASK_MANAGERS + 1) if pid_of(f"taskmanager-{i}")]
+    names = [f"taskmanager-{i}" for i in range(1, TASK_MANAGERS + 1)]
+    running = [name for name in names if pid_of(name)]
     if running and (not marker.exists() or marker.read_text().strip() != fingerprint):
         _log("the TaskManagers run with another pseudonymisation key: restarting them")
         for name in running:
@@ -345,9 +386,19 @@ def up(timeout: float) -> None:
     for i in range(1, TASK_MANAGERS + 1):
         _start(
             f"taskmanager-{i}",
-            ["java", *tm_jvm, *java, f"-Dlog.file={log / f'taskmanager-{i}.log'}",
-             f"-Dlog4j.configurationFile=file:{conf / 'log4j.properties'}",
-             "-cp", lib, TASKMANAGER_CLASS, "--configDir", str(conf), *tm_dynamic],
+            [
+                "java",
+                *tm_jvm,
+                *java,
+                f"-Dlog.file={log / f'taskmanager-{i}.log'}",
+                f"-Dlog4j.configurationFile=file:{conf / 'log4j.properties'}",
+                "-cp",
+                lib,
+                TASKMANAGER_CLASS,
+                "--configDir",
+                str(conf),
+                *tm_dynamic,
+            ],
             TASKMANAGER_CLASS,
             env=env,
         )
@@ -355,10 +406,19 @@ def up(timeout: float) -> None:
 
     _start(
         "jobserver",
-        ["java", "-Xmx512m", *java, "-cp", f"{jobserver}/*", JOBSERVER_CLASS,
-         f"--flink-master=localhost:{PORTS['rest']}", f"--job-port={PORTS['job']}",
-         f"--artifact-port={PORTS['artifact']}", f"--expansion-port={PORTS['expansion']}",
-         f"--flink-conf-dir={conf}"],
+        [
+            "java",
+            "-Xmx512m",
+            *java,
+            "-cp",
+            f"{jobserver}/*",
+            JOBSERVER_CLASS,
+            f"--flink-master=localhost:{PORTS['rest']}",
+            f"--job-port={PORTS['job']}",
+            f"--artifact-port={PORTS['artifact']}",
+            f"--expansion-port={PORTS['expansion']}",
+            f"--flink-conf-dir={conf}",
+        ],
         JOBSERVER_CLASS,
     )
 
@@ -366,8 +426,12 @@ def up(timeout: float) -> None:
         info = overview()
         return bool(info) and info.get("taskmanagers") == TASK_MANAGERS  # type: ignore[union-attr]
 
-    _wait(f"Flink REST /overview with {TASK_MANAGERS} taskmanagers", cluster_ready, timeout,
-          ["jobmanager", "taskmanager-1", "taskmanager-2"])
+    _wait(
+        f"Flink REST /overview with {TASK_MANAGERS} taskmanagers",
+        cluster_ready,
+        timeout,
+        ["jobmanager", "taskmanager-1", "taskmanager-2"],
+    )
     _wait("the Beam job server", lambda: _listening(PORTS["job"]), timeout, ["jobserver"])
     write_options()
     _log(f"ready: http://localhost:{PORTS['rest']} ; Beam options in {HOME / 'options'}")
@@ -377,8 +441,7 @@ def write_boot() -> None:
     """`.flink/boot`: the SDK worker's boot command, run by each TaskManager per worker."""
     boot = HOME / "boot"
     boot.write_text(
-        "#!/bin/sh\n"
-        f'exec "{sys.executable}" "{ROOT / "deploy" / "flink" / "boot.py"}" "$@"\n'
+        f'#!/bin/sh\nexec "{sys.executable}" "{ROOT / "deploy" / "flink" / "boot.py"}" "$@"\n'
     )
     boot.chmod(0o755)
 
