@@ -454,6 +454,9 @@ def options() -> list[str]:
         "--environment_type=PROCESS",
         '--environment_config={"command":"%s"}' % (HOME / "boot"),
         "--parallelism=2",
+        # Keep a TaskManager's Python worker for the next stage of the same job instead of
+        # starting a new one per stage (the 2,000-event job: 36 s instead of 61 s).
+        "--environment_cache_millis=60000",
     ]
 
 

@@ -61,6 +61,21 @@ def inputs(tmp_path_factory) -> Path:
     return folder
 
 
+def _rest(path: str) -> bytes:
+    url = f"http://localhost:{os.environ.get('FLINK_REST_PORT', '18081')}{path}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read()
+
+
+def _running_jobs() -> int:
+    return int(json.loads(_rest("/overview"))["jobs-running"])
+
+
+def _newest_job() -> str:
+    jobs = json.loads(_rest("/jobs/overview"))["jobs"]
+    return max(jobs, key=lambda j: j["start-time"])["jid"]
+
+
 def _run_args(inputs: Path, out: Path, extra: list[str], beam: list[str]) -> list[str]:
     args = [sys.executable, "-m", "pipelines", "run", "--input", str(inputs),
             "--consent", str(inputs / "consent.jsonl"), "--content-policy", "per_participant",
@@ -109,6 +124,12 @@ def test_flink_publishes_what_the_in_process_runner_publishes(
         extra = ["--config", str(config)]
     assert _run(inputs, tmp_path / "local", extra, []) == 0
     assert _run(inputs, tmp_path / "flink", extra, flink_options) == 0
+    # The key reached the workers through the TaskManagers' environment: the job that ran
+    # (its graph and its configuration, Beam's pipeline options included) does not hold it.
+    job = _newest_job()
+    for part in ("", "/plan", "/config"):
+        assert KEY.encode() not in _rest(f"/jobs/{job}{part}")
+    assert json.loads(_rest(f"/jobs/{job}"))["state"] == "FINISHED"
     local, flink = _published(tmp_path / "local"), _published(tmp_path / "flink")
     lm, fm = local["manifest"], flink["manifest"]
     assert (lm["runner"], fm["runner"]) == ("FnApiRunner", "FlinkRunner")
@@ -128,12 +149,6 @@ def test_flink_publishes_what_the_in_process_runner_publishes(
     assert flink["files"].keys() == local["files"].keys()
     differ = [p for p in flink["files"] if flink["files"][p] != local["files"][p]]
     assert differ == []
-
-
-def _running_jobs() -> int:
-    url = f"http://localhost:{os.environ.get('FLINK_REST_PORT', '18081')}/overview"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return int(json.loads(response.read())["jobs-running"])
 
 
 def test_a_lost_taskmanager_fails_the_run_and_publishes_nothing(tmp_path, inputs, flink_options):
