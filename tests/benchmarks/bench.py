@@ -337,7 +337,11 @@ def run_job(workdir: Path, data: InputSet, mode: str, say: Callable[[str], None]
     out = workdir / "runs" / name
     shutil.rmtree(out, ignore_errors=True)
     cmd = [*_consentgate(), *_run_args(data, out)]
-    beam = {"job-mp": list(MULTIPROCESS_OPTIONS), "job-flink": flink_options()}.get(mode, [])
+    beam: list[str] = []
+    if mode == "job-mp":
+        beam = list(MULTIPROCESS_OPTIONS)
+    elif mode == "job-flink":
+        beam = flink_options()
     if beam:
         cmd += ["--", *beam]
     say(f"{mode:9} {data.fmt:8} {data.events:>10,} events ...")
