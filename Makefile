@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo
 
-.PHONY: demo test test-scale lint clean browser bench
+.PHONY: demo test test-scale lint clean browser bench flink-up flink-down test-flink
 
 # The venv is rebuilt when the dependency pins change.
 $(BIN)/consentgate: pyproject.toml constraints.txt
@@ -29,6 +29,20 @@ test: $(BIN)/consentgate browser
 
 test-scale: $(BIN)/consentgate
 	$(BIN)/python -m pytest -q -m scale
+
+# A Flink 1.19 session cluster on localhost (JobManager, two TaskManagers, Beam's job server);
+# jars, config, pids and logs in .flink/. The Beam options that submit to it: .flink/options.
+# The TaskManagers pass their environment, CONSENTGATE_PSEUDONYM_KEY included, to the SDK workers.
+flink-up: $(BIN)/consentgate
+	$(BIN)/python deploy/flink/cluster.py up
+
+flink-down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python deploy/flink/cluster.py down; \
+	  else python3 deploy/flink/cluster.py down; fi
+
+# The job on the cluster against the in-process runner (brings the cluster up if it is down).
+test-flink: $(BIN)/consentgate
+	$(BIN)/python -m pytest -q -m flink tests/flink
 
 # Throughput and peak memory of the whole job against a DuckDB floor; figures in $(BENCH_DIR)/bench.json.
 # More: make bench BENCH_ARGS='--profile --multiprocess --scaling 100000,1000000'

@@ -103,12 +103,18 @@ def resolve_paths(request: RunRequest, config: Config) -> RunRequest:
         raise ConfigError("no --input given (or schedule.input in the config, with --date)")
     if not out:
         raise ConfigError("no --out given (or schedule.out in the config, with --date)")
+    # Workers (a Flink TaskManager's, say) open the staging folder and the ledger from their own
+    # working directory: hand them absolute paths.
     return replace(
         request,
         inputs=[_fill(p, day, "--input") for p in inputs],
-        out=_fill(out, day, "--out"),
-        consent=_fill(consent, day, "--consent") if consent else None,
+        out=_absolute(_fill(out, day, "--out")),
+        consent=_absolute(_fill(consent, day, "--consent")) if consent else None,
     )
+
+
+def _absolute(path: str) -> str:
+    return path if storage.is_remote(path) else os.path.abspath(path)
 
 
 def _format_of(path: str) -> str | None:

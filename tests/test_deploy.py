@@ -19,7 +19,7 @@ from pipelines.cli import _parser, split_beam_args
 from pipelines.config import check_beam_options, load_config
 from pipelines.errors import ConfigError, InputMissing, Interrupted, RunFailed
 from pipelines.pipeline import build
-from pipelines.run import expand_inputs, pipeline_options
+from pipelines.run import RunRequest, expand_inputs, pipeline_options, resolve_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a scheduler retries: a failed run, a day whose input has not landed, an interrupted run.
@@ -44,6 +44,23 @@ def test_options_after_the_double_dash_are_split_off_untouched():
     ours, beams = split_beam_args(argv)
     assert ours == ["run", "--input", "in/", "--out", "out/"]
     assert beams == DATAFLOW
+
+
+@pytest.mark.parametrize(
+    ("out", "consent", "expected"),
+    [
+        ("runs/out", "in/consent.jsonl", ("{cwd}/runs/out", "{cwd}/in/consent.jsonl")),
+        ("s3://bucket/out", "gs://b/c.jsonl", ("s3://bucket/out", "gs://b/c.jsonl")),
+    ],
+    ids=["local paths made absolute", "remote paths untouched"],
+)
+def test_workers_get_paths_that_do_not_depend_on_their_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, out: str, consent: str, expected: tuple
+):
+    monkeypatch.chdir(tmp_path)
+    request = resolve_paths(RunRequest(inputs=["in"], out=out, consent=consent), load_config())
+    cwd = str(tmp_path)
+    assert (request.out, request.consent) == tuple(e.format(cwd=cwd) for e in expected)
 
 
 @pytest.mark.parametrize("beam_args", [DATAFLOW, FLINK, SPARK], ids=["dataflow", "flink", "spark"])

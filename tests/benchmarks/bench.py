@@ -2,7 +2,7 @@
 
     python -m tests.benchmarks.bench [--events N] [--workdir DIR] [--modes job,floor]
                                      [--formats jsonl,parquet] [--multiprocess]
-                                     [--scaling 100000,1000000] [--profile]
+                                     [--scaling 100000,1000000] [--profile] [--runner flink]
 
 Generates one JSON Lines (gzip) input set and one Parquet input set with `consentgate generate`
 (same N, seed and shards; the generator draws a format's planted cases from its own stream, so
@@ -10,6 +10,10 @@ the two sets are alike, not byte-equal), then times, each as a subprocess:
 
 - `job`: `consentgate run` on the default local runner (Beam's in-process FnApiRunner);
 - `job-mp`: the same with `-- --direct_num_workers=2 --direct_running_mode=multi_processing`;
+- `job-flink` (`--runner flink`): the same on the local Flink cluster of `make flink-up`, with the
+  options it writes to `.flink/options` (the cluster is brought up, with the bench's key in the
+  TaskManagers' environment, if it is not running; its processes are not the job's descendants,
+  so peak RSS is the submitting process's alone);
 - `floor`: DuckDB with 2 threads reading the same files, keeping the service-generated event
   types (from the schemas' `x-record-class`, after the taxonomy's overrides) and writing Parquet.
   No parsing checks, detectors, consent, pseudonyms, dedup or gate: the cost of moving the bytes.
@@ -55,7 +59,7 @@ BENCH_KEY = "bench-only-pseudonym-key-not-a-secret-" + "0" * 16
 MULTIPROCESS_OPTIONS = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
 FORMATS = ("jsonl", "parquet")
 EVENT_GLOBS = {"jsonl": "events*.jsonl.gz", "parquet": "events*.parquet"}
-MODES = ("job", "job-mp", "floor", "profile")
+MODES = ("job", "job-mp", "job-flink", "floor", "profile")
 
 
 # --------------------------------------------------------------------------- measuring
@@ -314,16 +318,33 @@ def _run_args(data: InputSet, out: Path) -> list[str]:
     return ["run", "--input", data.glob, "--consent", str(data.consent), "--out", str(out)]
 
 
+def flink_options() -> list[str]:
+    """The Beam options of the local Flink cluster, brought up (idempotent) with the bench's
+    key in its TaskManagers' environment, where the SDK workers read it."""
+    cluster = ROOT / "deploy" / "flink" / "cluster.py"
+    done = subprocess.run(
+        [sys.executable, str(cluster), "up"], env=_env(), capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the Flink cluster did not come up:\n{done.stderr}")
+    home = Path(os.environ.get("CONSENTGATE_FLINK_DIR", ROOT / ".flink"))
+    return (home / "options").read_text().split()
+
+
 def run_job(workdir: Path, data: InputSet, mode: str, say: Callable[[str], None]) -> dict:
     """`consentgate run` on one input set, in a fresh run folder; fails loudly unless published."""
     name = f"{mode}-{data.fmt}-n{data.events}"
     out = workdir / "runs" / name
     shutil.rmtree(out, ignore_errors=True)
     cmd = [*_consentgate(), *_run_args(data, out)]
-    beam = list(MULTIPROCESS_OPTIONS) if mode == "job-mp" else []
+    beam: list[str] = []
+    if mode == "job-mp":
+        beam = list(MULTIPROCESS_OPTIONS)
+    elif mode == "job-flink":
+        beam = flink_options()
     if beam:
         cmd += ["--", *beam]
-    say(f"{mode:7} {data.fmt:8} {data.events:>10,} events ...")
+    say(f"{mode:9} {data.fmt:8} {data.events:>10,} events ...")
     log = workdir / "logs" / f"{name}.log"
     measured = measure(cmd, log=log, env=_env())
     manifest = _manifest(out)
@@ -794,6 +815,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile", action="store_true", help="also run the job once under cProfile (JSONL)"
     )
+    parser.add_argument(
+        "--runner",
+        choices=["local", "flink"],
+        default="local",
+        help="flink: also time the job (and --scaling) on `make flink-up`'s cluster (job-flink)",
+    )
     parser.add_argument("--floor-worker", metavar="SPEC", help=argparse.SUPPRESS)
     return parser
 
@@ -806,6 +833,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     modes = list(dict.fromkeys(args.modes))
     if args.multiprocess:
         modes.append("job-mp")
+    if args.runner == "flink":
+        modes.append("job-flink")
     if args.profile:
         modes.append("profile")
     modes = list(dict.fromkeys(modes))
@@ -853,7 +882,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         return data
 
-    timed = [m for m in ("job", "job-mp", "floor") if m in modes]
+    timed = [m for m in ("job", "job-mp", "job-flink", "floor") if m in modes]
     for fmt in args.formats if timed else []:
         data = get_input(fmt, args.events)
         for mode in timed:
@@ -862,12 +891,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 results.append(run_job(workdir, data, mode, say))
 
-    for n in args.scaling:
-        same = [r for r in results if r["mode"] == "job" and r["format"] == "jsonl"]
-        if n == args.events and same:
-            scaling.append(same[0])
-            continue
-        scaling.append(run_job(workdir, get_input("jsonl", n), "job", say))
+    scaled = ["job", "job-flink"] if args.runner == "flink" else ["job"]
+    for mode in scaled:
+        for n in args.scaling:
+            same = [r for r in results if r["mode"] == mode and r["format"] == "jsonl"]
+            if n == args.events and same:
+                scaling.append(same[0])
+                continue
+            scaling.append(run_job(workdir, get_input("jsonl", n), mode, say))
 
     if "profile" in modes:
         profile = run_profile(workdir, get_input("jsonl", args.events), say)
@@ -893,10 +924,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  {fmt}: "
                 + ", ".join(f"{k.replace('_', ' ')} {v:g}x" for k, v in sorted(entry.items()))
             )
-    if scaling:
-        base = scaling[0]
-        say("\nScaling (JSON Lines job; per-event time relative to the smallest size):")
-        for r in scaling:
+    for mode in scaled if scaling else []:
+        rows = [r for r in scaling if r["mode"] == mode]
+        base = rows[0]
+        say(f"\nScaling ({mode}, JSON Lines; per-event time relative to the first size):")
+        for r in rows:
             per = (r["wall_s"] / r["events"]) / (base["wall_s"] / base["events"])
             say(
                 f"  {r['events']:>10,} events  {r['wall_s']:8.2f}s  "
