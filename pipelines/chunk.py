@@ -29,6 +29,16 @@ from pipelines.rules.consented import (
     scanner_for,
 )
 from pipelines.rules.deidentify import Pseudonymizer, country_of, redact_spans
+from pipelines.rules.strings import (
+    WITHHELD_COLUMN,
+    QualifiedStrings,
+    StringRegistry,
+    account_keys,
+    cap_accounts,
+    closed_vocabularies,
+    field_key,
+    publish_column,
+)
 from pipelines.rules.route import (
     CONFLICT,
     DESTINATIONS,
@@ -150,8 +160,27 @@ def _payload_rule(config: Config, spec: Any) -> str:
     return "keep"
 
 
+def string_fields(config: Config, contract: Contract, event_type: EventType) -> tuple[str, ...]:
+    """Payload strings of a service record that must earn their place in training (common
+    across accounts or approved, as a value or a template): every kept free-text and service
+    string field except the contract's closed vocabularies (`enum`)."""
+    overrides = config.taxonomy.record_class_overrides
+    if classify.record_class_of(event_type, overrides) != "service_generated":
+        return ()
+    closed = closed_vocabularies(config.schemas)
+    return tuple(
+        spec.name
+        for spec in event_type.fields
+        if spec.arrow_type == pa.string()
+        and spec.category in ("service", "free_text")
+        and _payload_rule(config, spec) == "keep"
+        and field_key(event_type.name, spec.name) not in closed
+    )
+
+
 def training_schema(config: Config, contract: Contract, event_type: EventType) -> pa.Schema:
-    """Columns of a de-identified training row of `event_type`, in output order."""
+    """Columns of a de-identified training row of `event_type`, in output order; the last,
+    `withheld_fields`, names the fields whose string did not earn its place (published null)."""
     fields = [pa.field("record_class", pa.string(), nullable=False)]
     for spec in contract.envelope:
         fields.append(pa.field(spec.name, spec.arrow_type, nullable=spec.nullable))
@@ -160,7 +189,9 @@ def training_schema(config: Config, contract: Contract, event_type: EventType) -
         if rule == "country":
             fields.append(pa.field(f"{spec.name}_country", pa.string()))
         elif rule in ("keep", "pseudonymise"):
-            fields.append(pa.field(spec.name, spec.arrow_type, nullable=spec.nullable))
+            nullable = spec.nullable or spec.name in string_fields(config, contract, event_type)
+            fields.append(pa.field(spec.name, spec.arrow_type, nullable=nullable))
+    fields.append(pa.field(WITHHELD_COLUMN, pa.list_(pa.string()), nullable=False))
     return pa.schema(fields)
 
 
@@ -284,6 +315,17 @@ class EventChunk:
         # `recipients: "everyone"` is a keyword of the contract, not a person.
         values.discard(EVERYONE)
         return values
+
+    def string_keys(self, config: Config, contract: Contract) -> pa.Table:
+        """(string hash, account hash) pairs of this chunk's service strings, values and
+        templates alike, at most `k` accounts per hash (see rules/strings.py)."""
+        parts = []
+        for name, table in sorted(self.tables.items()):
+            event_type = contract.event_types[name]
+            for field_name in string_fields(config, contract, event_type):
+                key = field_key(name, field_name)
+                parts.append(account_keys(key, table[field_name], table["account_id"]))
+        return cap_accounts(parts, config.strings.k)
 
     def content_texts(self, contract: Contract) -> Iterator[tuple[str, str]]:
         """(meeting_id, text) of every worded content field, for the content-echo index."""
@@ -519,6 +561,7 @@ class EventChunk:
         verdicts: DedupVerdicts,
         twin: GateTwin | None = None,
         known: detect.KnownIdentifiers | None = None,
+        strings: QualifiedStrings | None = None,
     ) -> ChunkOutputs:
         """Build this chunk's rows for every output table, de-identifying what may train.
 
@@ -532,13 +575,21 @@ class EventChunk:
         quarantine: list[pa.Table] = []
         audit: list[pa.Table] = []
         redactions: dict[str, int] = {}
+        decisions: dict[str, dict[str, int]] = {}
         for name, table in sorted(self.tables.items()):
             event_type = contract.event_types[name]
             record_class = classify.record_class_of(event_type, overrides)
             to_training = table.filter(pc.equal(table[DEST], "training"))
             if to_training.num_rows:
                 rows = _deidentify(
-                    config, contract, event_type, record_class, to_training, pseudonyms
+                    config,
+                    contract,
+                    event_type,
+                    record_class,
+                    to_training,
+                    pseudonyms,
+                    strings or QualifiedStrings(),
+                    decisions,
                 )
                 if twin is not None:
                     scanned = _scanned_as_the_gate_scans(config, event_type)
@@ -597,6 +648,7 @@ class EventChunk:
         )
         outputs.counts = count_outputs(outputs.audit)
         outputs.counts["consented_redactions"] = redactions
+        outputs.counts["string_decisions"] = decisions
         return outputs
 
     def _rejects_routed(self, verdicts: DedupVerdicts) -> pa.Table:
@@ -783,7 +835,11 @@ def _deidentify(
     record_class: str,
     table: pa.Table,
     pseudonyms: Pseudonymizer,
+    strings: QualifiedStrings,
+    decisions: dict[str, dict[str, int]],
 ) -> pa.Table:
+    """Training rows of `table`: pseudonyms, generalisations, redactions, and each service
+    string raw, as its template or withheld (counted into `decisions` by field)."""
     schema = training_schema(config, contract, event_type)
     columns: dict[str, Any] = {
         "record_class": pa.array([record_class] * table.num_rows, pa.string())
@@ -800,7 +856,36 @@ def _deidentify(
         elif rule == "keep":
             columns[spec.name] = table[spec.name]
     columns.update(_redacted_fields(table))
+    columns.update(
+        _earned_strings(config, contract, event_type, columns, strings, config.strings, decisions)
+    )
     return pa.table(columns, schema=schema).take(_by_event_id(table))
+
+
+def _earned_strings(
+    config: Config,
+    contract: Contract,
+    event_type: EventType,
+    columns: Mapping[str, Any],
+    strings: QualifiedStrings,
+    registry: StringRegistry,
+    decisions: dict[str, dict[str, int]],
+) -> dict[str, pa.Array]:
+    """The string fields as they may be published, and the `withheld_fields` column."""
+    names = string_fields(config, contract, event_type)
+    n = len(columns["record_class"])
+    out: dict[str, pa.Array] = {}
+    withheld = np.zeros((n, len(names)), bool)
+    for i, name in enumerate(names):
+        key = field_key(event_type.name, name)
+        out[name], withheld[:, i], counts = publish_column(key, columns[name], strings, registry)
+        decisions[key] = add_counts(decisions.get(key, {}), counts)
+    # Row-major order of the withheld cells gives each row's names in field order.
+    _, fields = np.nonzero(withheld)
+    offsets = np.concatenate([[0], np.cumsum(withheld.sum(axis=1))]).astype(np.int32)
+    flat = pa.array(np.asarray(names, dtype=object)[fields].tolist(), pa.string())
+    out[WITHHELD_COLUMN] = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), flat)
+    return out
 
 
 def _by_event_id(table: pa.Table) -> pa.Array:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from pipelines.contract import (
 from pipelines.errors import ConfigError
 from pipelines.gate.expectations import load_suite_templates
 from pipelines.rules.detect import DetectorSettings
+from pipelines.rules.strings import StringRegistry
 
 __all__ = [
     "CONTENT_POLICIES",
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 CONTENT_POLICIES = ("never", "per_participant")
-_SECTIONS = ("taxonomy", "detectors", "deidentify", "policy", "schedule")
+_SECTIONS = ("taxonomy", "detectors", "deidentify", "policy", "schedule", "strings")
 # Sections that say where data lives, not how it is judged: left out of the config hash.
 _UNHASHED_SECTIONS = ("schedule",)
 # An identifier is never kept raw: pseudonymised, generalised or dropped.
@@ -46,6 +47,7 @@ _NAMED_MAPS = {
     ("taxonomy", "field_fides"),
     ("taxonomy", "record_class_overrides"),
     ("deidentify", "field_rules"),
+    ("strings", "fields"),
 }
 
 
@@ -253,6 +255,8 @@ class Config:
     schemas: dict[str, dict[str, Any]]
     expectations: dict[str, dict[str, Any]]
     config_hash: str
+    # configs/strings.json: k and the reviewed registry of approved values and templates.
+    strings: StringRegistry = field(default_factory=StringRegistry)
 
     def contract(self) -> Contract:
         """Compile the contract (validators are closures: build them where they are used)."""
@@ -400,6 +404,7 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
         schemas=schemas,
         expectations=expectations,
         config_hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
+        strings=StringRegistry.from_mapping(sections["strings"], sources["strings"]),
     )
 
 

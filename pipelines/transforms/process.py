@@ -79,7 +79,13 @@ class _Deidentify(beam.DoFn):
             self.config.schemas, self.config.expectations, context.known, context.prints
         )
         yield chunk.outputs(
-            self.config, self.contract, self.pseudonyms, verdicts, twin, context.known
+            self.config,
+            self.contract,
+            self.pseudonyms,
+            verdicts,
+            twin,
+            context.known,
+            strings=context.strings,
         )
 
 
