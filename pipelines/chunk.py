@@ -101,6 +101,9 @@ AUDIT_SCHEMA = pa.schema(
         pa.field("consent", pa.string()),
         pa.field("consent_subjects", CONSENT_TYPE),
         pa.field("host_only", pa.bool_()),
+        # The keyed pseudonym training publishes as the record's `event_id` (explain finds a
+        # record by either).
+        pa.field("event_pseudonym", pa.string()),
     ]
 )
 QUARANTINE_SCHEMA = pa.schema(
@@ -197,7 +200,7 @@ def training_schema(config: Config, contract: Contract, event_type: EventType) -
 
 def pseudonym_columns(config: Config, contract: Contract, event_type: EventType) -> tuple[str, ...]:
     """Training columns that hold pseudonyms."""
-    names = [n for n in _ENVELOPE_IDS]
+    names = ["event_id", *_ENVELOPE_IDS]
     names += [s.name for s in event_type.fields if _payload_rule(config, s) == "pseudonymise"]
     return tuple(names)
 
@@ -636,7 +639,7 @@ class EventChunk:
                     schema=QUARANTINE_SCHEMA,
                 )
             )
-            audit.append(self._reject_audit_rows(rejects))
+            audit.append(self._reject_audit_rows(rejects, pseudonyms))
         outputs = ChunkOutputs(
             chunk_id=self.chunk_id,
             training=training,
@@ -716,11 +719,12 @@ class EventChunk:
                 "consent": consent,
                 "consent_subjects": subjects,
                 "host_only": host_only,
+                "event_pseudonym": pseudonyms.array(table["event_id"]),
             },
             schema=AUDIT_SCHEMA,
         )
 
-    def _reject_audit_rows(self, rejects: pa.Table) -> pa.Table:
+    def _reject_audit_rows(self, rejects: pa.Table, pseudonyms: Pseudonymizer) -> pa.Table:
         n = rejects.num_rows
         return pa.table(
             {
@@ -736,6 +740,7 @@ class EventChunk:
                 "consent": pa.nulls(n, pa.string()),
                 "consent_subjects": pa.nulls(n, CONSENT_TYPE),
                 "host_only": pa.nulls(n, pa.bool_()),
+                "event_pseudonym": pseudonyms.array(rejects["event_id"]),
             },
             schema=AUDIT_SCHEMA,
         )
@@ -775,7 +780,8 @@ def _self_checked(
     )
     if not failed:
         return table, rows
-    ids = rows["event_id"].to_pylist()
+    # `rows` are `sent` in event id order, with the ids pseudonymised.
+    ids = sent["event_id"].take(_by_event_id(sent)).to_pylist()
     by_id = {ids[row]: found for row, found in failed.items()}
     keep = np.ones(rows.num_rows, bool)
     keep[list(failed)] = False
@@ -846,7 +852,9 @@ def _deidentify(
     }
     for spec in contract.envelope:
         column = table[spec.name]
-        columns[spec.name] = pseudonyms.array(column) if spec.name in _ENVELOPE_IDS else column
+        # The event id too: an id is the sender's free choice (a participant id, an email).
+        pseudonymise = spec.name in _ENVELOPE_IDS or spec.name == "event_id"
+        columns[spec.name] = pseudonyms.array(column) if pseudonymise else column
     for spec in event_type.fields:
         rule = _payload_rule(config, spec)
         if rule == "pseudonymise":

@@ -334,6 +334,25 @@ def _check_field_names(
                 )
 
 
+def _check_string_fields(
+    section: Mapping[str, Any], source: str, schemas: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """The string registry names fields as `<event type>.<field>` of the contract."""
+    known = {
+        f"{schema['x-event-type']}.{name}"
+        for schema in schemas.values()
+        if schema.get("x-event-type")
+        for name in schema.get("properties", {})
+    }
+    named = section.get("fields")
+    for key in named if isinstance(named, Mapping) else ():
+        if key not in known:
+            raise ConfigError(
+                f"{source}: fields names {key!r}, which is no `<event type>.<field>` of the "
+                f"input contract{_nearest(key, sorted(known))}"
+            )
+
+
 def _contract_fields(schemas: Mapping[str, Mapping[str, Any]]) -> set[str]:
     names: set[str] = set()
     for schema in schemas.values():
@@ -375,6 +394,7 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
     compile_contract(schemas)  # fail now, with the schema file named, not on a worker
     _check_field_names(sections, sources, _contract_fields(schemas))
     taxonomy = Taxonomy.from_mapping(sections["taxonomy"], sources["taxonomy"])
+    _check_string_fields(sections["strings"], sources["strings"], schemas)
     unknown = sorted(
         set(taxonomy.record_class_overrides)
         - {p.removeprefix("events/v1/").removesuffix(".json") for p in schemas}
