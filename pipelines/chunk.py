@@ -29,6 +29,14 @@ from pipelines.rules.consented import (
     scanner_for,
 )
 from pipelines.rules.deidentify import Pseudonymizer, country_of, redact_spans
+from pipelines.rules.route import (
+    CONFLICT,
+    DESTINATIONS,
+    DUPLICATE,
+    DedupVerdicts,
+    content_decision,
+    service_decision,
+)
 from pipelines.rules.strings import (
     WITHHELD_COLUMN,
     QualifiedStrings,
@@ -38,14 +46,6 @@ from pipelines.rules.strings import (
     closed_vocabularies,
     field_key,
     publish_column,
-)
-from pipelines.rules.route import (
-    CONFLICT,
-    DESTINATIONS,
-    DUPLICATE,
-    DedupVerdicts,
-    content_decision,
-    service_decision,
 )
 
 __all__ = [
