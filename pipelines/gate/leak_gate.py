@@ -157,7 +157,13 @@ class _CheckFile(beam.DoFn):
         rules = self.rules[staged.table]
         where = f"{staged.table}/{event_type}/{staged.path.rsplit('/', 1)[-1]}"
         checks = check_training_table(
-            table, where=where, event_type=event_type, rules=rules, known=context.known
+            table,
+            where=where,
+            event_type=event_type,
+            rules=rules,
+            known=context.known,
+            strings=context.strings,
+            registry=self.config.strings,
         )
         yield {"checks": checks, "expectations": {}}
         yield TaggedOutput(_SUITES, (_suite_group(staged, self.file_groups), staged.path))

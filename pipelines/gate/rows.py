@@ -9,6 +9,7 @@ only ever fails on a defect of consentgate. No Beam here.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,13 @@ from pipelines.gate.fingerprint import fingerprints_of_many
 from pipelines.rules import detect
 from pipelines.rules.consented import column_detectors, scanner_for
 from pipelines.rules.nested import iter_strings
+from pipelines.rules.strings import (
+    QualifiedStrings,
+    StringRegistry,
+    field_key,
+    published_ok,
+    published_vocabularies,
+)
 
 __all__ = [
     "TWIN_CHECKS",
@@ -33,10 +41,11 @@ __all__ = [
     "merge_prints",
     "pattern_hits",
     "print_hits",
+    "unearned_strings",
 ]
 
 # The row checks in the order the twin applies them; a row is quarantined for the first.
-TWIN_CHECKS = ("detectors_clean", "expectations", "content_fingerprints")
+TWIN_CHECKS = ("strings_earned", "detectors_clean", "expectations", "content_fingerprints")
 TWIN_PREFIX = "gate_twin:"
 # Staged table label -> the kind of its expectation suite.
 _SUITE_KIND = {"training": "service_generated", "consented_content": "consented_content"}
@@ -103,6 +112,50 @@ def detector_hits(
             flagged_rows.append(rows[in_flagged.to_numpy(zero_copy_only=False)])
         if flagged_rows:
             yield name, np.unique(np.concatenate(flagged_rows)), sorted(kinds)
+
+
+# A generalised location: an ISO 3166 alpha-2 shape, nothing else.
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def unearned_strings(
+    table: pa.Table,
+    *,
+    event_type: str,
+    pseudonym_columns: Collection[str],
+    pseudonym_pattern: str,
+    vocabularies: Mapping[str, frozenset[str]],
+    strings: QualifiedStrings,
+    registry: StringRegistry,
+) -> Iterator[tuple[str, np.ndarray]]:
+    """`strings_earned`: (column, rows) holding a string that has not earned its place in
+    service training. Every string must be a pseudonym (in a pseudonym column), a value of the
+    column's closed vocabulary, a country code (a generalised location), or a value or template
+    that at least k accounts produced in that field or that the registry approves."""
+    shape = re.compile(pseudonym_pattern)
+    for name in table.column_names:
+        key = field_key(event_type, name)
+        bad_rows: list[np.ndarray] = []
+        for leaf, rows in _leaf_rows(table[name].combine_chunks()):
+            encoded = leaf.dictionary_encode()
+            distinct = encoded.dictionary.to_pylist()
+            if not distinct:
+                continue
+            if name in pseudonym_columns:
+                ok = np.array([shape.match(v) is not None for v in distinct], bool)
+            elif key in vocabularies:
+                ok = np.array([v in vocabularies[key] for v in distinct], bool)
+            elif name.endswith("_country"):
+                ok = np.array([_COUNTRY.match(v) is not None for v in distinct], bool)
+            else:
+                ok = published_ok(key, distinct, strings, registry)
+            if ok.all():
+                continue
+            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            failing = (codes >= 0) & ~ok[np.maximum(codes, 0)]
+            bad_rows.append(rows[failing])
+        if bad_rows:
+            yield name, np.unique(np.concatenate(bad_rows))
 
 
 def pattern_hits(
@@ -243,6 +296,11 @@ class GateTwin:
     patterns: Mapping[str, tuple[str, ...]]  # staged table label -> suite patterns
     pseudonym_columns: Mapping[str, Mapping[str, list[str]]]  # label -> event type -> columns
     event_types: Mapping[str, frozenset[str]]  # label -> event types its output schema lists
+    # The string invariant of service training (`strings_earned`).
+    strings: QualifiedStrings = dataclasses.field(default_factory=QualifiedStrings)
+    registry: StringRegistry = dataclasses.field(default_factory=StringRegistry)
+    vocabularies: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    pseudonym_pattern: str = r"^ps_[0-9a-f]{32}$"
 
     @classmethod
     def build(
@@ -251,6 +309,10 @@ class GateTwin:
         templates: Mapping[str, Mapping[str, Any]],
         known: detect.KnownIdentifiers | None,
         prints: Mapping[str, np.ndarray],
+        *,
+        strings: QualifiedStrings | None = None,
+        registry: StringRegistry | None = None,
+        pseudonym_pattern: str = r"^ps_[0-9a-f]{32}$",
     ) -> GateTwin:
         return cls(
             known=known,
@@ -268,6 +330,10 @@ class GateTwin:
                 )
                 for label in _SUITE_KIND
             },
+            strings=strings if strings is not None else QualifiedStrings(),
+            registry=registry if registry is not None else StringRegistry(),
+            vocabularies=published_vocabularies(schemas),
+            pseudonym_pattern=pseudonym_pattern,
         )
 
     def failures(
@@ -299,6 +365,17 @@ class GateTwin:
             for row in rows.tolist():
                 found.setdefault(int(row), (check, detail))
 
+        if not content:
+            for name, rows in unearned_strings(
+                table,
+                event_type=event_type,
+                pseudonym_columns=pseudonyms,
+                pseudonym_pattern=self.pseudonym_pattern,
+                vocabularies=self.vocabularies,
+                strings=self.strings,
+                registry=self.registry,
+            ):
+                note("strings_earned", rows, f"{name}: not a common, approved or closed string")
         for name, rows, kinds in detector_hits(
             table,
             pseudonym_columns={*pseudonyms, *scanned},

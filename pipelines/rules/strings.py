@@ -243,6 +243,24 @@ def closed_vocabularies(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, f
     return out
 
 
+def published_vocabularies(
+    schemas: Mapping[str, Mapping[str, Any]],
+) -> dict[str, frozenset[str]]:
+    """`<event type>.<column>` -> every value a training column of a closed vocabulary may
+    hold: the contract's enums, the record class and event type, and `withheld_fields` (the
+    event type's field names)."""
+    out = closed_vocabularies(schemas)
+    types = {s["x-event-type"] for s in schemas.values() if s.get("x-event-type")}
+    for schema in schemas.values():
+        event_type = schema.get("x-event-type")
+        if not event_type:
+            continue
+        out[field_key(event_type, "record_class")] = frozenset({"service_generated"})
+        out[field_key(event_type, "event_type")] = frozenset(types)
+        out[field_key(event_type, WITHHELD_COLUMN)] = frozenset(schema.get("properties", {}))
+    return out
+
+
 def publish_column(
     key: str,
     values: pa.Array | pa.ChunkedArray,

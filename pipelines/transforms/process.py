@@ -76,7 +76,13 @@ class _Deidentify(beam.DoFn):
         self, chunk: EventChunk, verdicts: DedupVerdicts, context: RunContext
     ) -> Iterator[ChunkOutputs]:
         twin = GateTwin.build(
-            self.config.schemas, self.config.expectations, context.known, context.prints
+            self.config.schemas,
+            self.config.expectations,
+            context.known,
+            context.prints,
+            strings=context.strings,
+            registry=self.config.strings,
+            pseudonym_pattern=self.pseudonyms.pattern,
         )
         yield chunk.outputs(
             self.config,

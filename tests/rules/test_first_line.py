@@ -28,6 +28,7 @@ from pipelines.rules.consent import ConsentLedger, hosts_by_meeting
 from pipelines.rules.deidentify import Pseudonymizer
 from pipelines.rules.detect import EchoIndex, KnownIdentifiers
 from pipelines.rules.route import find_duplicates
+from pipelines.rules.strings import QualifiedStrings, qualified_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_EXAMPLES = ROOT.parent / "shared" / "spec" / "examples-v1.jsonl"
@@ -218,8 +219,19 @@ def _outputs(config_override: dict, lines: list[bytes], twin: bool, tmp_path: Pa
         .with_consent(config, CONTRACT, ledger, dict(hosts_by_meeting(chunk.host_pairs())))
         .routed(config, CONTRACT, verdicts)
     )
-    gate_twin = GateTwin.build(config.schemas, config.expectations, known, prints)
-    return routed.outputs(config, CONTRACT, PSEUDONYMS, verdicts, gate_twin if twin else None)
+    strings = QualifiedStrings(qualified_of(chunk.string_keys(config, CONTRACT), config.strings.k))
+    gate_twin = GateTwin.build(
+        config.schemas,
+        config.expectations,
+        known,
+        prints,
+        strings=strings,
+        registry=config.strings,
+        pseudonym_pattern=PSEUDONYMS.pattern,
+    )
+    return routed.outputs(
+        config, CONTRACT, PSEUDONYMS, verdicts, gate_twin if twin else None, strings=strings
+    )
 
 
 def _log(event_id: str, message: str, meeting: str = "mtg-20261126-0001") -> bytes:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -41,6 +42,7 @@ from pipelines.pipeline import SUMMARY_NAME, build
 from pipelines.rules.classify import LOC
 from pipelines.rules.detect import EchoIndex, KnownIdentifiers
 from pipelines.rules.route import DedupVerdicts
+from pipelines.rules.strings import QualifiedStrings, string_hashes
 from pipelines.transforms.consent import ApplyConsent
 from pipelines.transforms.context import CollectRunContext, FindDuplicates, RunContext
 from pipelines.transforms.process import Deidentify, DetectLeaks, RouteRecords
@@ -802,47 +804,73 @@ def _log_training_outputs(config: Config, key: bytes, message: str) -> ChunkOutp
     )
 
 
+# Strings the run found common: the log template, and the email line as a value (so that
+# only the detectors stand between it and training, as under a mistaken registry approval).
+_COMMON_LOGS = QualifiedStrings(
+    np.unique(
+        np.concatenate(
+            [
+                string_hashes("t", "diagnostic.log.message", ["ICE restart after <num> ms"]),
+                string_hashes(
+                    "v", "diagnostic.log.message", ["relay refused ops.oncall@corp.example"]
+                ),
+            ]
+        )
+    )
+)
+
+
 @pytest.mark.parametrize(
-    ("message", "detectors_clean"),
+    ("message", "strings_earned", "detectors_clean"),
     [
-        ("ICE restart after 640 ms", ("detectors_clean", True, 0, 1)),
-        (
-            "relay refused ops.oncall@corp.example",
-            ("detectors_clean", False, 1, 1),
-        ),
+        ("ICE restart after <num> ms", True, True),
+        ("relay refused ops.oncall@corp.example", True, False),
+        # A chat line no k accounts produced, planted in a staged file.
+        ("upload failed: Acme_layoffs_2027.xlsx", False, True),
     ],
-    ids=["clean", "email"],
+    ids=["clean", "email", "unearned"],
 )
 def test_gate_fails_a_staged_training_table_holding_an_email(
-    config, pseudonym_key, tmp_path, message, detectors_clean
+    config, pseudonym_key, tmp_path, message, strings_earned, detectors_clean
 ):
     staging = str(tmp_path / "staging")
     outputs = _log_training_outputs(config, pseudonym_key, message)
-    empty = RunContext(
-        KnownIdentifiers(), EchoIndex.build([], config.detectors.content_echo_shingle_words)
+    context = RunContext(
+        KnownIdentifiers(),
+        EchoIndex.build([], config.detectors.content_echo_shingle_words),
+        strings=_COMMON_LOGS,
     )
-    example = (
-        [
-            "training/diagnostic.log/part-00004-00001.parquet: "
-            "column message, values [0], detectors ['email']"
-        ]
-        if not detectors_clean[1]
-        else []
-    )
+    where = "training/diagnostic.log/part-00004-00001.parquet"
+    examples = {
+        "strings_earned": [] if strings_earned else [f"{where}: column message, values [0]"],
+        "detectors_clean": (
+            [] if detectors_clean else [f"{where}: column message, values [0], detectors ['email']"]
+        ),
+    }
 
     p = _pipeline()
-    context = p | "Context" >> beam.Create([empty])
+    side = p | "Context" >> beam.Create([context])
     staged = p | "Outputs" >> beam.Create([outputs]) | WriteStaged(staging, "zstd")
     chunks = p | "NoChunks" >> beam.Create([])
-    results = staged | LeakGate(config, context, chunks)
+    results = staged | LeakGate(config, side, chunks)
     assert_that(
         results | "View" >> beam.Map(_gate_view),
-        equal_to([(*((n, True, 0, 1) for n in CHECKS[:4]), detectors_clean)]),
+        equal_to(
+            [
+                (
+                    *((n, True, 0, 1) for n in CHECKS[:4]),
+                    ("strings_earned", strings_earned, int(not strings_earned), 1),
+                    ("detectors_clean", detectors_clean, int(not detectors_clean), 1),
+                )
+            ]
+        ),
         label="CheckChecks",
     )
     assert_that(
-        results | "Examples" >> beam.Map(lambda r: r["checks"]["detectors_clean"]["examples"]),
-        equal_to([example]),
+        results
+        | "Examples"
+        >> beam.Map(lambda r: {n: r["checks"][n]["examples"] for n in sorted(examples)}),
+        equal_to([examples]),
         label="CheckExamples",
     )
     p.run()
