@@ -89,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--shards", type=int, default=1, metavar="K")
     gen.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
     gen.add_argument("--date", default="2026-11-26", type=_day, metavar="YYYY-MM-DD")
+    gen.add_argument(
+        "--accounts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="customer accounts (default: max(50, events/400), at most 500)",
+    )
 
     commands.add_parser(
         "detect",
@@ -275,6 +282,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             shards=args.shards,
             fmt=args.format,
             date=args.date,
+            accounts=args.accounts,
         )
     except ValueError as exc:
         # The generator names its parameter (`events must be ...`); the user typed an option.

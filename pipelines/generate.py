@@ -458,11 +458,21 @@ def _make_user(rng: random.Random, domain: str, taken: set[str]) -> _User:
     )
 
 
-def _make_accounts(rng: random.Random, events: int, ledger: _ConsentLedger) -> list[_Account]:
-    """Several accounts, each with its own staff; standing consent decisions for each person."""
+def default_accounts(events: int) -> int:
+    """Accounts a generated set has unless told: at least 50, so that strings common across
+    accounts (the string rule's k) occur as in real traffic, and one per 400 events above
+    that, up to 500."""
+    return min(max(50, events // 400), 500)
+
+
+def _make_accounts(
+    rng: random.Random, events: int, ledger: _ConsentLedger, count: int | None = None
+) -> list[_Account]:
+    """`count` accounts (default: `default_accounts`), each with its own staff; standing
+    consent decisions for each person."""
     taken: set[str] = set()
     accounts = []
-    for i in range(min(3 + events // 8000, 60)):
+    for i in range(default_accounts(events) if count is None else count):
         account_id = f"acct-{rng.getrandbits(16):04x}"
         while account_id in taken:
             account_id = f"acct-{rng.getrandbits(16):04x}"
@@ -1436,7 +1446,9 @@ class _Meeting:
 class _Run:
     """Run-wide state: the random source, accounts and people, consent ledger, last event id."""
 
-    def __init__(self, seed: int, events: int, day: str, parquet: bool):
+    def __init__(
+        self, seed: int, events: int, day: str, parquet: bool, accounts: int | None = None
+    ):
         self.rng = rng = random.Random(seed)
         self.seed = seed
         self.day = day
@@ -1444,7 +1456,7 @@ class _Run:
         self.last_event = 0
         # The ledger draws from its own child source: changing it leaves the events alone.
         self.ledger = _ConsentLedger(random.Random(rng.getrandbits(64)), day)
-        self.accounts = _make_accounts(rng, events, self.ledger)
+        self.accounts = _make_accounts(rng, events, self.ledger, accounts)
         self.account_cum = list(accumulate(a.weight for a in self.accounts))
         self.audio_blobs = [self._b64(24 + int(rng.random() * 40)) for _ in range(64)]
         self.frame_blobs = [self._b64(30 + int(rng.random() * 60)) for _ in range(64)]
@@ -1855,8 +1867,11 @@ def generate(
     shards: int = 1,
     fmt: str = "jsonl",
     date: str = "2026-11-26",
+    accounts: int | None = None,
 ) -> dict[str, Any]:
     """Write a synthetic input set to `out_dir` and return its ground truth.
+
+    `accounts` customer accounts share the meetings (default: `default_accounts(events)`).
 
     Files: `events.jsonl.gz` (or `events-00000-of-0000N.jsonl.gz` shards; with
     `fmt="parquet"`, `events*.parquet`, `payload` as a JSON string column), the consent
@@ -1875,13 +1890,15 @@ def generate(
     ValueError on a bad argument.
     """
     _check_arguments(events, seed, shards, fmt, date)
+    if accounts is not None and not 1 <= accounts <= 5000:
+        raise ValueError(f"accounts must be between 1 and 5000, not {accounts}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for old in sorted([*out.glob("events*.jsonl.gz"), *out.glob("events*.parquet")]):
         old.unlink()
 
     parquet = fmt == "parquet"
-    run = _Run(seed, events, date, parquet)
+    run = _Run(seed, events, date, parquet, accounts)
     rng = run.rng
     kinds: tuple[str, ...] = (*LEAK_KINDS, *BAD_INPUT_KINDS, *DUPLICATE_KINDS)
     if parquet:  # a Parquet string column holds only valid UTF-8
