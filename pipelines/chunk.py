@@ -38,12 +38,14 @@ from pipelines.rules.route import (
     service_decision,
 )
 from pipelines.rules.strings import (
+    STANDS_DOWN_WHEN_COMMON,
     WITHHELD_COLUMN,
     QualifiedStrings,
     StringRegistry,
     account_keys,
     cap_accounts,
     closed_vocabularies,
+    common_rows,
     field_key,
     publish_column,
 )
@@ -389,9 +391,11 @@ class EventChunk:
         contract: Contract,
         known: detect.KnownIdentifiers | None,
         echo: detect.EchoIndex | None,
+        strings: QualifiedStrings | None = None,
     ) -> EventChunk:
         """Scan the text fields of service-generated records and every record's event id; add a
-        findings column."""
+        findings column. On a service string the run's `strings` show to be common across
+        accounts, the known-identifier and natural-language detectors stand down."""
         overrides = config.taxonomy.record_class_overrides
         tables = {}
         for name, table in self.tables.items():
@@ -402,6 +406,7 @@ class EventChunk:
             record_class = classify.record_class_of(event_type, overrides)
             if record_class == "service_generated":
                 scanned += scannable_fields(event_type)
+            common_fields = set(string_fields(config, contract, event_type))
             meetings = table["meeting_id"]
             for field_name in scanned:
                 found = detect.scan_column(
@@ -411,6 +416,13 @@ class EventChunk:
                     echo=echo,
                     meeting_ids=meetings,
                 )
+                if strings is not None and field_name in common_fields:
+                    key = field_key(name, field_name)
+                    common = common_rows(key, table[field_name], strings)
+                    for at in np.flatnonzero(common).tolist():
+                        found[at] = [
+                            f for f in found[at] if f.detector not in STANDS_DOWN_WHEN_COMMON
+                        ]
                 for row, findings in enumerate(found):
                     if not findings:
                         continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +25,10 @@ from pipelines.rules import detect
 from pipelines.rules.consented import column_detectors, scanner_for
 from pipelines.rules.nested import iter_strings
 from pipelines.rules.strings import (
+    STANDS_DOWN_WHEN_COMMON,
     QualifiedStrings,
     StringRegistry,
+    common_rows,
     field_key,
     published_ok,
     published_vocabularies,
@@ -37,6 +39,7 @@ __all__ = [
     "TWIN_PREFIX",
     "GateTwin",
     "account_prints",
+    "common_in",
     "detector_hits",
     "merge_prints",
     "pattern_hits",
@@ -81,13 +84,16 @@ def detector_hits(
     pseudonym_columns: Collection[str],
     content: bool,
     known: detect.KnownIdentifiers | None,
+    common: Callable[[str, pa.Array], np.ndarray] | None = None,
 ) -> Iterator[tuple[str, np.ndarray, list[str]]]:
     """`detectors_clean`: (column, rows, detectors) for every column with a finding.
 
     The gate's detectors are all of them with the shipped thresholds, whatever
     `configs/detectors.json` says, plus the run's known identifiers. Consented content is made
     of words: it is checked, with the first line's own scan (`rules/consented.py`), for what
-    must have been redacted from it. Pseudonym columns are not scanned.
+    must have been redacted from it. Pseudonym columns are not scanned. `common(column,
+    values)` says which values the run found common across accounts: there the known-identifier
+    and natural-language detectors stand down, as they do on the first line.
     """
     settings = detect.DetectorSettings()
     scanner = scanner_for(known) if content else None
@@ -104,6 +110,9 @@ def detector_hits(
                 hits = scanner.scan_column(distinct, column_detectors(name))
             else:
                 hits = detect.scan_column(distinct, settings, known=known)
+            if common is not None:
+                for i in np.flatnonzero(common(name, distinct)).tolist():
+                    hits[i] = [f for f in hits[i] if f.detector not in STANDS_DOWN_WHEN_COMMON]
             flagged = [i for i, f in enumerate(hits) if f]
             if not flagged:
                 continue
@@ -156,6 +165,15 @@ def unearned_strings(
             bad_rows.append(rows[failing])
         if bad_rows:
             yield name, np.unique(np.concatenate(bad_rows))
+
+
+def common_in(event_type: str, strings: QualifiedStrings) -> Callable[[str, pa.Array], np.ndarray]:
+    """`detector_hits`' `common` for a service training table of `event_type`."""
+
+    def common(name: str, values: pa.Array) -> np.ndarray:
+        return common_rows(field_key(event_type, name), values, strings)
+
+    return common
 
 
 def pattern_hits(
@@ -381,6 +399,7 @@ class GateTwin:
             pseudonym_columns={*pseudonyms, *scanned},
             content=content,
             known=self.known,
+            common=None if content else common_in(event_type, self.strings),
         ):
             note("detectors_clean", rows, f"{name}: {', '.join(kinds)}")
         for name, rows in pattern_hits(

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.gate import results
-from pipelines.gate.rows import detector_hits, string_leaves, unearned_strings
+from pipelines.gate.rows import common_in, detector_hits, string_leaves, unearned_strings
 from pipelines.rules import detect
 from pipelines.rules.strings import QualifiedStrings, StringRegistry, published_vocabularies
 
@@ -143,11 +143,13 @@ def check_training_table(
                 int(rows.size),
                 f"{where}: column {name}, values {rows[:5].tolist()}",
             )
+    content = rules.table == "consented_content"
     for name, rows, kinds in detector_hits(
         table,
         pseudonym_columns=pseudonyms,
-        content=rules.table == "consented_content",
+        content=content,
         known=known,
+        common=None if content else common_in(event_type, strings or QualifiedStrings()),
     ):
         results.fail(
             found,

@@ -29,12 +29,14 @@ from pipelines.errors import ConfigError
 __all__ = [
     "DEFAULT_K",
     "MASKS",
+    "STANDS_DOWN_WHEN_COMMON",
     "WITHHELD_COLUMN",
     "QualifiedStrings",
     "StringRegistry",
     "account_keys",
     "cap_accounts",
     "closed_vocabularies",
+    "common_rows",
     "field_key",
     "publish_column",
     "qualified_of",
@@ -75,6 +77,8 @@ MASKS: tuple[tuple[str, str], ...] = (
     ),
     ("id", r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b"),
     ("hex", r"\b(?:0[xX])?(?=[0-9A-Fa-f]*[0-9])[0-9A-Fa-f]{8,}\b"),
+    # A percent escape (URL-encoded text): masked alone, so the words around it stay words.
+    ("esc", r"%[0-9A-Fa-f]{2}"),
     ("id", r"\b(?=[\w-]*\d)(?=[\w-]*[^\W\d_])\w[\w-]{5,}"),
     ("num", r"\d+(?:[.,:]\d+)*"),
 )
@@ -297,6 +301,31 @@ def publish_column(
         "withheld": int(withheld.sum()),
     }
     return column, withheld, counts
+
+
+# Detectors that judge a value by what it resembles (a name of the run, prose) rather than by
+# what it is (an email, a card number, a key): a value common across accounts is telemetry,
+# not one person's name or words, so they stand down on it. The rest always fire.
+STANDS_DOWN_WHEN_COMMON = frozenset({"known_identifier", "natural_language"})
+
+
+def common_rows(
+    key: str, values: pa.Array | pa.ChunkedArray, qualified: QualifiedStrings
+) -> np.ndarray:
+    """Per row: did at least k accounts produce this value, or its template, in this field?"""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not len(qualified) or not len(values):
+        return np.zeros(len(values), bool)
+    encoded = values.dictionary_encode()
+    distinct = encoded.dictionary.to_pylist()
+    if not distinct:
+        return np.zeros(len(values), bool)
+    common = qualified.contains(string_hashes(VALUE, key, distinct)) | qualified.contains(
+        string_hashes(TEMPLATE, key, [template_of(v) for v in distinct])
+    )
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    return (codes >= 0) & common[np.maximum(codes, 0)]
 
 
 def published_ok(

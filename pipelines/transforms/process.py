@@ -25,7 +25,9 @@ class _Detect(beam.DoFn):
         self.contract = self.config.contract()
 
     def process(self, chunk: EventChunk, context: RunContext) -> Iterator[EventChunk]:
-        yield chunk.with_findings(self.config, self.contract, context.known, context.echo)
+        yield chunk.with_findings(
+            self.config, self.contract, context.known, context.echo, context.strings
+        )
 
 
 class DetectLeaks(beam.PTransform):
