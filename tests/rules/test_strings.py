@@ -20,8 +20,8 @@ from pipelines.rules.strings import (
     StringRegistry,
     account_keys,
     cap_accounts,
-    published_vocabularies,
     publish_column,
+    published_vocabularies,
     qualified_of,
     template_of,
 )
@@ -175,7 +175,7 @@ def test_the_shipped_registry_names_only_contract_fields(tmp_path):
     assert CONFIG.strings.k == K
     override = tmp_path / "o.json"
     override.write_text(json.dumps({"strings": {"fields": {"diagnostic.log.mesage": {}}}}))
-    with pytest.raises(ConfigError, match="diagnostic.log.message"):
+    with pytest.raises(ConfigError, match=r"diagnostic\.log\.message"):
         load_config(override_file=override)
 
 
