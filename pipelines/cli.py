@@ -294,7 +294,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_detect() -> int:
-    from pipelines.rules.detect import find_all
+    from pipelines.rules.detectors import find_all
 
     for line in sys.stdin:
         text = line.rstrip("\n")

@@ -34,7 +34,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.rules.detect import DETECTORS
+from pipelines.rules.detectors import DETECTORS
 
 __all__ = [
     "BAD_INPUT_KINDS",

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.generate import generate
-from pipelines.rules.detect import DETECTORS
+from pipelines.rules.detectors import DETECTORS
 
 pytestmark = pytest.mark.e2e
 

@@ -19,8 +19,8 @@ import pytest
 from pipelines.chunk import FINDINGS, EventChunk
 from pipelines.config import Config, load_config
 from pipelines.contract import Contract
-from pipelines.rules.detect import DetectorSettings, EchoIndex, KnownIdentifiers, scan_column
-from pipelines.rules.detect import scan_text as scan_one
+from pipelines.rules.detectors import DetectorSettings, EchoIndex, KnownIdentifiers, scan_column
+from pipelines.rules.detectors import scan_text as scan_one
 from pipelines.rules.route import DedupVerdicts
 
 DEFAULTS = DetectorSettings.default()

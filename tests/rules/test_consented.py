@@ -6,7 +6,6 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from pipelines.rules import echo
 from pipelines.rules.consented import (
     CONSENTED_DETECTORS,
     ID_DETECTORS,
@@ -14,7 +13,7 @@ from pipelines.rules.consented import (
     ConsentedScanner,
     column_detectors,
 )
-from pipelines.rules.detect import DetectorSettings, KnownIdentifiers
+from pipelines.rules.detectors import DetectorSettings, KnownIdentifiers, echo
 
 KNOWN = KnownIdentifiers.from_values(
     [

@@ -39,7 +39,7 @@ from pipelines.gate.leak_gate import CROSS_CHECKS, LeakGate
 from pipelines.gate.staged import CHECKS
 from pipelines.pipeline import SUMMARY_NAME, build
 from pipelines.rules.classify import LOC
-from pipelines.rules.detect import EchoIndex, KnownIdentifiers
+from pipelines.rules.detectors import EchoIndex, KnownIdentifiers
 from pipelines.rules.route import DedupVerdicts
 from pipelines.transforms.consent import ApplyConsent
 from pipelines.transforms.context import CollectRunContext, FindDuplicates, RunContext

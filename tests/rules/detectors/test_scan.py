@@ -1,4 +1,4 @@
-"""Tests for pipelines.rules.detect: every detector, its near misses, and the column path."""
+"""Tests for pipelines.rules.detectors: every detector, its near misses, and the column path."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipelines.rules import detect
-from pipelines.rules.detect import (
+from pipelines.rules.detectors import (
+    DETECTORS,
     DetectorSettings,
     EchoIndex,
     Finding,
     KnownIdentifiers,
     find_all,
+    scan,
     scan_column,
     scan_text,
     shingle_hashes,
@@ -31,7 +32,7 @@ def fullwidth(text: str) -> str:
     return "".join(chr(ord(char) + 0xFEE0) for char in text)
 
 
-CONFIG = Path(__file__).parents[2] / "configs" / "detectors.json"
+CONFIG = Path(__file__).parents[3] / "configs" / "detectors.json"
 DEFAULTS = DetectorSettings.default()
 
 # Machine log lines from the platform's telemetry: no detector may flag them.
@@ -572,7 +573,7 @@ def test_scan_column_equals_scan_text_per_value() -> None:
     ]
     assert got == want
     found = {f.detector for row in want for f in row}
-    assert found == set(detect.DETECTORS)
+    assert found == set(DETECTORS)
     assert [f.detector for f in want[-3]] == ["content_echo"]
     assert want[-2] == []
     assert [f.detector for f in want[-1]] == ["natural_language"]
@@ -587,13 +588,13 @@ def test_scan_column_on_large_strings_without_context() -> None:
 
 def test_scan_column_sends_clean_ascii_rows_nowhere(monkeypatch: pytest.MonkeyPatch) -> None:
     exact_calls: list[str] = []
-    real_scan = detect._scan
+    real_scan = scan._scan
 
     def counting_scan(text: str, *args: object) -> list[Finding]:
         exact_calls.append(text)
         return real_scan(text, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(detect, "_scan", counting_scan)
+    monkeypatch.setattr(scan, "_scan", counting_scan)
     rows = CLEAN_LOG_LINES * 50 + ["mail alice@example.com", "Grüße"]
     result = scan_column(
         pa.array(rows), DEFAULTS, known=KNOWN, echo=ECHO, meeting_ids=pa.array(["m-1"] * len(rows))
@@ -608,7 +609,7 @@ def test_scan_column_rejects_misaligned_meeting_ids() -> None:
 
 
 def test_rules_module_does_not_import_beam() -> None:
-    code = "import sys, pipelines.rules.detect; print('apache_beam' in sys.modules)"
+    code = "import sys, pipelines.rules.detectors; print('apache_beam' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

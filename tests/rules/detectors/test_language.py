@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.rules.detect import find_all
+from pipelines.rules.detectors import find_all
 
 
 @pytest.mark.parametrize(

@@ -1,21 +1,65 @@
-"""Secrets and opaque identifiers in text: URL tokens, credentials written out, long ids.
+"""Secrets and opaque identifiers: URL credentials and tokens, `name=value` credentials,
+`Bearer` tokens, long opaque ids, and encoded blobs.
 
 `find_tokens` reports the secret part of what it sees (a token's value, a capability link's
 opaque path segment), so the words around it stay. `find_opaque_ids` reports runs of 20 or more
-id characters that mix letters and digits: session ids, hashes, API keys, base64 tokens. Both
-read text the caller has normalised (NFKC) and report offsets into it.
+id characters that mix letters and digits: session ids, hashes, API keys, base64 tokens.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from pipelines.rules.detect import outermost
+from pipelines.rules.detectors.detector import Spans, TextDetector
+from pipelines.rules.detectors.normalise import outermost
 
-__all__ = ["OPAQUE_ID_MIN_LENGTH", "TOKEN_PREFILTERS", "find_opaque_ids", "find_tokens"]
+if TYPE_CHECKING:
+    from pipelines.rules.detectors.settings import DetectorSettings
 
-Spans = Iterator[tuple[int, int]]
+__all__ = [
+    "BLOB",
+    "OPAQUE_ID",
+    "OPAQUE_ID_MIN_LENGTH",
+    "SECRET_URL",
+    "TOKEN",
+    "find_opaque_ids",
+    "find_tokens",
+]
+_SECRET_PARAMETER = re.compile(
+    r"(?<![\w.-])[\w.-]*?(?:token|passw(?:or)?d|pwd|api[_-]?key|secret|signature|sig)"
+    r"=[^\s&#\"'<>,;)\]}]+",
+    re.IGNORECASE,
+)
+_URL_CREDENTIALS = re.compile(r"(?<![\w+.-])[A-Za-z][\w+.-]*://[^\s/?#@:]*:[^\s/?#@]+@[\w.-]+")
+
+
+def _find_secret_urls(text: str, settings: DetectorSettings) -> Spans:
+    for pattern in (_SECRET_PARAMETER, _URL_CREDENTIALS):
+        for match in pattern.finditer(text):
+            yield match.span()
+
+
+@functools.lru_cache(maxsize=16)
+def _blob_patterns(min_base64: int, min_hex: int) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    return (
+        re.compile(rf"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{{{min_base64},}}+={{0,2}}"),
+        re.compile(rf"(?<![A-Za-z0-9])[0-9A-Fa-f]{{{min_hex},}}+(?![A-Za-z0-9])"),
+    )
+
+
+def _find_blobs(text: str, settings: DetectorSettings) -> Spans:
+    base64, hexadecimal = _blob_patterns(settings.blob_min_base64, settings.blob_min_hex)
+    spans = []
+    for match in base64.finditer(text):
+        run = match.group()
+        # Words and paths rarely mix all three classes; encoded bytes almost always do.
+        if re.search("[A-Z]", run) and re.search("[a-z]", run) and re.search("[0-9]", run):
+            spans.append(match.span())
+    spans.extend(match.span() for match in hexadecimal.finditer(text))
+    yield from outermost(spans)
+
 
 # Parameter and key names that carry a credential. Matched as a whole name or as a part of
 # one between "_", "-" or "." (access_token, X-Amz-Signature, download.token).
@@ -121,8 +165,28 @@ def find_opaque_ids(text: str) -> Spans:
     yield from outermost(spans)
 
 
-# RE2 patterns that match every ASCII text the finders above can flag.
-TOKEN_PREFILTERS = {
-    "token": r"://|(?i:www\.)|[:=]|(?i:bearer|basic|token)\s",
-    "opaque_id": rf"[\w+/\-]{{{OPAQUE_ID_MIN_LENGTH}}}|[0-9A-Fa-f]{{8}}-",
-}
+SECRET_URL = TextDetector(
+    "secret_url",
+    _find_secret_urls,
+    lambda settings: (
+        r"(?i:token|passw(?:or)?d|pwd|api[_\-]?key|secret|signature|sig)="
+        r"|://[^/?#@]*:[^/?#@]*@"
+    ),
+)
+BLOB = TextDetector(
+    "blob",
+    _find_blobs,
+    lambda settings: (
+        f"[A-Za-z0-9+/_\\-]{{{settings.blob_min_base64}}}|[0-9A-Fa-f]{{{settings.blob_min_hex}}}"
+    ),
+)
+TOKEN = TextDetector(
+    "token",
+    lambda text, settings: find_tokens(text),
+    lambda settings: r"://|(?i:www\.)|[:=]|(?i:bearer|basic|token)\s",
+)
+OPAQUE_ID = TextDetector(
+    "opaque_id",
+    lambda text, settings: find_opaque_ids(text),
+    lambda settings: rf"[\w+/\-]{{{OPAQUE_ID_MIN_LENGTH}}}|[0-9A-Fa-f]{{8}}-",
+)
