@@ -98,31 +98,17 @@ _MAX_ROUNDS = 3
 _TextFinder = Callable[[str], Spans]
 
 
-def _phones(text: str) -> Spans:
-    """Both phone finders: the service detector's shapes and libphonenumber's plans."""
-    settings = DetectorSettings.default()
-    spans = list(contact.PHONE.find(text, settings))
-    spans.extend(contact.find_phone_numbers(text))
-    yield from _merged(spans)
-
-
-def _cards(text: str) -> Spans:
-    settings = DetectorSettings.default()
-    spans = list(financial.PAYMENT_CARD.find(text, settings))
-    yield from _merged(spans + list(financial.find_card_numbers(text)))
-
-
 # Finders that read the NFKC view of a text (offsets are mapped back by the scanner).
 _VIEW_FINDERS: dict[str, _TextFinder] = {
-    "phone": _phones,
-    "payment_card": _cards,
+    "phone": lambda text: contact.PHONE.find(text, DetectorSettings.default()),
+    "payment_card": lambda text: financial.PAYMENT_CARD.find(text, DetectorSettings.default()),
     "iban": financial.find_ibans,
     "token": secrets.find_tokens,
     "opaque_id": secrets.find_opaque_ids,
 }
 _PREFILTERS: dict[str, str | None] = {
-    "phone": contact.PHONE_NUMBER_PREFILTER,
-    "payment_card": financial.CARD_NUMBER_PREFILTER,
+    "phone": contact.PHONE.prefilter(DetectorSettings.default()),
+    "payment_card": financial.PAYMENT_CARD.prefilter(DetectorSettings.default()),
     "iban": financial.IBAN.prefilter(DetectorSettings.default()),
     "token": secrets.TOKEN.prefilter(DetectorSettings.default()),
     "opaque_id": secrets.OPAQUE_ID.prefilter(DetectorSettings.default()),

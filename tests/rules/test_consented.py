@@ -61,7 +61,7 @@ CAUGHT = [
     ("phone_toll_free", "dial 1-800-555-0199", "phone", "1-800-555-0199"),
     ("phone_dots", "dial 415.555.0132", "phone", "415.555.0132"),
     ("phone_spaces_us", "dial 415 555 0132", "phone", "415 555 0132"),
-    ("phone_tel_uri", "tel:+33612345678", "phone", "tel:+33612345678"),
+    ("phone_tel_uri", "tel:+33612345678", "phone", "+33612345678"),
     ("phone_arabic_indic", "رقمي ٠٢٠ ٧٩٤٦ ٠٩٥٨", "phone", "٠٢٠ ٧٩٤٦ ٠٩٥٨"),
     ("phone_fullwidth", f"call {WIDE_PHONE}", "phone", WIDE_PHONE),
     ("card_dots", "card 4111.1111.1111.1111 ok", "payment_card", "4111.1111.1111.1111"),

@@ -45,8 +45,23 @@ _EMAIL_BRACKETED_AT, _EMAIL_WORD_AT = (
 )
 
 
+# Addresses spaced out to slip past a pattern: spaces around "@" and the dots
+# ("alice @ example . com"), or every character apart ("a l i c e @ e x a m p l e . c o m").
+# Without its spaces, the run must be an address.
+_EMAIL_SPACED = re.compile(
+    r"(?<![\w.%+-])(?:"
+    r"[\w.%+-]+ ?@ ?[\w-]+(?: ?[.\u3002] ?[\w-]+)+"
+    r"|(?:[\w.%+-] )+[\w.%+-]? ?@ ?(?:[\w-] )*[\w-](?: ?[.\u3002] ?(?:[\w-] )*[\w-])+"
+    r")(?![\w-])"
+)
+
+
 def _find_emails(text: str, settings: DetectorSettings) -> Spans:
     spans = [match.span() for match in _EMAIL.finditer(text)]
+    if " @" in text or "@ " in text:
+        for match in _EMAIL_SPACED.finditer(text):
+            if _EMAIL.fullmatch(match.group().replace(" ", "")):
+                spans.append(match.span())
     # Most texts hold no spelled-out address: cheap substring tests spare the patterns.
     lowered = text.lower()
     if "at" in lowered:
@@ -81,10 +96,14 @@ def _phone_digits(digits: str) -> bool:
 
 
 def _find_phones(text: str, settings: DetectorSettings) -> Spans:
+    """Phone numbers: the common written shapes, and any run libphonenumber accepts."""
+    spans: list[tuple[int, int]] = []
     for match in _PHONE.finditer(text):
         length = accepted_prefix(match.group(), _phone_digits)
         if length is not None:
-            yield match.start(), match.start() + length
+            spans.append((match.start(), match.start() + length))
+    spans.extend(find_phone_numbers(text, settings.phone_regions))
+    yield from outermost(spans)
 
 
 # --------------------------------------------------------------------------- libphonenumber
@@ -115,30 +134,32 @@ PHONE_REGIONS = (
 # single separators (space, dot, dash, slash, brackets), not the tail of a longer token (the
 # last group of a UUID, "ev-1701234567"). Validation decides.
 _PHONE_CANDIDATE = re.compile(
-    r"(?<![\w+.\-/])(?:tel:\s?)?(?:\+|\b00)?\(?\d(?:[ .\-/\u00a0]?\(?\d\)?){6,18}\)?(?![\w])",
+    r"(?<![\w+.\-/])(?:tel:\s?)?"
+    r"(?P<number>(?:\+|\b00)?\(?\d(?:[ .\-/\u00a0]?\(?\d\)?){6,18}\)?)(?![\w])",
     re.ASCII | re.IGNORECASE,
 )
-# Shapes that are not phone numbers whatever a numbering plan allows: dates, times, amounts
-# grouped in thousands.
-_NOT_PHONE = (
-    re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}"),
-    re.compile(r"\d{1,2}[-./]\d{1,2}[-./]\d{2,4}"),
-    re.compile(r"\d{1,3}(?:[.,\u00a0 ]\d{3}){2,}"),
+# Shapes that are not phone numbers whatever a numbering plan allows: a number that opens
+# with a date, amounts grouped in thousands.
+_DATE_FIRST = re.compile(
+    r"\d{4}[-./]\d{1,2}[-./]\d{1,2}(?!\d)|\d{1,2}[-./]\d{1,2}[-./](?:\d{4}|\d{2})(?!\d)"
 )
+_THOUSANDS = re.compile(r"\d{1,3}(?:[.,\u00a0 ]\d{3}){2,}")
 _DIGITS = re.compile(r"\d")
+# Digits of a number written without a country code. Shorter national numbers are local
+# numbers without their area code ("555 0132"), which counters, ids and meeting numbers
+# ("845 1234") also look like; every plan of PHONE_REGIONS dials nine digits or more.
+_MIN_NATIONAL_DIGITS = 9
 
 
 def _phone_text(candidate: str) -> tuple[str, bool]:
     """(the number as libphonenumber should read it, whether it names its country)."""
     number = candidate.strip()
-    if number[:4].lower() == "tel:":
-        number = number[4:].strip()
     if number.startswith("00"):
         return "+" + number[2:], True
     return number, number.startswith("+")
 
 
-def _is_phone(candidate: str) -> bool:
+def _is_phone(candidate: str, regions: tuple[str, ...]) -> bool:
     digits = len(_DIGITS.findall(candidate))
     if not 7 <= digits <= 15:
         return False
@@ -151,9 +172,9 @@ def _is_phone(candidate: str) -> bool:
         # Written with a country code, a possible length is enough: that is how people
         # write numbers they want dialled, and fictional ranges (555) are still numbers.
         return phonenumbers.is_possible_number(parsed)
-    if any(pattern.fullmatch(number) for pattern in _NOT_PHONE):
+    if digits < _MIN_NATIONAL_DIGITS or _DATE_FIRST.match(number) or _THOUSANDS.fullmatch(number):
         return False
-    for region in PHONE_REGIONS:
+    for region in regions:
         try:
             parsed = phonenumbers.parse(number, region)
         except phonenumbers.NumberParseException:
@@ -163,29 +184,27 @@ def _is_phone(candidate: str) -> bool:
     return False
 
 
-def find_phone_numbers(text: str) -> Spans:
-    """Phone numbers with or without a country code, in any common notation."""
+def find_phone_numbers(text: str, regions: tuple[str, ...] = PHONE_REGIONS) -> Spans:
+    """Phone numbers libphonenumber accepts: with a country code, any possible number; without,
+    a valid number of one of `regions`. Digits of any script count."""
     digits = ascii_digits(text)
     for match in _PHONE_CANDIDATE.finditer(digits):
-        if _is_phone(match.group()):
-            yield match.span()
+        if _is_phone(match.group("number"), regions):
+            yield match.span("number")
 
 
 EMAIL = TextDetector(
     "email",
     _find_emails,
     lambda settings: (
-        r"[0-9A-Za-z_.%+\-]@[0-9A-Za-z_\-]"
+        r"[0-9A-Za-z_.%+\-] ?@ ?[0-9A-Za-z_\-]"
         r"|(?i:[\[({<] *at *[\])}>]| at +[0-9A-Za-z_\-]+ *[\[({<]? *dot)"
     ),
 )
+# Nine digits with at most three separators between neighbours, or an international prefix:
+# every number above has one.
 PHONE = TextDetector(
     "phone",
     _find_phones,
-    lambda settings: (
-        r"(?:\+|\b00)[1-9]|\(\d{3}\)|\d{3}[.\-]\d{3}[.\-]\d{4}"
-        r"|\b0[1-9]\d{0,3}[ .\-]\d{2}"
-    ),
+    lambda settings: r"\d(?:[ .\-/()]{0,3}\d){8}|\+ ?\(?\d|\b00\d",
 )
-# RE2 pattern matching every ASCII text `find_phone_numbers` can flag (lookarounds dropped).
-PHONE_NUMBER_PREFILTER = r"\d(?:[ .\-/()]{0,3}\d){6}"

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from pipelines.rules.detectors.detector import Spans, TextDetector
-from pipelines.rules.detectors.normalise import accepted_prefix, ascii_digits
+from pipelines.rules.detectors.normalise import accepted_prefix, ascii_digits, outermost
 
 if TYPE_CHECKING:
     from pipelines.rules.detectors.settings import DetectorSettings
@@ -42,10 +42,14 @@ def _card_digits(digits: str) -> bool:
 
 
 def _find_payment_cards(text: str, settings: DetectorSettings) -> Spans:
+    """Card numbers in the common groupings, and 13-19 digits with any separators."""
+    spans: list[tuple[int, int]] = []
     for match in _CARD.finditer(text):
         length = accepted_prefix(match.group(), _card_digits)
         if length is not None:
-            yield match.start(), match.start() + length
+            spans.append((match.start(), match.start() + length))
+    spans.extend(find_card_numbers(text))
+    yield from outermost(spans)
 
 
 # --------------------------------------------------------------------------- cards
@@ -130,11 +134,10 @@ def find_ibans(text: str) -> Spans:
                 break
 
 
+# Thirteen digits with at most one separator between neighbours: every card above has them.
 PAYMENT_CARD = TextDetector(
-    "payment_card", _find_payment_cards, lambda settings: r"\b[2-6]\d{12}|\b\d{4}[ \-]\d{3}"
+    "payment_card", _find_payment_cards, lambda settings: r"\d(?:[ .\-/_]?\d){12}"
 )
-# RE2 patterns matching every ASCII text the finders above flag (lookarounds dropped).
-CARD_NUMBER_PREFILTER = r"\d(?:[ .\-/_]?\d){12}"
 IBAN = TextDetector(
     "iban", lambda text, settings: find_ibans(text), lambda settings: r"[A-Za-z]{2}\d{2}"
 )

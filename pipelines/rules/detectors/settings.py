@@ -8,6 +8,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
+
+from pipelines.rules.detectors.contact import PHONE_REGIONS
 from pipelines.rules.detectors.registry import DETECTORS
 
 __all__ = ["DetectorSettings"]
@@ -31,7 +34,12 @@ _INTEGER_KEYS: tuple[tuple[str, str, int, int], ...] = (
     ("other_subject_echo", "common_meetings", 2, 1_000_000),
 )
 _SHARE_KEYS: tuple[tuple[str, str], ...] = (("natural_language", "min_function_share"),)
-_SETTING_KEYS = [(section, key) for section, key, _, _ in _INTEGER_KEYS] + list(_SHARE_KEYS)
+_REGION_KEYS: tuple[tuple[str, str], ...] = (("phone", "regions"),)
+_SETTING_KEYS = (
+    [(section, key) for section, key, _, _ in _INTEGER_KEYS]
+    + list(_SHARE_KEYS)
+    + list(_REGION_KEYS)
+)
 _SECTIONS: dict[str, set[str]] = {
     section: {key for other, key in _SETTING_KEYS if other == section}
     for section, _ in _SETTING_KEYS
@@ -43,6 +51,9 @@ class DetectorSettings:
     """Which detectors run and their thresholds (configs/detectors.json)."""
 
     enabled: tuple[str, ...] = DETECTORS
+    # Regions whose national formats a phone number written without a country code is
+    # checked against (libphonenumber region codes); "+" or "00" numbers need none.
+    phone_regions: tuple[str, ...] = PHONE_REGIONS
     # Shorter base64 runs are common in ordinary ids; 40 chars is 240 bits of payload.
     blob_min_base64: int = 40
     # 32 hex chars = 128 bits: a key, digest or token, not a counter or address.
@@ -99,7 +110,10 @@ class DetectorSettings:
         for item in fields(self):
             if item.name != "enabled":
                 section, key = _split_field(item.name)
-                data.setdefault(section, {})[key] = getattr(self, item.name)
+                value = getattr(self, item.name)
+                data.setdefault(section, {})[key] = (
+                    list(value) if isinstance(value, tuple) else value
+                )
         return data
 
 
@@ -140,7 +154,22 @@ def _checked_values(data: Mapping[str, Any], source: str) -> dict[str, Any]:
                 f"{source}: {section}.{key} must be a number between 0 and 1, got {value!r}"
             )
         values[f"{section}_{key}"] = float(value)
+    for section, key in _REGION_KEYS:
+        values[f"{section}_{key}"] = _read_regions(
+            data[section].get(key), f"{section}.{key}", source
+        )
     return values
+
+
+def _read_regions(value: Any, name: str, source: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(code, str) for code in value):
+        raise ValueError(f"{source}: {name} must be a list of region codes, got {value!r}")
+    for code in value:
+        if code not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{source}: {name} names unknown region {code!r} (e.g. US, GB, DE)")
+    if len(set(value)) != len(value):
+        raise ValueError(f"{source}: {name} lists a region twice: {list(value)!r}")
+    return tuple(value)
 
 
 def _read_enabled(data: Mapping[str, Any], source: str) -> tuple[str, ...]:
