@@ -7,7 +7,7 @@ identifiers, its content) and are run by the scan itself.
 
 from __future__ import annotations
 
-from pipelines.rules.detectors import contact, financial, language, network, secrets
+from pipelines.rules.detectors import contact, financial, language, location, network, secrets
 from pipelines.rules.detectors.detector import TextDetector
 
 __all__ = ["CONTEXT_DETECTORS", "DETECTORS", "TEXT_DETECTORS"]
@@ -22,6 +22,11 @@ TEXT_DETECTORS: dict[str, TextDetector] = {
         financial.PAYMENT_CARD,
         secrets.BLOB,
         language.NATURAL_LANGUAGE,
+        financial.IBAN,
+        network.MAC_ADDRESS,
+        location.COORDINATES,
+        secrets.API_KEY,
+        secrets.CREDENTIAL,
     )
 }
 CONTEXT_DETECTORS: tuple[str, ...] = ("known_identifier", "content_echo")

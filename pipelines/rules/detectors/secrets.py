@@ -8,6 +8,8 @@ id characters that mix letters and digits: session ids, hashes, API keys, base64
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import re
 from typing import TYPE_CHECKING
@@ -19,7 +21,9 @@ if TYPE_CHECKING:
     from pipelines.rules.detectors.settings import DetectorSettings
 
 __all__ = [
+    "API_KEY",
     "BLOB",
+    "CREDENTIAL",
     "OPAQUE_ID",
     "OPAQUE_ID_MIN_LENGTH",
     "SECRET_URL",
@@ -49,6 +53,28 @@ def _blob_patterns(min_base64: int, min_hex: int) -> tuple[re.Pattern[str], re.P
     )
 
 
+# Hex runs that name software, not a person: a W3C trace context ("00-<32 hex>-<16 hex>-01")
+# and a trace or span id labelled as one; a 40-hex run is a SHA-1 commit or build hash.
+_TRACEPARENT = re.compile(
+    r"(?<![0-9a-f])[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}(?![0-9a-f])"
+)
+_TRACE_LABEL = re.compile(r"(?i)(?:trace|span)[_\- ]?id[\"']?\s*[:=]?\s*[\"']?$")
+_BUILD_HASH_LENGTH = 40
+
+
+def _software_hex(text: str, start: int, end: int) -> bool:
+    """Is the hex run text[start:end] a trace id or a build hash?"""
+    if end - start == _BUILD_HASH_LENGTH:
+        return True
+    if end - start == 32:
+        if _TRACE_LABEL.search(text, max(0, start - 16), start):
+            return True
+        return any(
+            m.span(1) == (start, end) for m in _TRACEPARENT.finditer(text, max(0, start - 3))
+        )
+    return False
+
+
 def _find_blobs(text: str, settings: DetectorSettings) -> Spans:
     base64, hexadecimal = _blob_patterns(settings.blob_min_base64, settings.blob_min_hex)
     spans = []
@@ -57,7 +83,11 @@ def _find_blobs(text: str, settings: DetectorSettings) -> Spans:
         # Words and paths rarely mix all three classes; encoded bytes almost always do.
         if re.search("[A-Z]", run) and re.search("[a-z]", run) and re.search("[0-9]", run):
             spans.append(match.span())
-    spans.extend(match.span() for match in hexadecimal.finditer(text))
+    spans.extend(
+        match.span()
+        for match in hexadecimal.finditer(text)
+        if not _software_hex(text, *match.span())
+    )
     yield from outermost(spans)
 
 
@@ -189,4 +219,95 @@ OPAQUE_ID = TextDetector(
     "opaque_id",
     lambda text, settings: find_opaque_ids(text),
     lambda settings: rf"[\w+/\-]{{{OPAQUE_ID_MIN_LENGTH}}}|[0-9A-Fa-f]{{8}}-",
+)
+
+
+# --------------------------------------------------------------------------- API keys
+
+# Credentials whose issuer gives them a recognisable shape: the prefix says what they are, so
+# any length of the random part counts.
+_API_KEY = re.compile(
+    r"(?<![\w-])(?:"
+    r"(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{10,}"  # Stripe
+    r"|(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}"  # AWS access key ids
+    r"|gh[pousr]_[0-9A-Za-z]{20,}|github_pat_[0-9A-Za-z_]{20,}"  # GitHub
+    r"|xox[abposr]-[0-9A-Za-z\-]{10,}"  # Slack tokens
+    r"|AIza[0-9A-Za-z_\-]{30,}"  # Google API keys
+    r"|glpat-[0-9A-Za-z_\-]{20,}|npm_[0-9A-Za-z]{30,}"  # GitLab, npm
+    r"|eyJ[0-9A-Za-z_\-]{5,}\.eyJ[0-9A-Za-z_\-]{5,}\.[0-9A-Za-z_\-]*"  # JWT (header.payload.sig)
+    r")(?![\w-])"
+    r"|hooks\.slack\.com/services/[0-9A-Za-z/]+"  # Slack webhook URL
+    r"|-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----"
+    r"|(?i:aws_secret_access_key)[\"']?\s*[:=]\s*[\"']?[0-9A-Za-z/+]{40}"
+)
+
+
+def _find_api_keys(text: str, settings: DetectorSettings) -> Spans:
+    yield from outermost([match.span() for match in _API_KEY.finditer(text)])
+
+
+# --------------------------------------------------------------------------- credentials
+
+# Values that say what happened to a credential, not what it is ("token: expired").
+_STATUS_WORDS = frozenset(
+    {"expired", "invalid", "missing", "null", "none", "empty", "true", "false", "undefined",
+     "redacted", "revoked", "refreshed", "required", "set", "unset", "ok", "present", "absent"}
+)  # fmt: skip
+_WRITTEN_CREDENTIAL = re.compile(
+    r"(?i)(?<![\w.\-])(?:[\w.\-]*[_.\-])?"
+    r"(?:password|passwd|pwd|passcode|secret|client_secret|token|access_token|refresh_token"
+    r"|apikey|api_key|api-key|jwt|credentials?|otp|private_key|access_key)"
+    r"[\"']?\s*[:=]\s*[\"']?(?P<value>[^\s\"'&,;<>]+)"
+)
+_AUTH_SCHEME = re.compile(
+    r"(?i)\b(?P<scheme>bearer|basic|digest)\s+(?P<value>[A-Za-z0-9._~+/\-]{6,}=*)"
+)
+
+
+def _basic_pair(value: str) -> bool:
+    """Does a Basic credential decode to "user:password"?"""
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return b":" in decoded
+
+
+def _find_credentials(text: str, settings: DetectorSettings) -> Spans:
+    """Credentials written out: `password: hunter2`, `jwt=...`, `Authorization: Basic ...`,
+    `Bearer ...`; the value only, so the words around it stay."""
+    spans = []
+    for match in _WRITTEN_CREDENTIAL.finditer(text):
+        value = match.group("value")
+        if (
+            value.lower().strip(".") in _STATUS_WORDS
+            or value.startswith(_MARKER)
+            or set(value) <= {"*"}
+        ):
+            continue
+        spans.append(match.span("value"))
+    for match in _AUTH_SCHEME.finditer(text):
+        value = match.group("value")
+        scheme = match.group("scheme").lower()
+        if (scheme == "basic" and _basic_pair(value)) or _DIGIT.search(value) or len(value) >= 16:
+            spans.append(match.span("value"))
+    yield from outermost(spans)
+
+
+API_KEY = TextDetector(
+    "api_key",
+    _find_api_keys,
+    lambda settings: (
+        r"(?:sk|rk|pk)_(?:live|test)_|A(?:KIA|SIA|GPA|IDA|ROA|NPA)[0-9A-Z]{16}|gh[pousr]_"
+        r"|github_pat_|xox[abposr]-|AIza|glpat-|npm_|eyJ|hooks\.slack\.com|PRIVATE KEY"
+        r"|(?i:aws_secret_access_key)"
+    ),
+)
+CREDENTIAL = TextDetector(
+    "credential",
+    _find_credentials,
+    lambda settings: (
+        r"(?i:passw(?:or)?d|pwd|passcode|secret|token|api[_\-]?key|jwt|credential|otp"
+        r"|private_key|access_key)[\"']?\s*[:=]|(?i:bearer|basic|digest)\s"
+    ),
 )
