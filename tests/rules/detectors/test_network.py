@@ -26,7 +26,7 @@ IPS = [
         "ipv6_full",
         "peer 2001:0db8:85a3:0000:0000:8a2e:0370:7334 x",
         "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
-    ),  # noqa: E501
+    ),
     ("ipv6_compressed", "peer 2001:db8::8a2e:370:7334 x", "2001:db8::8a2e:370:7334"),
     ("ipv6_prefix", "route 2001:db8:abcd::/48 added", "2001:db8:abcd::/48"),
     ("ipv6_host_prefix", "addr 2001:db8::1/64 up", "2001:db8::1/64"),

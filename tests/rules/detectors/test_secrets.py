@@ -16,7 +16,7 @@ def spans(text: str, detector: str) -> list[str]:
 
 # Shapes made up for these tests: the prefixes are real, the random parts are not.
 KEYS = [
-    ("stripe_live", "key sk_live_4eC39HqLyjWDarjtT1zdp7dc used", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
+    ("stripe_live", "key sk_live_4eC39HqLyjWDarjtT1zdp7dc used", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),  # noqa: E501
     ("stripe_restricted", "rk_test_51Hx2abcDEF3ghi4JKL", "rk_test_51Hx2abcDEF3ghi4JKL"),
     ("aws_key_id", "id=AKIAIOSFODNN7EXAMPLE ok", "AKIAIOSFODNN7EXAMPLE"),
     ("github_pat", "auth ghp_1a2B3c4D5e6F7g8H9i0JkLmNoPqRsTuVwXyZ ok",
