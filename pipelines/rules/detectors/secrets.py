@@ -54,20 +54,27 @@ def _blob_patterns(min_base64: int, min_hex: int) -> tuple[re.Pattern[str], re.P
 
 
 # Hex runs that name software, not a person: a W3C trace context ("00-<32 hex>-<16 hex>-01")
-# and a trace or span id labelled as one; a 40-hex run is a SHA-1 commit or build hash.
+# and a trace or span id labelled as one; a 40-hex run labelled as a commit or build (SHA-1).
+# Unlabelled, the same runs are blobs: 128 or 160 random bits are as good a key as a hash.
 _TRACEPARENT = re.compile(
     r"(?<![0-9a-f])[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}(?![0-9a-f])"
 )
-_TRACE_LABEL = re.compile(r"(?i)(?:trace|span)[_\- ]?id[\"']?\s*[:=]?\s*[\"']?$")
+_TRACE_LABEL = re.compile(r"(?i)\b(?:trace|span)[_\- ]?id[\"']?\s*[:=]?\s*[\"']?$")
+_BUILD_LABEL = re.compile(
+    r"(?i)\b(?:build|commit|sha1?|rev(?:ision)?|git|version|ref)[\"']?(?:\s*[:=#@]\s*|\s+)[\"']?$"
+)
 _BUILD_HASH_LENGTH = 40
+_TRACE_ID_LENGTH = 32
+_LABEL_REACH = 24  # characters before a run that may hold its label
 
 
 def _software_hex(text: str, start: int, end: int) -> bool:
     """Is the hex run text[start:end] a trace id or a build hash?"""
+    before = text[max(0, start - _LABEL_REACH) : start]
     if end - start == _BUILD_HASH_LENGTH:
-        return True
-    if end - start == 32:
-        if _TRACE_LABEL.search(text, max(0, start - 16), start):
+        return bool(_BUILD_LABEL.search(before))
+    if end - start == _TRACE_ID_LENGTH:
+        if _TRACE_LABEL.search(before):
             return True
         return any(
             m.span(1) == (start, end) for m in _TRACEPARENT.finditer(text, max(0, start - 3))

@@ -75,6 +75,7 @@ SOFTWARE_HEX = [
     ("traceparent", "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
     ("trace_id", "trace_id=4bf92f3577b34da6a3ce929d0e0e4736"),
     ("build_hash", "build 9fceb02d0ae598e95dc970b74767f19372d61af8 deployed"),
+    ("commit_hash", "client commit=9fceb02d0ae598e95dc970b74767f19372d61af8"),
 ]
 
 
@@ -83,7 +84,8 @@ def test_trace_ids_and_build_hashes_are_not_findings(text: str) -> None:
     assert scan_text(text, DEFAULTS) == []
 
 
-def test_unlabelled_hex_key_is_still_a_blob() -> None:
-    assert spans("session 4bf92f3577b34da6a3ce929d0e0e4736 x", "blob") == [
-        "4bf92f3577b34da6a3ce929d0e0e4736"
-    ]
+@pytest.mark.parametrize(
+    "run", ["4bf92f3577b34da6a3ce929d0e0e4736", "9fceb02d0ae598e95dc970b74767f19372d61af8"]
+)
+def test_unlabelled_hex_key_is_still_a_blob(run: str) -> None:
+    assert spans(f"key material {run} x", "blob") == [run]
