@@ -23,6 +23,8 @@ _INTEGER_KEYS: tuple[tuple[str, str, int, int], ...] = (
     ("natural_language", "min_words", 1, 1000),
     ("natural_language", "min_function_words", 1, 1000),
     ("natural_language", "min_prose_words", 1, 1000),
+    ("natural_language", "min_script_words", 1, 1000),
+    ("natural_language", "min_unspaced_chars", 1, 1000),
     ("known_identifier", "min_length", 1, 1000),
     ("known_identifier", "max_words", 1, 20),
     # Three words is the shortest content record the echo index keeps.
@@ -62,10 +64,15 @@ class DetectorSettings:
     # sentence of >= min_words words is flagged when its conversational words (plus one
     # for a closing ? or !, minus its machine words) reach min_function_words and make up
     # >= min_function_share of it, or when it runs to min_prose_words with no machine word.
-    natural_language_min_words: int = 4
+    natural_language_min_words: int = 3
     natural_language_min_function_words: int = 2
     natural_language_min_function_share: float = 0.15
     natural_language_min_prose_words: int = 8
+    # In scripts other than Latin, two words of one sentence ("Привет, сможешь?") or four
+    # characters of Han, kana or Thai ("你明天来吗") are a person's words: machine text in
+    # them is rare, and common UI strings are the allow-list's to keep.
+    natural_language_min_script_words: int = 2
+    natural_language_min_unspaced_chars: int = 4
     # Shorter values ("Al", "Bob", "1") hit ordinary words and numbers.
     known_identifier_min_length: int = 4
     known_identifier_max_words: int = 3
