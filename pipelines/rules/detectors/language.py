@@ -181,7 +181,7 @@ _OTHER_SPACED = (
 _SCRIPT_WORD = re.compile(f"[{_OTHER_SPACED}]+")
 # Words of one sentence: only spaces, digits and punctuation between them, no Latin letters.
 _SCRIPT_SENTENCE = re.compile(f"[{_OTHER_SPACED}]+(?:[\\W\\d]*[{_OTHER_SPACED}]+)*")
-# A run of unspaced script, its own punctuation (、。「」，？！) inside it.
+# A run of unspaced script, its own punctuation (CJK punctuation and fullwidth forms) inside it.
 _UNSPACED_RUN = re.compile(
     f"[{UNSPACED_SCRIPTS}](?:[{UNSPACED_SCRIPTS}\u3000-\u303f\uff01-\uff1f]*[{UNSPACED_SCRIPTS}])?"
 )

@@ -33,7 +33,7 @@ CHAT_IN_ANY_SCRIPT = [
     ("chinese_short", "我们走吧"),
     ("korean", "내일 회의에 올 수 있어요?"),
     ("hebrew", "אתה יכול לשלוח את הקובץ"),
-    ("greek", "Μπορείς να στείλεις το αρχείο;"),
+    ("greek", "Μπορείς να στείλεις το αρχείο;"),  # noqa: RUF001
     ("hindi", "क्या आप कल आ सकते हैं"),
     ("german", "Kannst du mir bitte die Folien schicken"),
     ("spanish", "Hola, puedes enviarme el archivo mañana"),
