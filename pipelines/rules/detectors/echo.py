@@ -53,7 +53,9 @@ __all__ = [
     "record_runs",
     "shingle_hashes",
 ]
-_ECHO_WORD = re.compile(r"\w+")
+# A word, or one character of a script written without spaces: Chinese or Japanese quoted
+# verbatim is a run of such characters, with no spaces to split it into words.
+_ECHO_WORD = re.compile(f"[{UNSPACED_SCRIPTS}]|(?:(?![{UNSPACED_SCRIPTS}])\\w)+")
 MIN_ECHO_WORDS = 3
 
 

@@ -76,7 +76,9 @@ class DetectorSettings:
     # Shorter values ("Al", "Bob", "1") hit ordinary words and numbers.
     known_identifier_min_length: int = 4
     known_identifier_max_words: int = 3
-    content_echo_shingle_words: int = 4
+    # Three words of a meeting's content quoted in its service text are a quote (the issue's
+    # hostile runs); the window only matches text made of that meeting's own content words.
+    content_echo_shingle_words: int = 3
     # A consented record is restricted when it shares a run with content of a subject who did
     # not consent for it (detectors/echo.py). Six words is a clause of a sentence: quoted, it is
     # someone's words; five or fewer are often set phrases. Eight characters of Chinese,

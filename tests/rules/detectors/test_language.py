@@ -44,7 +44,7 @@ CHAT_IN_ANY_SCRIPT = [
     (
         "url_encoded_cyrillic",
         "text=%D0%BF%D1%80%D0%B8%D0%B2%D0%B5%D1%82%20%D0%BA%D0%B0%D0%BA%20%D0%B4%D0%B5%D0%BB%D0%B0",
-    ),  # noqa: E501
+    ),
     ("underscores", "note=hey_can_you_send_me_the_deck"),
     ("pipes", "hey|can|you|send|me|the|deck"),
     ("wrapped_in_telemetry", "ws frame error: hey can you send me the deck before friday retry=3"),

@@ -696,3 +696,27 @@ def test_settings_file_that_is_not_json_names_the_file(tmp_path: Path) -> None:
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError, match=r"detectors\.json: cannot read"):
         DetectorSettings.from_file(path)
+
+
+# --------------------------------------------------------------------------- echo in any script
+
+ECHO_SOURCES = [
+    ("m-9", "我明天把文件发给你，好吗"),
+    ("m-9", "let us move the launch to march please"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "echoed"),
+    [
+        ("upload failed: 文件发给你 code=E1", "文件发"),
+        ("retry: move the launch x", "move the launch"),
+        ("note launch to march", "launch to march"),
+    ],
+    ids=["chinese_unspaced", "three_words", "three_words_at_end"],
+)
+def test_echo_catches_unspaced_scripts_and_three_word_runs(text: str, echoed: str) -> None:
+    index = EchoIndex.build(ECHO_SOURCES, DEFAULTS.content_echo_shingle_words)
+    found = scan_text(text, DEFAULTS, echo=index, meeting_id="m-9", detectors=["content_echo"])
+    assert [text[f.start : f.end] for f in found] == [echoed]
+    assert scan_text(text, DEFAULTS, echo=index, meeting_id="m-1", detectors=["content_echo"]) == []
