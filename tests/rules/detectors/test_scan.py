@@ -701,7 +701,7 @@ def test_settings_file_that_is_not_json_names_the_file(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- echo in any script
 
 ECHO_SOURCES = [
-    ("m-9", "我明天把文件发给你，好吗"),
+    ("m-9", "我明天把文件发给你，好吗"),  # noqa: RUF001
     ("m-9", "let us move the launch to march please"),
 ]
 
