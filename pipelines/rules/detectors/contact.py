@@ -144,6 +144,7 @@ _DATE_FIRST = re.compile(
     r"\d{4}[-./]\d{1,2}[-./]\d{1,2}(?!\d)|\d{1,2}[-./]\d{1,2}[-./](?:\d{4}|\d{2})(?!\d)"
 )
 _THOUSANDS = re.compile(r"\d{1,3}(?:[.,\u00a0 ]\d{3}){2,}")
+_DOTTED_QUAD = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")  # an address or a netmask
 _DIGITS = re.compile(r"\d")
 # Digits of a number written without a country code. Shorter national numbers are local
 # numbers without their area code ("555 0132"), which counters, ids and meeting numbers
@@ -172,7 +173,12 @@ def _is_phone(candidate: str, regions: tuple[str, ...]) -> bool:
         # Written with a country code, a possible length is enough: that is how people
         # write numbers they want dialled, and fictional ranges (555) are still numbers.
         return phonenumbers.is_possible_number(parsed)
-    if digits < _MIN_NATIONAL_DIGITS or _DATE_FIRST.match(number) or _THOUSANDS.fullmatch(number):
+    if (
+        digits < _MIN_NATIONAL_DIGITS
+        or _DATE_FIRST.match(number)
+        or _THOUSANDS.fullmatch(number)
+        or _DOTTED_QUAD.fullmatch(number)
+    ):
         return False
     for region in regions:
         try:
