@@ -15,9 +15,11 @@ if TYPE_CHECKING:
 
 __all__ = ["EMAIL", "PHONE", "PHONE_REGIONS", "find_phone_numbers"]
 
-# U+3002 (and U+FF61, which NFKC maps to it) separates domain labels like "." does.
+# U+3002 (and U+FF61, which NFKC maps to it) separates domain labels like "." does; a
+# top-level domain is letters, or punycode (xn--p1ai).
 _EMAIL = re.compile(
-    r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:[.\u3002][\w-]+)*[.\u3002][^\W\d_]{2,}(?![\w-])"
+    r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:[.\u3002][\w-]+)*[.\u3002]"
+    r"(?:[^\W\d_]{2,}|xn--[a-z0-9-]+)(?![\w-])"
 )
 # Addresses with "at" and "dot" spelled out. A bracketed at ("[at]", "(at)", "{at}", "<at>")
 # is written only to hide an address, so any domain with a letter TLD counts. A bare " at "

@@ -18,6 +18,7 @@ _CARD = re.compile(
     (?<![\w.+-])
     (?:
         [2-6]\d{12,18}                           # contiguous; epoch timestamps start with 1
+      | 1\d{14}                                 # UATP (airline) cards: 15 digits from 1
       | \d{4}(?P<sep>[ -])\d{3,6}(?:(?P=sep)\d{1,6}){1,3}   # grouped 4-4-4-4, 4-6-5 ...
     )
     (?![\w]|[.-]\d)
@@ -71,7 +72,7 @@ def find_card_numbers(text: str) -> Spans:
         run = match.group()
         # Undivided, only the networks' leading digits count: 13 digits from 1 are epoch
         # milliseconds, in ids and logs alike.
-        if run.isdigit() and run[0] not in "23456":
+        if run.isdigit() and run[0] not in "23456" and not (run[0] == "1" and len(run) == 15):
             continue
         # A card followed by another group (a year, a count) is one run: cut groups off.
         cuts = [len(run)] + [m.start() for m in reversed(list(_SEPARATOR.finditer(run)))]

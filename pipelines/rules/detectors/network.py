@@ -41,9 +41,13 @@ _IPV6_CANDIDATE = re.compile(
 
 def _personal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Can the address point at a person's device? Loopback (127.0.0.1:9001, ::1), the
-    unspecified address, multicast, broadcast and reserved ranges (netmasks) cannot."""
+    unspecified address, multicast, and IPv4's reserved range (netmasks, broadcast) cannot."""
     return not (
-        address.is_loopback or address.is_unspecified or address.is_multicast or address.is_reserved
+        address.is_loopback
+        or address.is_unspecified
+        or address.is_multicast
+        # IPv6 calls every range outside 2000::/3 reserved, yet such addresses are written.
+        or (address.version == 4 and address.is_reserved)
     )
 
 
