@@ -104,7 +104,14 @@ def _find_phones(text: str, settings: DetectorSettings) -> Spans:
         length = accepted_prefix(match.group(), _phone_digits)
         if length is not None:
             spans.append((match.start(), match.start() + length))
-    spans.extend(find_phone_numbers(text, settings.phone_regions))
+    # libphonenumber is the slow part: a candidate inside a span already found needs no parse.
+    digits = ascii_digits(text)
+    for match in _PHONE_CANDIDATE.finditer(digits):
+        start, end = match.span("number")
+        if any(a <= start and end <= b for a, b in spans):
+            continue
+        if _is_phone(match.group("number"), settings.phone_regions):
+            spans.append((start, end))
     yield from outermost(spans)
 
 
