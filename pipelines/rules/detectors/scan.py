@@ -8,6 +8,7 @@ normalised view of the text and reports offsets into the original.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -89,9 +90,14 @@ def scan_text(
     return _scan(text, settings, names, known, echo, meeting_id)
 
 
+@functools.cache
+def _defaults() -> DetectorSettings:
+    return DetectorSettings.default()
+
+
 def find_all(text: str) -> list[Finding]:
     """`scan_text` with the default settings and no run context."""
-    return scan_text(text, DetectorSettings.default())
+    return scan_text(text, _defaults())
 
 
 _ESCAPED = "(escaped)"  # the prefilter key of rows holding an escape `normalise` decodes
