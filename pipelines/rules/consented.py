@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,15 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.rules.deidentify import redact_spans
-from pipelines.rules.detectors import (
-    DetectorSettings,
-    Finding,
-    KnownIdentifiers,
-    contact,
-    financial,
-    scan_text,
-    secrets,
-)
+from pipelines.rules.detectors import DetectorSettings, Finding, KnownIdentifiers
 from pipelines.rules.detectors.normalise import (
     ESCAPE,
     UNSPACED_SCRIPTS,
@@ -36,7 +28,8 @@ from pipelines.rules.detectors.normalise import (
     is_invisible,
     normalise,
 )
-from pipelines.rules.detectors.scan import as_strings, regex_prefilters, to_mask
+from pipelines.rules.detectors.registry import REDACTION_DETECTORS
+from pipelines.rules.detectors.scan import as_strings, to_mask
 
 __all__ = [
     "CLOSED_FIELDS",
@@ -56,9 +49,13 @@ CONSENTED_DETECTORS: tuple[str, ...] = (
     "email",
     "phone",
     "ip_address",
+    "mac_address",
+    "coordinates",
     "secret_url",
     "payment_card",
     "iban",
+    "api_key",
+    "credential",
     "token",
     "opaque_id",
     "known_identifier",
@@ -89,30 +86,10 @@ def column_detectors(name: str) -> tuple[str, ...]:
     return CONSENTED_DETECTORS
 
 
-# Families the service detectors find the same way in consented content.
-_FROM_DETECT = ("email", "ip_address", "secret_url")
 # Redaction rounds before a value is emptied: joining the text around a redacted span can
 # make a new finding (rarely); the last resort keeps the row and drops the value's words.
 _MAX_ROUNDS = 3
-
-_TextFinder = Callable[[str], Spans]
-
-
-# Finders that read the NFKC view of a text (offsets are mapped back by the scanner).
-_VIEW_FINDERS: dict[str, _TextFinder] = {
-    "phone": lambda text: contact.PHONE.find(text, DetectorSettings.default()),
-    "payment_card": lambda text: financial.PAYMENT_CARD.find(text, DetectorSettings.default()),
-    "iban": financial.find_ibans,
-    "token": secrets.find_tokens,
-    "opaque_id": secrets.find_opaque_ids,
-}
-_PREFILTERS: dict[str, str | None] = {
-    "phone": contact.PHONE.prefilter(DetectorSettings.default()),
-    "payment_card": financial.PAYMENT_CARD.prefilter(DetectorSettings.default()),
-    "iban": financial.IBAN.prefilter(DetectorSettings.default()),
-    "token": secrets.TOKEN.prefilter(DetectorSettings.default()),
-    "opaque_id": secrets.OPAQUE_ID.prefilter(DetectorSettings.default()),
-}
+_SETTINGS = DetectorSettings.default()
 
 
 def _merged(spans: list[tuple[int, int]]) -> Spans:
@@ -254,17 +231,14 @@ class ConsentedScanner:
 
     def _scan(self, text: str, names: tuple[str, ...]) -> list[Finding]:
         findings: list[Finding] = []
-        wanted = [n for n in names if n in _FROM_DETECT]
-        if wanted:
-            findings.extend(scan_text(text, DetectorSettings.default(), detectors=wanted))
         view: View | None = None
         for name in names:
-            finder = _VIEW_FINDERS.get(name)
-            if finder is None:
+            detector = REDACTION_DETECTORS.get(name)
+            if detector is None:
                 continue
             if view is None:
                 view = normalise(text, fold=False)
-            for start, end in finder(view.text):
+            for start, end in detector.find(view.text, _SETTINGS):
                 findings.append(Finding(name, *view.original(start, end)))
         if "known_identifier" in names:
             findings.extend(
@@ -295,9 +269,11 @@ class ConsentedScanner:
         if count == 0:
             return np.empty(0, np.int64)
         mask = to_mask(pc.invert(pc.string_is_ascii(column)))
-        service = regex_prefilters(DetectorSettings.default(), _FROM_DETECT)
-        patterns = [service[n] or "" for n in names if n in _FROM_DETECT]
-        patterns += [_PREFILTERS[n] or "" for n in names if n in _PREFILTERS]
+        patterns = [
+            REDACTION_DETECTORS[n].prefilter(_SETTINGS) or ""
+            for n in names
+            if n in REDACTION_DETECTORS
+        ]
         patterns += [ESCAPE.pattern]
         union = "|".join(f"(?:{p})" for p in patterns)
         mask |= to_mask(pc.match_substring_regex(column, union))

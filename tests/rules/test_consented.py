@@ -88,6 +88,16 @@ CAUGHT = [
         "123e4567-e89b-12d3-a456-426614174000",
     ),
     ("email", "mail dana.r@example.org now", "email", "dana.r@example.org"),
+    ("mac", "my laptop is 3c:22:fb:12:34:56", "mac_address", "3c:22:fb:12:34:56"),
+    ("coordinates", "we are at 40.41678, -3.70379", "coordinates", "40.41678, -3.70379"),
+    (
+        "stripe_key",
+        "use sk_live_51Habc23DEFghi45JKLmno",
+        "api_key",
+        "sk_live_51Habc23DEFghi45JKLmno",
+    ),
+    ("password", "the wifi password: hunter2", "credential", "hunter2"),
+    ("spaced_email", "write dana @ example . org", "email", "dana @ example . org"),
 ]
 # (id, text, detector that must stay silent)
 PASSED = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pipelines.rules.detectors import contact, financial, language, location, network, secrets
 from pipelines.rules.detectors.detector import TextDetector
 
-__all__ = ["CONTEXT_DETECTORS", "DETECTORS", "TEXT_DETECTORS"]
+__all__ = ["CONTEXT_DETECTORS", "DETECTORS", "REDACTION_DETECTORS", "TEXT_DETECTORS"]
 
 TEXT_DETECTORS: dict[str, TextDetector] = {
     detector.name: detector
@@ -32,3 +32,16 @@ TEXT_DETECTORS: dict[str, TextDetector] = {
 CONTEXT_DETECTORS: tuple[str, ...] = ("known_identifier", "content_echo")
 # Every detector the service scan knows, in report order.
 DETECTORS: tuple[str, ...] = (*TEXT_DETECTORS, *CONTEXT_DETECTORS)
+
+# What is redacted from consented content (rules/consented.py): the personal-data and secret
+# families, plus the value-level secret finders that would flag too much service telemetry
+# (every URL parameter, every UUID) but cost a consented text only an id.
+REDACTION_DETECTORS: dict[str, TextDetector] = {
+    name: detector
+    for name, detector in {
+        **TEXT_DETECTORS,
+        "token": secrets.TOKEN,
+        "opaque_id": secrets.OPAQUE_ID,
+    }.items()
+    if name not in ("blob", "natural_language")
+}

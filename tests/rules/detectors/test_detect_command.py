@@ -22,8 +22,5 @@ def test_detect_writes_one_line_of_findings_per_input_line() -> None:
         [{"detector": f.detector, "start": f.start, "end": f.end} for f in find_all(t)]
         for t in lines
     ]
-        [{"detector": f.detector, "start": f.start, "end": f.end} for f in find_all(t)]
-        for t in lines
-    ]
     assert out == want
     assert [row[0]["detector"] for row in out if row] == ["email", "natural_language"]
