@@ -34,6 +34,7 @@ from pipelines.gate.fingerprint import fingerprints, fingerprints_of_many
 from pipelines.gate.staged import CHECKS, TrainingRules, check_training_table, merge_expectations
 from pipelines.rules.deidentify import pseudonymizer_from_env
 from pipelines.rules.nested import iter_strings
+from pipelines.stage_times import timed
 from pipelines.transforms.context import RunContext
 from pipelines.transforms.write import StagedChunk, StagedFile
 
@@ -97,6 +98,7 @@ class _RunSuite(beam.DoFn):
     def setup(self) -> None:
         self.rules = _training_rules(self.config)
 
+    @timed("gate")
     def process(self, item: tuple[tuple[str, str], Iterable[str]]) -> Iterator[dict]:
         (table_name, event_type), paths = item
         rules = self.rules[table_name]
@@ -158,6 +160,7 @@ class _CheckFile(beam.DoFn):
     def setup(self) -> None:
         self.rules = _training_rules(self.config)
 
+    @timed("gate")
     def process(self, staged: StagedFile, context: RunContext) -> Iterator[Any]:
         table = _read(staged.path)
         event_type = staged.event_type or ""
@@ -233,6 +236,7 @@ class _AuditIds(beam.DoFn):
     def __init__(self, buckets: int) -> None:
         self.buckets = buckets
 
+    @timed("gate")
     def process(self, staged: StagedFile) -> Iterator[tuple[int, tuple]]:
         audit = _read(staged.path, ["event_id", "destination"])
         withheld = audit.filter(
@@ -259,6 +263,7 @@ class _ContentPrints(beam.DoFn):
         self.contract = self.config.contract()
         self.pseudonyms = pseudonymizer_from_env(self.config.deidentify)
 
+    @timed("gate")
     def process(self, chunk: EventChunk) -> Iterator[tuple[str, tuple]]:
         per_account: dict[str, list[np.ndarray]] = {}
         for name, table in chunk.tables.items():
@@ -276,6 +281,7 @@ class _ContentPrints(beam.DoFn):
             yield account, ("content", np.unique(np.concatenate(parts)))
 
 
+@timed("gate")
 def _judge_ids(item: tuple[int, Iterable[tuple]]) -> dict[str, Any]:
     _, parts = item
     seen: dict[str, str] = {}
@@ -297,6 +303,7 @@ def _judge_ids(item: tuple[int, Iterable[tuple]]) -> dict[str, Any]:
     return {"checks": found, "expectations": {}}
 
 
+@timed("gate")
 def _judge_prints(item: tuple[str, Iterable[tuple]]) -> dict[str, Any]:
     _, parts = item
     content: list[np.ndarray] = []

@@ -25,6 +25,7 @@ from pipelines.rules.consent import hosts_by_meeting
 from pipelines.rules.detect import EchoIndex, KnownIdentifiers
 from pipelines.rules.echo import EchoSettings, EchoSources, bucket_entries, judge_bucket
 from pipelines.rules.route import DedupVerdicts, find_duplicates
+from pipelines.stage_times import timed
 
 __all__ = ["CollectRunContext", "FindDuplicates", "RunContext"]
 
@@ -94,6 +95,7 @@ class _ChunkContext(beam.DoFn):
     def setup(self) -> None:
         self.contract = self.config.contract()
 
+    @timed("context")
     def process(self, chunk: EventChunk) -> Iterator[RunContext]:
         settings = self.config.detectors
         yield RunContext(
@@ -117,6 +119,7 @@ class _EchoEntries(beam.DoFn):
     def setup(self) -> None:
         self.contract = self.config.contract()
 
+    @timed("context")
     def process(self, chunk: EventChunk) -> Iterator[tuple[int, pa.Table]]:
         entries = chunk.echo_entries(self.config, self.contract)
         yield from bucket_entries(entries, self.config.policy.dedup_buckets)
@@ -171,6 +174,7 @@ class CollectRunContext(beam.PTransform):
         return context | "AttachEchoSources" >> beam.Map(_with_sources, AsSingleton(sources))
 
 
+@timed("context")
 def _bucketed_keys(chunk: EventChunk, buckets: int) -> Iterator[tuple[int, pa.Table]]:
     keys = chunk.dedup_keys()
     if keys.num_rows == 0:

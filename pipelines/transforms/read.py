@@ -20,6 +20,7 @@ from pipelines.config import Config
 from pipelines.errors import RunFailed
 from pipelines.progress import progress
 from pipelines.rules.classify import LOC, REJECT_SCHEMA, python_rows
+from pipelines.stage_times import timed
 
 __all__ = [
     "ClassifyEvents",
@@ -213,6 +214,7 @@ class _ReadInputFile(beam.DoFn):
         self.max_file_records = max_file_records
         self.max_decompressed_bytes = max_decompressed_bytes
 
+    @timed("read")
     def process(self, file: InputFile) -> Iterator[RawChunk]:
         if file.format == "parquet":
             yield from self._parquet(file)
@@ -304,6 +306,7 @@ class _ClassifyChunk(beam.DoFn):
     def setup(self) -> None:
         self.contract = self.config.contract()
 
+    @timed("classify")
     def process(self, raw: RawChunk) -> Iterator[EventChunk]:
         file = raw.file
         if raw.rows is not None:
