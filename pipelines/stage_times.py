@@ -2,7 +2,8 @@
 counter, which the driver reads back when the pipeline is done (`make bench` prints them).
 
 Time is counted inside a stage's `process` only: for a generator, each step to its next output,
-not the time the downstream stages take with that output.
+not the time the downstream stages take with that output. Beam is imported where it is used, so
+`make bench` can name the stages without importing it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-
-from apache_beam.metrics import Metrics
-from apache_beam.metrics.metric import MetricsFilter
 
 __all__ = ["NAMESPACE", "STAGES", "stage_seconds", "timed"]
 
@@ -42,6 +40,8 @@ def timed(stage: str) -> Callable[[_F], _F]:
     def wrap(fn: _F) -> _F:
         @functools.wraps(fn)
         def inner(*args: Any, **kwargs: Any) -> Any:
+            from apache_beam.metrics import Metrics
+
             counter = Metrics.counter(NAMESPACE, stage)
             start = time.perf_counter()
             out = fn(*args, **kwargs)
@@ -73,6 +73,8 @@ def _timed_steps(steps: Iterator[Any], counter: Any, start: float) -> Iterator[A
 
 def stage_seconds(result: Any) -> dict[str, float]:
     """Seconds per stage from a finished pipeline's counters (committed, else attempted)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
     try:
         counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
     except (AttributeError, NotImplementedError, KeyError):
