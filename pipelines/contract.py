@@ -33,6 +33,7 @@ __all__ = [
     "Instant",
     "Violation",
     "compile_contract",
+    "compile_event_schema",
     "load_contract",
     "micros_of",
     "parse_instant",
@@ -502,6 +503,11 @@ def _compile(schema: Mapping[str, Any], where: str) -> Check:
     return check
 
 
+def compile_event_schema(schema: Mapping[str, Any], where: str) -> tuple[Check, Screen]:
+    """The record check and column screen of one payload schema (used for vendor kinds too)."""
+    return _compile(schema, where), _compile_screen(schema, where)
+
+
 def _arrow_type(schema: Mapping[str, Any], where: str) -> pa.DataType:
     if "anyOf" in schema:
         # `recipients`: the string "everyone" or a list of ids; stored as a list of strings.
@@ -645,6 +651,8 @@ def read_schemas(schemas_dir: str | Path) -> dict[str, dict[str, Any]]:
         *sorted((root / "events" / "v1").glob("*.json")),
         root / "consent" / "v1.json",
         *sorted((root / "outputs").glob("*.json")),
+        # Vendor sources declared as data (pipelines/sources/declared.py).
+        *sorted((root / "sources").glob("*/*.json")),
     ]
     return {str(p.relative_to(root)): read_json_object(p, "schema file") for p in paths}
 
@@ -691,6 +699,9 @@ def compile_contract(schemas: Mapping[str, Mapping[str, Any]]) -> Contract:
         )
     if not event_types:
         raise ConfigError("schemas/events/v1: no event type schemas found")
+    from pipelines.sources.declared import source_event_types
+
+    event_types.update(source_event_types(schemas))
     consent_path = "consent/v1.json"
     if consent_path not in schemas:
         raise ConfigError(f"schemas/{consent_path}: schema file is missing")
