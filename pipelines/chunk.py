@@ -29,6 +29,7 @@ from pipelines.rules.consented import (
     scanner_for,
 )
 from pipelines.rules.deidentify import Pseudonymizer, country_of, redact_spans
+from pipelines.sources import reject_source, source_of_event_type
 from pipelines.rules.route import (
     CONFLICT,
     DESTINATIONS,
@@ -91,6 +92,8 @@ AUDIT_SCHEMA = pa.schema(
         pa.field("consent", pa.string()),
         pa.field("consent_subjects", CONSENT_TYPE),
         pa.field("host_only", pa.bool_()),
+        # Which input shape the record came in: `contract`, a vendor source, or `unknown`.
+        pa.field("source", pa.string()),
     ]
 )
 QUARANTINE_SCHEMA = pa.schema(
@@ -193,6 +196,7 @@ class EventChunk:
     source: str
     tables: dict[str, pa.Table] = field(default_factory=dict)
     rejects: pa.Table = field(default_factory=REJECT_SCHEMA.empty_table)
+    input_source: str = "contract"  # `run --source`
 
     @property
     def chunk_id(self) -> str:
@@ -664,6 +668,7 @@ class EventChunk:
                 "consent": consent,
                 "consent_subjects": subjects,
                 "host_only": host_only,
+                "source": pa.array([source_of_event_type(event_type)] * n, pa.string()),
             },
             schema=AUDIT_SCHEMA,
         )
@@ -684,6 +689,13 @@ class EventChunk:
                 "consent": pa.nulls(n, pa.string()),
                 "consent_subjects": pa.nulls(n, CONSENT_TYPE),
                 "host_only": pa.nulls(n, pa.bool_()),
+                "source": pa.array(
+                    [
+                        reject_source(t, self.input_source)
+                        for t in rejects["event_type"].to_pylist()
+                    ],
+                    pa.string(),
+                ),
             },
             schema=AUDIT_SCHEMA,
         )
@@ -1061,6 +1073,10 @@ def count_outputs(audit: pa.Table) -> dict[str, Any]:
     counts["host_only_gap_subjects"] = sorted(pc.unique(lacking.field("subject")).to_pylist())
     counts["by_event_type"] = by_type
     counts["by_record_class"] = by_class
+    by_source: dict[str, dict[str, int]] = {}
+    for row in _group_counts(audit.select(["source", "destination"]), ["source", "destination"]):
+        by_source.setdefault(row["source"] or "unknown", {})[row["destination"]] = row["n"]
+    counts["by_source"] = by_source
     return counts
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.sources.declared import compile_sources
 from pipelines.gate import results
 from pipelines.gate.rows import detector_hits, string_leaves
 from pipelines.rules import detect
@@ -66,6 +67,14 @@ class TrainingRules:
             for p, s in schemas.items()
             if p.startswith("events/v1/") and "x-event-type" in s
         }
+        # Vendor kinds, as their source schemas declare them (`<source>.<kind>`).
+        classes.update(
+            {
+                kind.event_type: kind.record_class
+                for source in compile_sources(schemas).values()
+                for kind in source.kinds.values()
+            }
+        )
         return cls(
             table=table,
             record_class=record_class,

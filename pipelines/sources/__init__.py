@@ -8,7 +8,13 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
-__all__ = ["AUTO_ORDER", "SOURCE_NAMES", "source_modules", "source_of_event_type"]
+__all__ = [
+    "AUTO_ORDER",
+    "SOURCE_NAMES",
+    "reject_source",
+    "source_modules",
+    "source_of_event_type",
+]
 
 # Module of each source (the contract's own shape included, for `auto`).
 _MODULES = {
@@ -36,3 +42,13 @@ def source_of_event_type(event_type: str | None) -> str | None:
         return None
     head = event_type.split(".", 1)[0]
     return head if head in _MODULES and head != "contract" else "contract"
+
+
+def reject_source(event_type: str | None, input_source: str) -> str:
+    """The source of a rejected record: its event type's when it has one, else the run's;
+    `unknown` under `auto` for a record no shape recognised."""
+    if event_type is not None:
+        found = source_of_event_type(event_type)
+        if found != "contract" or input_source in ("contract", "auto"):
+            return found or "unknown"
+    return "unknown" if input_source == "auto" else input_source

@@ -127,6 +127,9 @@ def _field(path: str, spec: Any, where: str, fides: Mapping[str, str]) -> FieldD
         raise ConfigError(f"{where}/fields/{path}/envelope: {envelope!r} is not one of {_ENVELOPE_TARGETS}")
     if envelope == "event_ts" and kind != "time":
         raise ConfigError(f"{where}/fields/{path}: the event_ts field must be of type 'time'")
+    if category == "identifier" and kind not in ("string", "id", "json", "list"):
+        # Identifiers are pseudonymised, and a pseudonym is made from text.
+        raise ConfigError(f"{where}/fields/{path}/type: an identifier must be string, id, json or list")
     name = spec.get("name") or snake_case(path.rsplit(".", 1)[-1])
     if name in ENVELOPE_FIELDS and envelope is None:
         raise ConfigError(f"{where}/fields/{path}/name: {name!r} is an envelope field's name")
@@ -187,7 +190,9 @@ def compile_sources(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, Sourc
                 )
             if subjects is not None:
                 columns = {c for f in fields.values() for c, _ in f.columns()}
-                target = subjects.get("field") or subjects.get("envelope")
+                target = (
+                    subjects.get("field") or subjects.get("list_field") or subjects.get("envelope")
+                )
                 if target not in columns and target not in _ENVELOPE_TARGETS:
                     raise ConfigError(f"{file_where}/x-content-subjects: no column {target!r}")
             if not any(f.envelope == "event_ts" for f in fields.values()):
