@@ -133,9 +133,9 @@ def webrtc_snapshots() -> list[dict[str, Any]]:
         }
 
     return [
-        snapshot("2026-11-30T14:00:05.250Z", 1764511205250.123, 500),
+        snapshot("2026-11-30T14:00:05.250Z", 1796047205250.123, 500),
         # The collector's clock as epoch milliseconds this time: both forms are read.
-        snapshot(1764511210250, 1764511210250.456, 760),
+        snapshot(1796047210250, 1796047210250.456, 760),
     ]
 
 
@@ -224,3 +224,270 @@ def zoom_qos_pages() -> list[dict[str, Any]]:
         ],
     }
     return [qos, participants]
+
+
+ZOOM_ACCOUNT = "AAAAAbbbbbCCCCC12345"
+MEETING_NUMBER = 85746065432
+MEETING_UUID = "4444AAAiAAAAAiAiAiiAii=="
+HOST_ID = "z8yCxjabcdEFGH1234567"
+GUEST_UUID = "Gk7QWdTeQvCxN3mBJ8Hs1A=="
+HOST_UUID = "Rs8TvQw2SxOxx4Y0mZ9bCg=="
+
+
+def _meeting(**more: Any) -> dict[str, Any]:
+    return {
+        "id": str(MEETING_NUMBER),  # a string here, a number in chat events
+        "uuid": MEETING_UUID,
+        "host_id": HOST_ID,
+        "topic": f"{HOST_NAME}'s Zoom Meeting",
+        "type": 2,
+        "start_time": "2026-11-30T14:00:00Z",
+        "timezone": "Europe/Berlin",
+        "duration": 60,
+        **more,
+    }
+
+
+def zoom_webhooks() -> list[dict[str, Any]]:
+    """Webhook bodies of one meeting, every hard case of the facts file among them."""
+    joined = {
+        "event": "meeting.participant_joined",
+        "event_ts": 1796047200123,
+        "payload": {
+            "account_id": ZOOM_ACCOUNT,
+            "object": _meeting(
+                participant={
+                    "user_id": "16778240",
+                    "user_name": GUEST_EMAIL,  # a guest typed their email as their name
+                    "id": "",
+                    "participant_uuid": GUEST_UUID,
+                    "email": "",
+                    "join_time": "2026-11-30T14:00:00Z",
+                    "registrant_id": "",
+                    "customer_key": f"crm:{GUEST_NAME}",
+                    "phone_number": "+4915112345678",
+                }
+            ),
+        },
+    }
+    left = {
+        "event": "meeting.participant_left",
+        "event_ts": 1796049600456,
+        "payload": {
+            "account_id": ZOOM_ACCOUNT,
+            "object": _meeting(
+                id=MEETING_NUMBER,  # the same meeting, its id a number this time
+                participant={
+                    "user_id": "16778240",
+                    "user_name": GUEST_NAME,
+                    "participant_uuid": GUEST_UUID,
+                    "leave_time": "2026-11-30T14:40:00Z",
+                    "leave_reason": f"{GUEST_NAME} left the meeting. Reason : Host ended the "
+                    "meeting.",
+                },
+            ),
+        },
+    }
+    started = {
+        "event": "meeting.started",
+        "event_ts": 1796047199000,
+        "payload": {"account_id": ZOOM_ACCOUNT, "object": _meeting()},
+    }
+    chat = {
+        "event": "meeting.chat_message_sent",
+        "event_ts": 1796047500000,
+        "payload": {
+            "account_id": ZOOM_ACCOUNT,
+            "operator": "rosalind@example.com",
+            "object": {
+                "id": MEETING_NUMBER,
+                "uuid": MEETING_UUID,
+                "chat_message": {
+                    "date_time": "2026-11-30T14:05:00Z",
+                    "sender_session_id": HOST_UUID,
+                    "sender_name": HOST_NAME,
+                    "sender_email": "rosalind@example.com",
+                    "sender_type": "host",
+                    "recipient_session_id": "",
+                    "recipient_name": "",
+                    "recipient_email": "",
+                    "recipient_type": "everyone",
+                    "message_id": "msg-5aa1",
+                    "message_content": CHAT_TEXT,
+                    "file_ids": [],
+                },
+            },
+        },
+    }
+    recording = {
+        "event": "recording.completed",
+        "event_ts": 1796051000000,
+        "download_token": DOWNLOAD_TOKEN,
+        "payload": {
+            "account_id": ZOOM_ACCOUNT,
+            "object": {
+                **_meeting(),
+                "host_email": "rosalind@example.com",
+                "account_id": ZOOM_ACCOUNT,
+                "password": RECORDING_PASSWORD,
+                "recording_play_passcode": PLAY_PASSCODE,
+                "share_url": f"https://example.zoom.us/rec/share/abc?pwd={RECORDING_PASSWORD}",
+                "total_size": 529758,
+                "recording_count": 2,
+                "recording_files": [
+                    {
+                        "id": "ed6c2f27-2ae7-42f4-b3d0-835b493e4fa8",
+                        "meeting_id": MEETING_UUID,
+                        "recording_start": "2026-11-30T14:00:10Z",
+                        "recording_end": "2026-11-30T14:40:00Z",
+                        "file_type": "MP4",
+                        "file_size": 508170,
+                        "file_extension": "MP4",
+                        "file_name": f"{HOST_NAME} board prep",
+                        "play_url": "https://example.zoom.us/rec/play/xyz",
+                        "download_url": "https://example.zoom.us/rec/download/xyz?access_token="
+                        + DOWNLOAD_TOKEN,
+                        "status": "completed",
+                        "recording_type": "shared_screen_with_speaker_view",
+                    },
+                    {  # a CC file: no id, status, size or play_url
+                        "meeting_id": MEETING_UUID,
+                        "recording_start": "2026-11-30T14:00:10Z",
+                        "recording_end": "2026-11-30T14:40:00Z",
+                        "file_type": "CC",
+                        "file_extension": "VTT",
+                        "download_url": "https://example.zoom.us/rec/download/cc",
+                    },
+                ],
+                "participant_audio_files": [
+                    {
+                        "id": "a1b2",
+                        "recording_start": "2026-11-30T14:00:10Z",
+                        "recording_end": "2026-11-30T14:40:00Z",
+                        "file_type": "M4A",
+                        "file_name": f"Audio only - {GUEST_NAME}",
+                        "file_size": 21000,
+                        "download_url": "https://example.zoom.us/rec/download/a1b2",
+                        "status": "completed",
+                    }
+                ],
+            },
+        },
+    }
+    summary = {
+        "event": "meeting.summary_completed",
+        "event_ts": 1796051100000,
+        "payload": {
+            "account_id": ZOOM_ACCOUNT,
+            "operator": "rosalind@example.com",
+            "object": {
+                "meeting_host_id": HOST_ID,
+                "meeting_host_email": "rosalind@example.com",
+                "meeting_uuid": MEETING_UUID,
+                "meeting_id": MEETING_NUMBER,
+                "meeting_topic": f"{HOST_NAME}'s Zoom Meeting",
+                "meeting_start_time": "2026-11-30T14:00:00Z",
+                "meeting_end_time": "2026-11-30T14:40:00Z",
+                "summary_start_time": "2026-11-30T14:00:00Z",
+                "summary_end_time": "2026-11-30T14:40:00Z",
+                "summary_created_time": "2026-11-30T14:41:00Z",
+                "summary_last_modified_time": "2026-11-30T14:41:00Z",
+                "summary_title": "Board prep",
+                "summary_overview": SUMMARY_TEXT,
+                "summary_details": [{"label": "Launch", "summary": SUMMARY_TEXT}],
+                "next_steps": [NEXT_STEP],
+            },
+        },
+    }
+    feedback = {
+        "event": "meeting.participant_feedback",
+        "event_ts": 1796049700000,
+        "payload": {
+            "account_id": ZOOM_ACCOUNT,
+            "object": _meeting(
+                participant={
+                    "participant_uuid": GUEST_UUID,
+                    "user_name": GUEST_NAME,
+                    "feedback": {
+                        "satisfied": False,
+                        "feedback_details": [{"id": "1", "name": "Audio quality"}],
+                        "comments": FEEDBACK_COMMENT,
+                    },
+                }
+            ),
+        },
+    }
+    drifted = {  # a field no schema declares yet: held for review, not published
+        "event": "meeting.started",
+        "event_ts": 1796047199500,
+        "payload": {
+            "account_id": ZOOM_ACCOUNT,
+            "object": _meeting(ai_companion_notes_token=DOWNLOAD_TOKEN),
+        },
+    }
+    return [started, joined, left, chat, recording, summary, feedback, drifted]
+
+
+LK_ROOM_SID = "RM_hycBMAjmt6Ub"
+
+
+def livekit_events() -> list[dict[str, Any]]:
+    """WebhookEvents of one room (protobuf JSON: int64 as strings), and relayed content."""
+    participant = {
+        "sid": "PA_Xz9GQhGh3kTx",
+        "identity": "teodor-b",
+        "name": GUEST_NAME,
+        "state": "ACTIVE",
+        "metadata": LK_METADATA,
+        "attributes": {"household": LK_ATTR},
+        "joined_at": "1796047201",
+        "region": "eu-central",
+        "kind": "STANDARD",
+        "tracks": [{"sid": "TR_AMkX", "type": "AUDIO", "name": TRACK_LABEL, "source": "MICROPHONE"}],
+    }
+    room = {
+        "sid": LK_ROOM_SID,
+        "name": f"{HOST_NAME} 1:1",
+        "empty_timeout": 300,
+        "max_participants": 10,
+        "creation_time": "1796047200",
+        "turn_password": TURN_PASSWORD,
+        "metadata": LK_METADATA,
+        "num_participants": 1,
+    }
+    return [
+        {"event": "room_started", "room": room, "id": "EV_3XQjM8Ee", "created_at": "1796047200"},
+        {
+            "event": "participant_joined",
+            "room": room,
+            "participant": participant,
+            "id": "EV_7YtxK2aa",
+            "created_at": 1796047201,
+        },
+        {
+            "event": "track_published",
+            "room": room,
+            "participant": participant,
+            "track": {"sid": "TR_AMkX", "type": "AUDIO", "name": TRACK_LABEL, "muted": False,
+                      "source": "MICROPHONE", "mime_type": "audio/red"},
+            "id": "EV_9aZpq1bb",
+            "created_at": "1796047202",
+        },
+        {
+            "event": "transcription_received",
+            "room": room,
+            "participant": participant,
+            "segment": {"id": "SG_1", "text": LK_TRANSCRIPT, "start_time": "1000",
+                        "end_time": "4200", "final": True, "language": "en"},
+            "id": "EV_tr1",
+            "created_at": "1796047210",
+        },
+        {
+            "event": "chat_received",
+            "room": room,
+            "participant": participant,
+            "chat_message": {"id": "CM_1", "timestamp": "1796047215000", "message": LK_CHAT},
+            "id": "EV_ch1",
+            "created_at": "1796047215",
+        },
+    ]
