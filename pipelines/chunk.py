@@ -29,7 +29,6 @@ from pipelines.rules.consented import (
     scanner_for,
 )
 from pipelines.rules.deidentify import Pseudonymizer, country_of, redact_spans
-from pipelines.sources import reject_source, source_of_event_type
 from pipelines.rules.route import (
     CONFLICT,
     DESTINATIONS,
@@ -38,6 +37,7 @@ from pipelines.rules.route import (
     content_decision,
     service_decision,
 )
+from pipelines.sources import reject_source, source_of_event_type
 
 __all__ = [
     "AUDIT_SCHEMA",

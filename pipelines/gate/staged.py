@@ -18,10 +18,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.sources.declared import compile_sources
 from pipelines.gate import results
 from pipelines.gate.rows import detector_hits, string_leaves
 from pipelines.rules import detect
+from pipelines.sources.declared import compile_sources
 
 __all__ = [
     "CHECKS",

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
@@ -118,7 +118,9 @@ def _value(decl: FieldDecl, value: Any) -> tuple[Any, ...]:
         if decl.type == "time":
             return (parse_time(value),)
     except BadValue:
-        raise _Reject("bad_timestamp" if decl.type == "time" else "bad_value", f"$.{decl.path}") from None
+        raise _Reject(
+            "bad_timestamp" if decl.type == "time" else "bad_value", f"$.{decl.path}"
+        ) from None
     if decl.type == "id":
         if value is None or value == "":
             return (None,)
@@ -126,7 +128,9 @@ def _value(decl: FieldDecl, value: Any) -> tuple[Any, ...]:
             raise _Reject("wrong_type", f"$.{decl.path}")
         return (str(value),)
     if decl.type == "json":
-        return (None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode(),)
+        return (
+            None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode(),
+        )
     if decl.category == "identifier" and value == "":
         return (None,)  # Zoom writes "" for a guest's email: no identifier, not an empty one
     return (value,)
@@ -203,13 +207,22 @@ def adapt_lines(
     items: list[tuple[int, Any, str | None, bytes | None]] = []
     rejects: list[dict[str, Any]] = []
 
-    def reject(loc: int, code: str, detail: str | None, raw: bytes | None, event_id: str | None, event_type: str | None) -> None:
+    def reject(
+        loc: int,
+        code: str,
+        detail: str | None,
+        raw: bytes | None,
+        event_id: str | None,
+        event_type: str | None,
+    ) -> None:
         rejects.append(
             {
                 LOC: loc,
                 "event_id": event_id,
                 "event_type": event_type,
-                HASH: classify.record_hash(raw.decode("utf-8", "replace")) if raw is not None else None,
+                HASH: classify.record_hash(raw.decode("utf-8", "replace"))
+                if raw is not None
+                else None,
                 "reason": code,
                 "detail": detail,
                 "raw": raw,
@@ -258,4 +271,3 @@ def adapt_lines(
         mine = pa.Table.from_pylist(rejects, REJECT_SCHEMA)
         found.rejects = pa.concat_tables([found.rejects, mine]).sort_by(LOC)
     return found
-

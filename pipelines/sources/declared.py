@@ -121,15 +121,21 @@ def _field(path: str, spec: Any, where: str, fides: Mapping[str, str]) -> FieldD
         raise ConfigError(f"{where}/fields/{path}/type: {kind!r} is not one of {list(FIELD_TYPES)}")
     unit = spec.get("unit")
     if unit is not None and unit not in UNIT_RULES:
-        raise ConfigError(f"{where}/fields/{path}/unit: {unit!r} is not one of {sorted(UNIT_RULES)}")
+        raise ConfigError(
+            f"{where}/fields/{path}/unit: {unit!r} is not one of {sorted(UNIT_RULES)}"
+        )
     envelope = spec.get("envelope")
     if envelope is not None and envelope not in _ENVELOPE_TARGETS:
-        raise ConfigError(f"{where}/fields/{path}/envelope: {envelope!r} is not one of {_ENVELOPE_TARGETS}")
+        raise ConfigError(
+            f"{where}/fields/{path}/envelope: {envelope!r} is not one of {_ENVELOPE_TARGETS}"
+        )
     if envelope == "event_ts" and kind != "time":
         raise ConfigError(f"{where}/fields/{path}: the event_ts field must be of type 'time'")
     if category == "identifier" and kind not in ("string", "id", "json", "list"):
         # Identifiers are pseudonymised, and a pseudonym is made from text.
-        raise ConfigError(f"{where}/fields/{path}/type: an identifier must be string, id, json or list")
+        raise ConfigError(
+            f"{where}/fields/{path}/type: an identifier must be string, id, json or list"
+        )
     name = spec.get("name") or snake_case(path.rsplit(".", 1)[-1])
     if name in ENVELOPE_FIELDS and envelope is None:
         raise ConfigError(f"{where}/fields/{path}/name: {name!r} is an envelope field's name")
@@ -145,7 +151,7 @@ def _field(path: str, spec: Any, where: str, fides: Mapping[str, str]) -> FieldD
 
 
 def _prefixes(paths: list[str]) -> frozenset[str]:
-    out = set()
+    out: set[str] = set()
     for path in paths:
         parts = path.split(".")
         out.update(".".join(parts[:i]) for i in range(1, len(parts)))
@@ -171,7 +177,10 @@ def compile_sources(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, Sourc
         missing = [c for c in SOURCE_CATEGORIES if c not in fides]
         if missing:
             raise ConfigError(f"{where}/source.json/x-fides: no fideslang key for {missing}")
-        common = {p: _field(p, s, f"{where}/source.json", fides) for p, s in head.get("fields", {}).items()}
+        common = {
+            p: _field(p, s, f"{where}/source.json", fides)
+            for p, s in head.get("fields", {}).items()
+        }
         kinds: dict[str, KindDecl] = {}
         for file_name, schema in sorted(files.items()):
             if file_name == "source.json":
@@ -257,11 +266,7 @@ def source_event_types(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, Ev
             specs = []
             for decl in kind.fields.values():
                 for column, json_type in decl.columns():
-                    arrow = (
-                        pa.timestamp("us", tz="UTC")
-                        if json_type is None
-                        else _ARROW[json_type]
-                    )
+                    arrow = pa.timestamp("us", tz="UTC") if json_type is None else _ARROW[json_type]
                     specs.append(FieldSpec(column, decl.category, arrow, True))
             out[kind.event_type] = EventType(
                 name=kind.event_type,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pipelines.contract import parse_instant
@@ -32,7 +33,7 @@ class BadValue(ValueError):
 _EMPTY = frozenset({"", "-", "--", "N/A", "n/a"})
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
 _WITH_UNIT = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-z%/]*)\s*$")
-_RESOLUTION = re.compile(r"^\s*([0-9]{1,5})\s*[*xX×]\s*([0-9]{1,5})\s*$")
+_RESOLUTION = re.compile(r"^\s*([0-9]{1,5})\s*[*xX\u00d7]\s*([0-9]{1,5})\s*$")
 
 # Unit suffix -> factor to the column's unit, per rule; "" is the bare number some fixtures use.
 _FACTORS: dict[str, dict[str, float]] = {
@@ -85,9 +86,11 @@ def _resolution(value: Any) -> tuple[int | None, int | None]:
     return int(m.group(1)), int(m.group(2))
 
 
-UNIT_RULES: dict[str, Callable[[Any], Any]] = {
-    rule: (lambda v, r=rule: _number_with_unit(r, v)) for rule in _FACTORS
-}
+def _numeric_rule(rule: str) -> Callable[[Any], Any]:
+    return partial(_number_with_unit, rule)
+
+
+UNIT_RULES: dict[str, Callable[[Any], Any]] = {rule: _numeric_rule(rule) for rule in _FACTORS}
 UNIT_RULES["resolution"] = _resolution
 
 
@@ -125,9 +128,9 @@ def parse_time(value: Any) -> int | None:
         if not math.isfinite(value) or value < 0 or value >= _MICROS_BELOW:
             raise BadValue(f"{value!r} is not an epoch time")
         if value < _SECONDS_BELOW:
-            return int(round(value * 1_000_000))
+            return round(value * 1_000_000)
         if value < _MILLIS_BELOW:
-            return int(round(value * 1_000))
+            return round(value * 1_000)
         return int(value)
     if isinstance(value, str) and _EPOCH_TEXT.match(value):
         # Protobuf's JSON writes int64 fields (LiveKit's created_at) as strings of digits.

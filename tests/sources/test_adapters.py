@@ -129,7 +129,9 @@ def test_zoom_content_records_and_their_subjects():
     assert summary.record_class == "customer_content"
     categories = {f.name: f.category for f in summary.fields}
     assert categories["summary_overview"] == categories["next_steps"] == "content"
-    started = {f.name: f.category for f in CONTRACT.event_types["zoom-webhook.meeting.started"].fields}
+    started = {
+        f.name: f.category for f in CONTRACT.event_types["zoom-webhook.meeting.started"].fields
+    }
     assert started["topic"] == "content"  # "<Host Name>'s Zoom Meeting"
 
 
@@ -165,7 +167,10 @@ def test_livekit_maps_and_relayed_content():
     assert found.rejects.num_rows == 0, found.rejects.to_pylist()
     joined = rows(found, "livekit-webhook.participant_joined")[0]
     assert json.loads(joined["participant_attributes"]) == {"household": P.LK_ATTR}
-    fields = {f.name: f.category for f in CONTRACT.event_types["livekit-webhook.participant_joined"].fields}
+    fields = {
+        f.name: f.category
+        for f in CONTRACT.event_types["livekit-webhook.participant_joined"].fields
+    }
     assert fields["participant_metadata"] == fields["participant_attributes"] == "content"
     assert fields["participant_tracks"] == "identifier"
     segment = rows(found, "livekit-webhook.transcription_received")[0]
