@@ -63,6 +63,7 @@ class Line:
     raw: bytes
     event: str
     account_id: str | None
+    meeting_id: str | None
     expect: str
     reason: str | None = None
     subjects: tuple[str, ...] = ()
@@ -108,6 +109,7 @@ class Corpus:
             raw if raw is not None else b"" if body is None else orjson.dumps(body) + b"\n",
             event,
             meeting.account.account_id if meeting else None,
+            meeting.meeting_id if meeting else None,
             expect,
             reason,
             subjects,
@@ -204,6 +206,9 @@ class VendorSource:
     meeting_lines: Callable[[VendorWorld, Corpus, VendorMeeting, bool], None]
     plant: Callable[[VendorWorld, Corpus, str, int, VendorMeeting], Line]
     plant_kinds: tuple[str, ...] = (*VENDOR_LEAK_KINDS, "undeclared_field", "not_json")
+    # Fields whose values never reach training under any name (derived from content, secret),
+    # by their name in the vendor shape.
+    withheld_fields: tuple[str, ...] = ()
 
 
 def build_lines(source: VendorSource, world: VendorWorld, events: int) -> list[Line]:
@@ -266,6 +271,7 @@ def write_vendor(
         "files": names,
         "accounts": len(world.accounts),
         "meetings": world.meetings,
+        "withheld_fields": sorted(source.withheld_fields),
         **_line_truth(lines),
     }
     (out / "truth.json").write_text(json.dumps(truth, sort_keys=True, indent=1) + "\n")
@@ -285,6 +291,7 @@ def _line_truth(lines: list[Line]) -> dict[str, Any]:
                 "line": number,
                 "event": line.event,
                 "account_id": line.account_id,
+                "meeting_id": line.meeting_id,
                 "expect": line.expect,
                 "reason": line.reason,
                 "content_subjects": list(line.subjects),
