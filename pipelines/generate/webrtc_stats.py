@@ -338,6 +338,8 @@ class _Session:
                 "frameHeight": self.height,
                 "framesPerSecond": self.fps,
                 "qpSum": int(t * self.fps * 30),
+                "psnrSum": {"y": int(t * 38 * 100) / 100, "u": int(t * 41 * 100) / 100},
+                "psnrMeasurements": int(t),
                 "totalEncodeTime": int(t * 0.005 * self.fps * 1000) / 1000,
                 "qualityLimitationReason": pick(r, ("none", "none", "bandwidth", "cpu")),
                 "qualityLimitationDurations": {
