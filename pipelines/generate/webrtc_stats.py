@@ -93,6 +93,7 @@ class _Session:
         )
         self.public_ip = line_of.user.ip
         self.remote_ip = f"198.18.{int(r() * 255)}.{2 + int(r() * 250)}"
+        self.psnr = r() < 0.3  # reported only where the browser enables it
         self.width, self.height, self.fps = pick(
             r, ((1280, 720, 30), (640, 360, 30), (960, 540, 24))
         )
@@ -121,9 +122,9 @@ class _Session:
             "priority": 2_122_260_223 if local_kind == "host" else 1_686_052_607,
             "foundation": str(int(r() * 4_000_000_000)),
             "usernameFragment": self.ufrag_local,
-            "networkAdapterType": pick(r, ("ethernet", "wifi", "unknown")),
-            "vpn": False,
         }
+        if local_kind == "host" and r() < 0.3:  # ICE over TCP
+            local_cand.update({"protocol": "tcp", "tcpType": "passive", "port": 9})
         if local_kind != "host":
             local_cand["relatedAddress"] = local_address
             local_cand["relatedPort"] = 50_000 + int(r() * 15_000)
@@ -200,6 +201,10 @@ class _Session:
                 "responsesReceived": int(t / 2.5),
                 "responsesSent": int(t / 2.5),
                 "consentRequestsSent": int(t / 5),
+                "packetsDiscardedOnSend": 0,
+                "bytesDiscardedOnSend": 0,
+                "lastPacketReceivedTimestamp": ts - int(r() * 20),
+                "lastPacketSentTimestamp": ts - int(r() * 20),
             },
             local_cand,
             remote_cand,
@@ -265,6 +270,18 @@ class _Session:
                 "audioLevel": int(r() * 4000) / 10000,
                 "totalAudioEnergy": energy,
                 "totalSamplesDuration": t,
+                "mediaType": "audio",
+                "fecPacketsReceived": int(r() * t),
+                "fecPacketsDiscarded": 0,
+                "insertedSamplesForDeceleration": int(r() * t * 20),
+                "removedSamplesForAcceleration": int(r() * t * 20),
+                "jitterBufferTargetDelay": int(t * 48000 * 0.08 * 100) / 100,
+                "jitterBufferMinimumDelay": int(t * 48000 * 0.04 * 100) / 100,
+                "lastPacketReceivedTimestamp": ts - int(r() * 20),
+                "packetsDiscarded": 0,
+                "packetsReceivedWithCe": 0,
+                "packetsReceivedWithEct1": 0,
+                "totalProcessingDelay": int(t * 48000 * 0.07 * 100) / 100,
             },
             {
                 "id": f"IT01V{self.remote_video_ssrc}",
@@ -296,6 +313,28 @@ class _Session:
                 "nackCount": int(r() * 5),
                 "pliCount": int(r() * 3),
                 "firCount": 0,
+                "mediaType": "video",
+                "remoteId": f"ROV{self.remote_video_ssrc}",
+                "rtxSsrc": self.remote_video_ssrc ^ 1,
+                "headerBytesReceived": pkts_v * 40,
+                "retransmittedPacketsReceived": int(r() * 4),
+                "retransmittedBytesReceived": int(r() * 4000),
+                "framesAssembledFromMultiplePackets": int(self.fps * t * 0.6),
+                "totalAssemblyTime": int(t * 0.3 * 1000) / 1000,
+                "jitterBufferDelay": int(self.fps * t * 0.05 * 1000) / 1000,
+                "jitterBufferEmittedCount": int(self.fps * t),
+                "jitterBufferTargetDelay": int(self.fps * t * 0.07 * 1000) / 1000,
+                "jitterBufferMinimumDelay": int(self.fps * t * 0.03 * 1000) / 1000,
+                "lastPacketReceivedTimestamp": ts - int(r() * 20),
+                "packetsReceivedWithCe": 0,
+                "packetsReceivedWithEct1": 0,
+                "totalFreezesDuration": 0,
+                "totalPausesDuration": 0,
+                "totalInterFrameDelay": int(t * 1000) / 1000,
+                "totalSquaredInterFrameDelay": int(t / self.fps * 1000) / 1000,
+                "totalProcessingDelay": int(self.fps * t * 0.02 * 1000) / 1000,
+                # Chromium's legacy timing string: comma-separated numbers.
+                "googTimingFrameInfo": ",".join(str(int(r() * 1e6)) for _ in range(13)),
             },
             {
                 "id": f"OT01A{self.audio_ssrc}",
@@ -315,6 +354,10 @@ class _Session:
                 "targetBitrate": 32000,
                 "totalPacketSendDelay": int(t * 0.01 * 1000) / 1000,
                 "active": True,
+                "mediaType": "audio",
+                "nackCount": 0,
+                "packetsSentWithEct1": 0,
+                "retransmittedBytesSent": 0,
             },
             {
                 "id": f"OT01V{self.video_ssrc}",
@@ -338,8 +381,6 @@ class _Session:
                 "frameHeight": self.height,
                 "framesPerSecond": self.fps,
                 "qpSum": int(t * self.fps * 30),
-                "psnrSum": {"y": int(t * 38 * 100) / 100, "u": int(t * 41 * 100) / 100},
-                "psnrMeasurements": int(t),
                 "totalEncodeTime": int(t * 0.005 * self.fps * 1000) / 1000,
                 "qualityLimitationReason": pick(r, ("none", "none", "bandwidth", "cpu")),
                 "qualityLimitationDurations": {
@@ -352,6 +393,15 @@ class _Session:
                 "encoderImplementation": pick(r, ("libvpx", "SimulcastEncoderAdapter (libvpx)")),
                 "powerEfficientEncoder": False,
                 "scalabilityMode": "L1T1",
+                "mediaType": "video",
+                "encodingIndex": 0,
+                "headerBytesSent": pkts_v * 40,
+                "packetsSentWithEct1": 0,
+                "retransmittedPacketsSent": int(r() * 4),
+                "retransmittedBytesSent": int(r() * 4000),
+                "rtxSsrc": self.video_ssrc ^ 1,
+                "totalEncodedBytesTarget": 0,
+                "totalPacketSendDelay": int(t * 0.02 * 1000) / 1000,
                 "nackCount": int(r() * 5),
                 "pliCount": int(r() * 3),
                 "firCount": 0,
@@ -372,6 +422,7 @@ class _Session:
                 "totalRoundTripTime": int(rtt * t / 5 * 1000) / 1000,
                 "roundTripTimeMeasurements": max(1, int(t / 5)),
                 "fractionLost": int(r() ** 3 * 25) / 256,
+                "mediaType": "audio",
             },
             {
                 "id": f"ROA{self.remote_audio_ssrc}",
@@ -388,6 +439,42 @@ class _Session:
                 "bytesSent": pkts_a * 120,
                 "roundTripTimeMeasurements": 0,
                 "totalRoundTripTime": 0,
+                "mediaType": "audio",
+            },
+            {
+                "id": f"RIV{self.video_ssrc}",
+                "type": "remote-inbound-rtp",
+                "timestamp": ts,
+                "ssrc": self.video_ssrc,
+                "kind": "video",
+                "transportId": "T01",
+                "codecId": video_codec,
+                "localId": f"OT01V{self.video_ssrc}",
+                "packetsLost": int(pkts_v * r() ** 3 * 0.02),
+                "jitter": int(r() ** 2 * 30) / 1000,
+                "roundTripTime": rtt,
+                "totalRoundTripTime": int(rtt * t / 5 * 1000) / 1000,
+                "roundTripTimeMeasurements": max(1, int(t / 5)),
+                "fractionLost": 0,
+                "mediaType": "video",
+            },
+            {
+                "id": f"ROV{self.remote_video_ssrc}",
+                "type": "remote-outbound-rtp",
+                "timestamp": ts,
+                "ssrc": self.remote_video_ssrc,
+                "kind": "video",
+                "transportId": "T01",
+                "codecId": video_codec,
+                "localId": f"IT01V{self.remote_video_ssrc}",
+                "remoteTimestamp": ts - 8.25,
+                "reportsSent": max(1, int(t / 5)),
+                "packetsSent": pkts_v,
+                "bytesSent": pkts_v * 1100,
+                "roundTripTime": rtt,
+                "roundTripTimeMeasurements": 1,
+                "totalRoundTripTime": rtt,
+                "mediaType": "video",
             },
             {
                 "id": "SA1",
@@ -437,6 +524,10 @@ class _Session:
                 "bytesReceived": int(r() * t * 4),
             },
         ]
+        if self.psnr:
+            video_out = next(x for x in reports if x["id"] == f"OT01V{self.video_ssrc}")
+            video_out["psnrSum"] = {"y": int(t * 3800) / 100, "u": int(t * 4100) / 100}
+            video_out["psnrMeasurements"] = int(t)
         return reports
 
 
