@@ -191,6 +191,7 @@ def test_consent_ledger_covers_the_content_subjects(corpus: Any) -> None:
     subjects = {s for r in truth["records"] for s in r["content_subjects"]}
     ledger = (out / "consent.jsonl").read_bytes().decode()
     assert all(s.startswith("p-") for s in subjects)
+    assert set(truth["subjects"]) == subjects
     decided = {s for s in subjects if f'"subject_id":"{s}"' in ledger}
     if subjects:
         assert decided, "some content subjects have consent decisions"

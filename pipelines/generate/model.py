@@ -6,6 +6,8 @@ same seed gives the same people whichever shape their records take.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
 import re
 import unicodedata
@@ -66,6 +68,12 @@ class Attendee:
 
 
 _DEVICE_CUM = list(accumulate(w for _, _, w in DEVICES))
+
+
+def platform_user_id(user: User) -> str:
+    """A platform's 22-character user id for a person (Zoom's shape): stable, from the pid."""
+    digest = hashlib.sha256(user.pid.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:22]
 
 
 def email_local(first: str, last: str) -> str:

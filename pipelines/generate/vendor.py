@@ -24,7 +24,16 @@ import orjson
 
 from pipelines.generate.cases import pattern_leak
 from pipelines.generate.ledger import ConsentLedger
-from pipelines.generate.model import DAY_MS, HOUR, MINUTE, SECOND, Account, Attendee, make_accounts
+from pipelines.generate.model import (
+    DAY_MS,
+    HOUR,
+    MINUTE,
+    SECOND,
+    Account,
+    Attendee,
+    make_accounts,
+    platform_user_id,
+)
 from pipelines.generate.vocab import LEAVE_REASONS, TOPICS, pick
 from pipelines.generate.writers import JsonlShards, shard_names
 
@@ -274,8 +283,20 @@ def write_vendor(
         "withheld_fields": sorted(source.withheld_fields),
         **_line_truth(lines),
     }
+    truth["subjects"] = _subjects(world, truth["records"])
     (out / "truth.json").write_text(json.dumps(truth, sort_keys=True, indent=1) + "\n")
     return truth
+
+
+def _subjects(world: VendorWorld, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the platforms name each content subject (the ledger names them by pid)."""
+    wanted = {s for r in records for s in r["content_subjects"]}
+    return {
+        u.pid: {"platform_user_id": platform_user_id(u), "email": u.email}
+        for a in world.accounts
+        for u in a.users
+        if u.pid in wanted
+    }
 
 
 def _line_truth(lines: list[Line]) -> dict[str, Any]:

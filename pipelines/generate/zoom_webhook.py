@@ -11,12 +11,12 @@ and tokens in recording events, per-participant audio files named after people.
 from __future__ import annotations
 
 import base64
-import hashlib
 from typing import Any
 
 import orjson
 
-from pipelines.generate.model import MINUTE, SECOND, Attendee, User
+from pipelines.generate.model import MINUTE, SECOND, Attendee
+from pipelines.generate.model import platform_user_id as zoom_user_id
 from pipelines.generate.vendor import (
     Corpus,
     Line,
@@ -70,12 +70,6 @@ _WINDOW_TITLES = (
 )
 # A participant field no schema has declared yet: Zoom adds fields without notice.
 _NEW_FIELDS = (("participant_region", "EU"), ("is_guest_on_behalf", False), ("rtms_status", 1))
-
-
-def zoom_user_id(user: User) -> str:
-    """Zoom's 22-character user id: stable for a person, derived from their pid."""
-    digest = hashlib.sha256(user.pid.encode()).digest()
-    return base64.urlsafe_b64encode(digest).decode()[:22]
 
 
 def _meeting_id(world: VendorWorld, meeting: VendorMeeting) -> int | str:
