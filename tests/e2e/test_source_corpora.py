@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def published(
         ],
         capture_output=True,
         text=True,
-        env={"CONSENTGATE_PSEUDONYM_KEY": KEY, "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "CONSENTGATE_PSEUDONYM_KEY": KEY},
         timeout=300,
         check=False,
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -328,7 +329,7 @@ def published(runs: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     argv = [sys.executable, "-m", "pipelines", "-q", "run", "--source", "webrtc-stats"]
     for path in inputs:
         argv += ["--input", path]
-    env = {"CONSENTGATE_PSEUDONYM_KEY": KEY, "PATH": "/usr/bin:/bin"}
+    env = {**os.environ, "CONSENTGATE_PSEUDONYM_KEY": KEY}
     done = subprocess.run(
         [*argv, "--out", str(out)], capture_output=True, text=True, env=env, timeout=120
     )
