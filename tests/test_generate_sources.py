@@ -37,6 +37,8 @@ HARD_CASES = {
         "summary_plain_keys",
         "feedback_comment",
         "window_title_in_sharing_details",
+        "file_link_in_sharing_details",
+        "recording_renamed_topics",
     },
     "zoom-qos": {
         "unit_strings",

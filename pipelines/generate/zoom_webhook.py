@@ -167,7 +167,7 @@ def _meeting_lines(world: VendorWorld, corpus: Corpus, m: VendorMeeting, every: 
     if every or r() < 0.2:
         _alert(world, corpus, m, [pick(r, _ALERT_ISSUES)])
     if every or r() < 0.2:
-        _sharing(world, corpus, m)
+        _sharing(world, corpus, m, with_link=every)
     for a in m.attendees:
         _participant_event(world, corpus, m, a, "meeting.participant_left")
     line = corpus.add(None, "meeting.ended", m)
@@ -177,8 +177,12 @@ def _meeting_lines(world: VendorWorld, corpus: Corpus, m: VendorMeeting, every: 
     if every or r() < 0.4:
         _recording(world, corpus, m, "recording.completed", everyone)
         _recording(world, corpus, m, "recording.transcript_completed", everyone)
+    if every or r() < 0.05:
+        _renamed(world, corpus, m, everyone)
     if every or r() < 0.3:
-        _summary(world, corpus, m, everyone, drift=r() < 0.3)
+        # The first meetings have one of each summary shape, however the draws fall.
+        plain = r() < 0.3 or (every and world.meetings == 2)
+        _summary(world, corpus, m, everyone, drift=plain and not (every and world.meetings == 1))
     if every or r() < 0.1:
         _feedback(world, corpus, m)
 
@@ -290,19 +294,25 @@ def _alert(world: VendorWorld, corpus: Corpus, m: VendorMeeting, issues: list[st
     return line
 
 
-def _sharing(world: VendorWorld, corpus: Corpus, m: VendorMeeting) -> None:
+def _sharing(world: VendorWorld, corpus: Corpus, m: VendorMeeting, with_link: bool) -> None:
     r = world.r
     a = pick(r, m.attendees)
     title = pick(r, _WINDOW_TITLES)
+    link = ""
+    if r() < 0.5 or with_link:  # a shared cloud file: the link opens the document itself
+        link = f"https://docs.example.com/d/{world.rng.getrandbits(120):030x}/edit?usp=sharing"
     line = corpus.add(None, "meeting.sharing_started", m, "restricted", subjects=(a.user.pid,))
     line.case("window_title_in_sharing_details")
     line.must_not_publish(title, "content", "participant.sharing_details.content")
+    if link:
+        line.must_not_publish(link, "content_reference", "participant.sharing_details.file_link")
+        line.case("file_link_in_sharing_details")
     obj = _meeting_object(world, line, m)
     part = _participant(world, line, m, a)
     part["sharing_details"] = {
         "content": title,
         "link_source": "",
-        "file_link": "",
+        "file_link": link,
         "date_time": world.iso(a.join_ms + SECOND),
         "source": "in_meeting",
     }
@@ -402,6 +412,23 @@ def _recording(
         body = {**body, "download_token": _jwt(world)}
         line.must_not_publish(body["download_token"], "secret", "download_token")
         line.case("download_token")
+    line.set_body(body)
+
+
+def _renamed(
+    world: VendorWorld, corpus: Corpus, m: VendorMeeting, everyone: tuple[str, ...]
+) -> None:
+    """A recording renamed: the old and the new title are both what people wrote."""
+    new_topic = f"{m.topic} (final)"
+    line = corpus.add(None, "recording.renamed", m, "restricted", subjects=everyone)
+    line.case("recording_renamed_topics")
+    line.must_not_publish(new_topic, "content", "object.topic")
+    obj = {"uuid": m.uuid, "id": m.numeric_id, "topic": new_topic, "type": 2}
+    old = {"uuid": m.uuid, "id": m.numeric_id, "topic": m.topic, "type": 2}
+    body = _envelope(world, "recording.renamed", m.end + 20 * MINUTE, m, obj)
+    body["payload"]["old_object"] = old
+    body["payload"]["operator"] = m.host.user.email or ""
+    line.must_not_publish(m.host.user.email, "identifier", "payload.operator")
     line.set_body(body)
 
 
