@@ -14,7 +14,12 @@ from pipelines.rules.deidentify import pseudonymizer_from_env
 from pipelines.rules.route import DedupVerdicts
 from pipelines.transforms.context import RunContext
 
-__all__ = ["Deidentify", "DetectLeaks", "RouteRecords"]
+__all__ = ["WORKER_KEY_FINGERPRINTS", "Deidentify", "DetectLeaks", "RouteRecords"]
+
+# The counts key under which each chunk reports the fingerprint of the key its worker
+# pseudonymised with; the counts' sum is the sorted set of them (the launcher compares it with
+# its own key's, and pops it before the counts reach the manifest).
+WORKER_KEY_FINGERPRINTS = "worker_key_fingerprints"
 
 
 class _Detect(beam.DoFn):
@@ -78,9 +83,11 @@ class _Deidentify(beam.DoFn):
         twin = GateTwin.build(
             self.config.schemas, self.config.expectations, context.known, context.prints
         )
-        yield chunk.outputs(
+        out = chunk.outputs(
             self.config, self.contract, self.pseudonyms, verdicts, twin, context.known
         )
+        out.counts[WORKER_KEY_FINGERPRINTS] = [self.pseudonyms.key_fingerprint]
+        yield out
 
 
 class Deidentify(beam.PTransform):
