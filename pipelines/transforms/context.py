@@ -16,7 +16,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-from apache_beam.pvalue import AsSingleton
+from apache_beam.pvalue import AsList, AsSingleton
 
 from pipelines.chunk import EventChunk
 from pipelines.config import Config
@@ -50,14 +50,14 @@ class RunContext:
 
 
 class MergeAll(beam.PTransform):
-    """Parts -> one value, `merge(parts)`, for a singleton side input; `empty` is merged in, so
-    no parts still give a value.
+    """Parts -> one value, `merge([empty, *parts])`, for a singleton side input.
 
-    Not a CombineGlobally: runners lift a combine, pre-combining all a worker's parts of a
-    bundle into one element before the shuffle, and on Flink a bundle is a task's whole
-    partition, so that element grows with the input until it no longer fits the sort buffer
-    ("Cannot write record to fresh sort buffer. Record too large": 4M events failed so). Here
-    each part crosses the shuffle on its own: the largest element is one part (one chunk's).
+    Not a CombineGlobally, and no shuffle at all: runners lift a combine, pre-combining all of
+    a worker's parts in a bundle into one element before the shuffle, and on Flink a bundle is
+    a task's whole partition, so that element grows with the input until it no longer fits
+    Flink's sort buffer ("Cannot write record to fresh sort buffer. Record too large": 4M
+    events failed so). Here the parts reach the one merging call as a side input (on Flink a
+    broadcast, never sorted); `empty` makes no parts still give a value.
     """
 
     def __init__(self, merge: Callable[[list[Any]], Any], empty: Any) -> None:
@@ -66,13 +66,11 @@ class MergeAll(beam.PTransform):
         self.empty = empty
 
     def expand(self, parts: beam.PCollection) -> beam.PCollection:
-        empty = parts.pipeline | "Empty" >> beam.Create([self.empty])
         return (
-            (parts, empty)
-            | "WithEmpty" >> beam.Flatten()
-            | "KeyAll" >> beam.Map(lambda part: (None, part))
-            | "GroupAll" >> beam.GroupByKey()
-            | "MergeAll" >> beam.MapTuple(lambda _, group: self.merge(list(group)))
+            parts.pipeline
+            | "Empty" >> beam.Create([self.empty])
+            | "MergeAll"
+            >> beam.Map(lambda empty, all_parts: self.merge([empty, *all_parts]), AsList(parts))
         )
 
 
