@@ -383,9 +383,9 @@ def _check_port_free(name: str, *ports: int) -> None:
 
 def _key_fingerprint() -> str:
     key = os.environ.get(KEY_ENV, "")
-    if len(key.encode()) < 16:
+    if len(key.encode()) < 32:  # the job refuses shorter keys (pipelines/rules/deidentify.py)
         raise ClusterError(
-            f"{KEY_ENV} is not set (or shorter than 16 bytes): the TaskManagers hand their "
+            f"{KEY_ENV} is not set (or shorter than 32 bytes): the TaskManagers hand their "
             "environment to the SDK workers, which read the pseudonymisation key from it. "
             f"Export {KEY_ENV} before `make flink-up`."
         )
