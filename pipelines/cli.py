@@ -89,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--shards", type=int, default=1, metavar="K")
     gen.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
     gen.add_argument("--date", default="2026-11-26", type=_day, metavar="YYYY-MM-DD")
+    gen.add_argument(
+        "--source",
+        # pipelines.generate.SOURCES (not imported here: the generator loads only when used)
+        choices=("contract", "zoom-webhook", "zoom-qos", "webrtc-stats", "livekit-webhook"),
+        default="contract",
+        help="the shape of the records: contract (v1 envelopes) or a platform's own",
+    )
 
     commands.add_parser(
         "detect",
@@ -270,6 +277,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     try:
         truth = generate(
             args.out,
+            source=args.source,
             events=args.events,
             seed=args.seed,
             shards=args.shards,

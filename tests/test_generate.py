@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 from collections import Counter
@@ -14,8 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import generate as generate_module
-from pipelines.generate import generate
+from pipelines.generate import contract, generate
+from pipelines.generate import truth as consent_truth_module
+from pipelines.generate.ledger import CONSENT_CLAUSES
 
 # The input contract (input-contract-v1.md), written out again here on purpose: the test
 # is a second, independent reading of it. Types: num, int, str, str? (nullable), ids (list of
@@ -237,6 +239,38 @@ def test_same_seed_gives_same_bytes(tmp_path: Path, fmt: str) -> None:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
+# sha256 of what the single-module generator wrote (before it became a package): the decoded
+# event lines, the ledger and the truth. A deliberate change to the contract generator's output
+# updates these and GENERATOR_ID together.
+PINNED_OUTPUT = {
+    (500, 0, 1): (
+        "7527be4c8104c8b34bd23b22778209bb947088f99efc308035a7b89cee5adc95",
+        "1649f4e2036fcc7fedc81657f45b1045a4cc955e9fdcb91ea9a67e1d857e1d41",
+        "9e5b78ae35f16113792531fb0f196136d431772918bccb185b709ff894700752",
+    ),
+    (1500, 9, 2): (
+        "5ff7cea8c8f0f43aee1f0e6576a4d16978e4e7a3e62f025944a02bd7e4dbaaf3",
+        "f5fe234482cff83dd0525f6e21f9fbbe69decbbe8b4df7a00dc70e66006d57db",
+        "d4a87c00441838dabe57de3f69f79fe878d89e00bffa2e2e0d99a283cee68131",
+    ),
+}
+
+
+@pytest.mark.parametrize("events,seed,shards", sorted(PINNED_OUTPUT), ids=str)
+def test_contract_output_is_pinned(tmp_path: Path, events: int, seed: int, shards: int) -> None:
+    truth = generate(tmp_path, events=events, seed=seed, shards=shards)
+    lines = b"".join(gzip.decompress((tmp_path / name).read_bytes()) for name in truth["files"])
+    got = tuple(
+        hashlib.sha256(data).hexdigest()
+        for data in (
+            lines,
+            (tmp_path / "consent.jsonl").read_bytes(),
+            (tmp_path / "truth.json").read_bytes(),
+        )
+    )
+    assert got == PINNED_OUTPUT[(events, seed, shards)]
+
+
 def test_gzip_header_carries_no_time_or_name(sample: tuple[Path, dict[str, Any]]) -> None:
     out, truth = sample
     header = (out / truth["files"][0]).read_bytes()[:10]
@@ -261,7 +295,7 @@ def test_regenerating_replaces_earlier_shards(tmp_path: Path) -> None:
 def test_a_failed_run_leaves_no_partial_event_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    build = generate_module._Meeting.build
+    build = contract.Meeting.build
     calls = 0
 
     def failing_build(self: Any, size: int) -> Any:
@@ -271,7 +305,7 @@ def test_a_failed_run_leaves_no_partial_event_file(
             raise OSError("disk full")
         return build(self, size)
 
-    monkeypatch.setattr(generate_module._Meeting, "build", failing_build)
+    monkeypatch.setattr(contract.Meeting, "build", failing_build)
     with pytest.raises(OSError, match="disk full"):
         generate(tmp_path, events=3000, seed=1)
     assert list(tmp_path.iterdir()) == []
@@ -770,7 +804,7 @@ def test_consent_truth_shape(
     assert 0.1 <= len(yes) / len(content) <= 0.6
     assert 0 < len(host) < len(content) - len(yes), "the host-only rule is not all or nothing"
     assert all(n > 0 for n in consent["clauses"].values()), consent["clauses"]
-    assert set(consent["clauses"]) == set(generate_module.CONSENT_CLAUSES)
+    assert set(consent["clauses"]) == set(CONSENT_CLAUSES)
     assert all(n > 0 for n in consent["verdicts"].values()), consent["verdicts"]
     pairs = sum(len(subjects_of(r)) for r in routed if r["event_type"].startswith("content."))
     assert sum(consent["verdicts"].values()) == pairs
@@ -876,7 +910,7 @@ HAND_LEDGER = [
     ],
 )
 def test_hand_worked_consent(meeting: str, at: str, subjects: list[str], consented: bool) -> None:
-    truth = generate_module._ConsentTruth(HAND_LEDGER, "2026-11-27T12:00:00Z")
+    truth = consent_truth_module.ConsentTruth(HAND_LEDGER, "2026-11-27T12:00:00Z")
     yes, _ = truth.meeting("acct-1", meeting, frozenset(), [("ev", at, tuple(subjects))])
     assert yes == (["ev"] if consented else [])
 
@@ -891,7 +925,7 @@ def test_hand_worked_host_only() -> None:
         _decision("dan", "account", "revoke", "self", "2026-11-28T00:00:00Z", account="acct-2"),
         _decision("eve", _M1, "grant", "self", "2026-11-26T08:00:00Z"),  # not a host
     ]
-    truth = generate_module._ConsentTruth(ledger, "2026-11-27T12:00:00Z")
+    truth = consent_truth_module.ConsentTruth(ledger, "2026-11-27T12:00:00Z")
 
     def admitted(account: str, meeting: str, hosts: set[str], at: str) -> bool:
         events = [("ev", f"2026-11-26T{at}:00.000Z", ("zed",))]
@@ -929,7 +963,7 @@ def test_hand_worked_host_only() -> None:
     ],
 )
 def test_hand_worked_rejected_rows(rejected, consented) -> None:
-    truth = generate_module._ConsentTruth(HAND_LEDGER, "2026-11-27T12:00:00Z", rejected)
+    truth = consent_truth_module.ConsentTruth(HAND_LEDGER, "2026-11-27T12:00:00Z", rejected)
     events = [("ev", "2026-11-26T09:12:00.000Z", ("gina",))]
     yes, _ = truth.meeting("acct-1", "mtg-1", frozenset(), events)
     assert yes == (["ev"] if consented else [])

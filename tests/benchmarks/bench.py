@@ -159,7 +159,10 @@ class InputSet:
 
 
 def _generator_hash() -> str:
-    return sha256((ROOT / "pipelines" / "generate.py").read_bytes()).hexdigest()[:16]
+    digest = sha256()
+    for module in sorted((ROOT / "pipelines" / "generate").glob("*.py")):
+        digest.update(module.name.encode() + b"\0" + module.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _event_files(folder: Path, fmt: str) -> list[Path]:

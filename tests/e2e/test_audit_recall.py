@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import generate as g
 from pipelines.cli import main
+from pipelines.generate import cases, contract, vocab
 
 pytestmark = pytest.mark.e2e
 
@@ -46,15 +46,15 @@ def _audit(path, capsys) -> tuple[int, dict]:
 def _leaks(kind: str) -> list[str]:
     rng = random.Random(kind)
     if kind == "chat":
-        sentences = [s for s in g.CHAT_MESSAGES + g.SPOKEN_SENTENCES if len(s.split()) >= 4]
+        sentences = [s for s in vocab.CHAT_MESSAGES + vocab.SPOKEN_SENTENCES if len(s.split()) >= 4]
         return [f"send failed: {rng.choice(sentences)}" for _ in range(PER_KIND)]
     if kind == "names_with_emails":
         out = []
         for _ in range(PER_KIND):
-            first, last = rng.choice(g.FIRST_NAMES), rng.choice(g.LAST_NAMES)
+            first, last = rng.choice(vocab.FIRST_NAMES), rng.choice(vocab.LAST_NAMES)
             out.append(f"invite from {first} {last} <{first}.{last}@mail.example.org>".lower())
         return out
-    return [g._pattern_leak(rng, kind, v)[1] for v in range(PER_KIND)]
+    return [cases.pattern_leak(rng, kind, v)[1] for v in range(PER_KIND)]
 
 
 @pytest.mark.parametrize(
@@ -70,8 +70,8 @@ def test_audit_finds_at_least_95_percent_of_each_leak_kind(tmp_path, capsys, kin
 
 def test_audit_flags_none_of_a_few_thousand_ordinary_log_lines(tmp_path, capsys):
     rng = random.Random(9)
-    lines = [g._clean_log(rng.random)["message"] for _ in range(3000)]
-    lines += list(g.LEAVE_REASONS) + list(g.CRASH_MESSAGES)
+    lines = [contract.clean_log(rng.random)["message"] for _ in range(3000)]
+    lines += list(vocab.LEAVE_REASONS) + list(vocab.CRASH_MESSAGES)
     code, report = _audit(_rows(tmp_path, lines), capsys)
     assert report == {"by_detector": {}, "rows_scanned": len(lines), "rows_with_findings": 0}
     assert code == 0
