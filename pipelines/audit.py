@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.errors import InputError
-from pipelines.rules import detect
+from pipelines.rules import detectors
 from pipelines.rules.classify import DEFAULT_MAX_NESTING_DEPTH, too_deep
 from pipelines.rules.nested import iter_strings
 
@@ -141,7 +141,7 @@ def _scan(
     flagged: set[int] = set()
     per_detector: dict[str, set[int]] = {}
     for row, found in zip(
-        rows.tolist(), detect.scan_column(texts, detect.DetectorSettings()), strict=True
+        rows.tolist(), detectors.scan_column(texts, detectors.DetectorSettings()), strict=True
     ):
         for finding in found:
             per_detector.setdefault(finding.detector, set()).add(row + offset)

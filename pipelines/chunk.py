@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from pipelines.config import Config
 from pipelines.contract import Contract, EventType
 from pipelines.gate.rows import TWIN_PREFIX, GateTwin
-from pipelines.rules import classify, detect, echo
+from pipelines.rules import classify, detectors
 from pipelines.rules.classify import HASH, LOC, REJECT_SCHEMA
 from pipelines.rules.consent import ConsentLedger, event_consent
 from pipelines.rules.consented import (
@@ -29,6 +29,7 @@ from pipelines.rules.consented import (
     scanner_for,
 )
 from pipelines.rules.deidentify import Pseudonymizer, country_of, redact_spans
+from pipelines.rules.detectors import echo
 from pipelines.rules.route import (
     CONFLICT,
     DESTINATIONS,
@@ -307,7 +308,7 @@ class EventChunk:
 
     def echo_entries(self, config: Config, contract: Contract) -> pa.Table:
         """The other-subject echo index's entries of this chunk's content records: run hashes
-        with their record, meeting, authors and time (see rules/echo.py)."""
+        with their record, meeting, authors and time (see rules/detectors/echo.py)."""
         settings = echo.EchoSettings.of(config.detectors)
         parts = []
         for _name, event_type, table in self._content_tables(config, contract):
@@ -342,8 +343,8 @@ class EventChunk:
         self,
         config: Config,
         contract: Contract,
-        known: detect.KnownIdentifiers | None,
-        echo: detect.EchoIndex | None,
+        known: detectors.KnownIdentifiers | None,
+        echo: detectors.EchoIndex | None,
     ) -> EventChunk:
         """Scan the text fields of service-generated records and every record's event id; add a
         findings column."""
@@ -359,7 +360,7 @@ class EventChunk:
                 scanned += scannable_fields(event_type)
             meetings = table["meeting_id"]
             for field_name in scanned:
-                found = detect.scan_column(
+                found = detectors.scan_column(
                     table[field_name],
                     config.detectors,
                     known=known,
@@ -518,7 +519,7 @@ class EventChunk:
         pseudonyms: Pseudonymizer,
         verdicts: DedupVerdicts,
         twin: GateTwin | None = None,
-        known: detect.KnownIdentifiers | None = None,
+        known: detectors.KnownIdentifiers | None = None,
     ) -> ChunkOutputs:
         """Build this chunk's rows for every output table, de-identifying what may train.
 
@@ -698,7 +699,7 @@ _NOT_WORDS = frozenset({"data_b64", "download_url", "uri"})
 def _scanned_as_the_gate_scans(config: Config, event_type: EventType) -> tuple[str, ...]:
     """Training columns the first line scanned with exactly the gate's detectors, quarantining
     on any finding: the twin's detector check has nothing to add there."""
-    if config.detectors != detect.DetectorSettings() or config.policy.on_detector_finding != (
+    if config.detectors != detectors.DetectorSettings() or config.policy.on_detector_finding != (
         "quarantine"
     ):
         return ()

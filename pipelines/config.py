@@ -21,7 +21,7 @@ from pipelines.contract import (
 )
 from pipelines.errors import ConfigError
 from pipelines.gate.expectations import load_suite_templates
-from pipelines.rules.detect import DetectorSettings
+from pipelines.rules.detectors import DetectorSettings
 
 __all__ = [
     "CONTENT_POLICIES",

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from pipelines.gate.expectations import string_columns, suite_patterns
 from pipelines.gate.fingerprint import fingerprints_of_many
-from pipelines.rules import detect
+from pipelines.rules import detectors
 from pipelines.rules.consented import column_detectors, scanner_for
 from pipelines.rules.nested import iter_strings
 
@@ -71,7 +71,7 @@ def detector_hits(
     *,
     pseudonym_columns: Collection[str],
     content: bool,
-    known: detect.KnownIdentifiers | None,
+    known: detectors.KnownIdentifiers | None,
 ) -> Iterator[tuple[str, np.ndarray, list[str]]]:
     """`detectors_clean`: (column, rows, detectors) for every column with a finding.
 
@@ -80,7 +80,7 @@ def detector_hits(
     of words: it is checked, with the first line's own scan (`rules/consented.py`), for what
     must have been redacted from it. Pseudonym columns are not scanned.
     """
-    settings = detect.DetectorSettings()
+    settings = detectors.DetectorSettings()
     scanner = scanner_for(known) if content else None
     for name in table.column_names:
         if name in pseudonym_columns or (content and not column_detectors(name)):
@@ -94,7 +94,7 @@ def detector_hits(
             if scanner is not None:
                 hits = scanner.scan_column(distinct, column_detectors(name))
             else:
-                hits = detect.scan_column(distinct, settings, known=known)
+                hits = detectors.scan_column(distinct, settings, known=known)
             flagged = [i for i, f in enumerate(hits) if f]
             if not flagged:
                 continue
@@ -238,7 +238,7 @@ class GateTwin:
     """The gate's row checks with what they need of the run: known identifiers, content
     fingerprints by account, the suites' patterns and each table's pseudonym columns."""
 
-    known: detect.KnownIdentifiers | None
+    known: detectors.KnownIdentifiers | None
     prints: Mapping[str, np.ndarray]
     patterns: Mapping[str, tuple[str, ...]]  # staged table label -> suite patterns
     pseudonym_columns: Mapping[str, Mapping[str, list[str]]]  # label -> event type -> columns
@@ -249,7 +249,7 @@ class GateTwin:
         cls,
         schemas: Mapping[str, Mapping[str, Any]],
         templates: Mapping[str, Mapping[str, Any]],
-        known: detect.KnownIdentifiers | None,
+        known: detectors.KnownIdentifiers | None,
         prints: Mapping[str, np.ndarray],
     ) -> GateTwin:
         return cls(

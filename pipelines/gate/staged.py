@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from pipelines.gate import results
 from pipelines.gate.rows import detector_hits, string_leaves
-from pipelines.rules import detect
+from pipelines.rules import detectors
 
 __all__ = [
     "CHECKS",
@@ -82,7 +82,7 @@ def check_training_table(
     where: str,
     event_type: str,
     rules: TrainingRules,
-    known: detect.KnownIdentifiers | None,
+    known: detectors.KnownIdentifiers | None,
 ) -> dict[str, dict[str, Any]]:
     """Every per-file check on one staged table; examples name positions, never values."""
     found = results.new(CHECKS, table.num_rows)

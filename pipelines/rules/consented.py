@@ -12,15 +12,24 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.rules import detect, numbers, tokens
 from pipelines.rules.deidentify import redact_spans
+from pipelines.rules.detectors import DetectorSettings, Finding, KnownIdentifiers
+from pipelines.rules.detectors.normalise import (
+    ESCAPE,
+    UNSPACED_SCRIPTS,
+    View,
+    is_invisible,
+    normalise,
+)
+from pipelines.rules.detectors.registry import REDACTION_DETECTORS
+from pipelines.rules.detectors.scan import as_strings, to_mask
 
 __all__ = [
     "CLOSED_FIELDS",
@@ -40,9 +49,13 @@ CONSENTED_DETECTORS: tuple[str, ...] = (
     "email",
     "phone",
     "ip_address",
+    "mac_address",
+    "coordinates",
     "secret_url",
     "payment_card",
     "iban",
+    "api_key",
+    "credential",
     "token",
     "opaque_id",
     "known_identifier",
@@ -73,38 +86,10 @@ def column_detectors(name: str) -> tuple[str, ...]:
     return CONSENTED_DETECTORS
 
 
-# Families whose finders live in detect.py and run through its column scan.
-_FROM_DETECT = ("email", "ip_address", "secret_url")
 # Redaction rounds before a value is emptied: joining the text around a redacted span can
 # make a new finding (rarely); the last resort keeps the row and drops the value's words.
 _MAX_ROUNDS = 3
-
-_TextFinder = Callable[[str], Spans]
-
-
-def _phones(text: str) -> Spans:
-    """Both phone finders: the service detector's shapes and libphonenumber's plans."""
-    settings = detect.DetectorSettings.default()
-    spans = [(f.start, f.end) for f in detect.scan_text(text, settings, detectors=("phone",))]
-    spans.extend(numbers.find_phones(text))
-    yield from _merged(spans)
-
-
-def _cards(text: str) -> Spans:
-    settings = detect.DetectorSettings.default()
-    found = detect.scan_text(text, settings, detectors=("payment_card",))
-    yield from _merged([(f.start, f.end) for f in found] + list(numbers.find_cards(text)))
-
-
-# Finders that read the NFKC view of a text (offsets are mapped back by the scanner).
-_VIEW_FINDERS: dict[str, _TextFinder] = {
-    "phone": _phones,
-    "payment_card": _cards,
-    "iban": numbers.find_ibans,
-    "token": tokens.find_tokens,
-    "opaque_id": tokens.find_opaque_ids,
-}
-_PREFILTERS = {**numbers.NUMBER_PREFILTERS, **tokens.TOKEN_PREFILTERS}
+_SETTINGS = DetectorSettings.default()
 
 
 def _merged(spans: list[tuple[int, int]]) -> Spans:
@@ -120,22 +105,22 @@ def _merged(spans: list[tuple[int, int]]) -> Spans:
 _ID_TOKEN = re.compile(r"\w(?:[\w.@+-]*\w)?")
 _FINE_TOKEN = re.compile(r"\w(?:[\w-]*\w)?")
 # Scripts written without spaces between words: a name in them is found as a substring.
-_UNSPACED = re.compile(f"[{detect.UNSPACED_SCRIPTS}]")
+_UNSPACED = re.compile(f"[{UNSPACED_SCRIPTS}]")
 # Shortest lone name part redacted ("Al" is a name; "A" is not).
 _NAME_PART_MIN = 2
 
 
-def _loose(text: str) -> detect._View:
+def _loose(text: str) -> View:
     """NFKC, casefold and accents dropped ("José" reads "jose"), zero-width characters out;
     with each character's original span."""
     if text.isascii():
-        return detect._View(text.lower())
+        return View(text.lower())
     pieces: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     position = 0
     while position < len(text):
-        if text[position] in detect._ZERO_WIDTH:
+        if is_invisible(text[position]):
             position += 1
             continue
         end = position + 1
@@ -146,7 +131,7 @@ def _loose(text: str) -> detect._View:
         starts.extend([position] * len(piece))
         ends.extend([end] * len(piece))
         position = end
-    return detect._View("".join(pieces), starts, ends)
+    return View("".join(pieces), starts, ends)
 
 
 def _strip_marks(text: str) -> str:
@@ -166,7 +151,7 @@ class _People:
     longest: int = 0
 
     @classmethod
-    def of(cls, known: detect.KnownIdentifiers | None) -> _People:
+    def of(cls, known: KnownIdentifiers | None) -> _People:
         keys: set[str] = set()
         parts: set[str] = set()
         unspaced: set[str] = set()
@@ -205,7 +190,7 @@ class _People:
                     at = squeezed.find(key, at + 1)
         yield from _merged(found)
 
-    def _token_spans(self, text: str, view: detect._View, pattern: re.Pattern[str]) -> Spans:
+    def _token_spans(self, text: str, view: View, pattern: re.Pattern[str]) -> Spans:
         tokens_ = list(pattern.finditer(view.text))
         words = [token.group() for token in tokens_]
         for index, word in enumerate(words):
@@ -237,46 +222,38 @@ class ConsentedScanner:
     people: _People = field(repr=False)
 
     @classmethod
-    def build(cls, known: detect.KnownIdentifiers | None) -> ConsentedScanner:
+    def build(cls, known: KnownIdentifiers | None) -> ConsentedScanner:
         return cls(_People.of(known))
 
-    def scan(
-        self, text: str, detectors: Collection[str] = CONSENTED_DETECTORS
-    ) -> list[detect.Finding]:
+    def scan(self, text: str, detectors: Collection[str] = CONSENTED_DETECTORS) -> list[Finding]:
         """Findings in one text, sorted by (start, detector)."""
         return self._scan(text, _checked(detectors))
 
-    def _scan(self, text: str, names: tuple[str, ...]) -> list[detect.Finding]:
-        findings: list[detect.Finding] = []
-        wanted = [n for n in names if n in _FROM_DETECT]
-        if wanted:
-            findings.extend(
-                detect.scan_text(text, detect.DetectorSettings.default(), detectors=wanted)
-            )
-        view: detect._View | None = None
+    def _scan(self, text: str, names: tuple[str, ...]) -> list[Finding]:
+        findings: list[Finding] = []
+        view: View | None = None
         for name in names:
-            finder = _VIEW_FINDERS.get(name)
-            if finder is None:
+            detector = REDACTION_DETECTORS.get(name)
+            if detector is None:
                 continue
             if view is None:
-                view = detect._normalise(text, fold=False)
-            for start, end in finder(view.text):
-                findings.append(detect.Finding(name, *view.original(start, end)))
+                view = normalise(text, fold=False)
+            for start, end in detector.find(view.text, _SETTINGS):
+                findings.append(Finding(name, *view.original(start, end)))
         if "known_identifier" in names:
             findings.extend(
-                detect.Finding("known_identifier", start, end)
-                for start, end in self.people.spans(text)
+                Finding("known_identifier", start, end) for start, end in self.people.spans(text)
             )
         findings.sort(key=lambda f: (f.start, f.detector, f.end))
         return findings
 
     def scan_column(
         self, values: pa.Array | pa.ChunkedArray, detectors: Collection[str] = CONSENTED_DETECTORS
-    ) -> list[list[detect.Finding]]:
+    ) -> list[list[Finding]]:
         """`scan` of every value (null -> []), ASCII rows prefiltered column-wide with RE2."""
-        column = detect._as_strings(values, "values")
+        column = as_strings(values, "values")
         names = _checked(detectors)
-        results: list[list[detect.Finding]] = [[] for _ in range(len(column))]
+        results: list[list[Finding]] = [[] for _ in range(len(column))]
         rows = self._candidates(column, names)
         if len(rows) == 0:
             return results
@@ -291,25 +268,27 @@ class ConsentedScanner:
         count = len(column)
         if count == 0:
             return np.empty(0, np.int64)
-        mask = detect._to_mask(pc.invert(pc.string_is_ascii(column)))
-        detect_patterns = detect._regex_prefilters(detect.DetectorSettings.default())
-        patterns = [detect_patterns[n] for n in names if n in _FROM_DETECT]
-        patterns += [_PREFILTERS[n] for n in names if n in _PREFILTERS]
-        patterns += [detect._ESCAPE.pattern]
+        mask = to_mask(pc.invert(pc.string_is_ascii(column)))
+        patterns = [
+            REDACTION_DETECTORS[n].prefilter(_SETTINGS) or ""
+            for n in names
+            if n in REDACTION_DETECTORS
+        ]
+        patterns += [ESCAPE.pattern]
         union = "|".join(f"(?:{p})" for p in patterns)
-        mask |= detect._to_mask(pc.match_substring_regex(column, union))
+        mask |= to_mask(pc.match_substring_regex(column, union))
         if "known_identifier" in names and self.people.keys:
             parts = pc.split_pattern_regex(pc.ascii_lower(column), r"[^0-9a-z_\-]+")
             pieces = pc.utf8_trim(pc.list_flatten(parts), "-")
             wanted = pa.array(sorted(self.people.candidate_tokens()), pieces.type)
-            hit = detect._to_mask(pc.is_in(pieces, value_set=wanted))
+            hit = to_mask(pc.is_in(pieces, value_set=wanted))
             rows = pc.list_parent_indices(parts).to_numpy()[hit]
             mask[rows] = True
         return np.flatnonzero(mask)
 
     def redact_column(
         self, values: pa.Array, detectors: Collection[str] = CONSENTED_DETECTORS
-    ) -> tuple[pa.Array, list[list[detect.Finding]]]:
+    ) -> tuple[pa.Array, list[list[Finding]]]:
         """Every finding replaced by its marker until each value scans clean; the findings of
         each row (offsets of the round that found them)."""
         names = _checked(detectors)
@@ -336,10 +315,10 @@ class ConsentedScanner:
 
 # The last scanner built and the identifiers it was built from: every chunk of a run brings the
 # same side-input object, and building the lookup costs a pass over every identifier.
-_LAST: list[tuple[detect.KnownIdentifiers | None, ConsentedScanner]] = []
+_LAST: list[tuple[KnownIdentifiers | None, ConsentedScanner]] = []
 
 
-def scanner_for(known: detect.KnownIdentifiers | None) -> ConsentedScanner:
+def scanner_for(known: KnownIdentifiers | None) -> ConsentedScanner:
     """The scanner for a run's known identifiers, built once per worker and side input."""
     if _LAST and _LAST[0][0] is known:
         return _LAST[0][1]

@@ -36,7 +36,7 @@ from pipelines.config import Config
 from pipelines.contract import parse_instant
 from pipelines.rules.classify import decode_line, python_rows, record_class_of
 from pipelines.rules.consent import ConsentLedger, Decision, RejectedRow
-from pipelines.rules.echo import meeting_key
+from pipelines.rules.detectors import meeting_key
 from pipelines.transforms.context import RunContext
 from pipelines.transforms.read import Oversized, iter_lines
 from pipelines.transforms.write import StagedChunk, StagedFile, write_parquet

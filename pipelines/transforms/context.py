@@ -22,8 +22,14 @@ from pipelines.config import Config
 from pipelines.contract import Contract
 from pipelines.gate.rows import account_prints, merge_prints
 from pipelines.rules.consent import hosts_by_meeting
-from pipelines.rules.detect import EchoIndex, KnownIdentifiers
-from pipelines.rules.echo import EchoSettings, EchoSources, bucket_entries, judge_bucket
+from pipelines.rules.detectors import (
+    EchoIndex,
+    EchoSettings,
+    EchoSources,
+    KnownIdentifiers,
+    bucket_entries,
+    judge_bucket,
+)
 from pipelines.rules.route import DedupVerdicts, find_duplicates
 
 __all__ = ["CollectRunContext", "FindDuplicates", "RunContext"]

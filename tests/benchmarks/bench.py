@@ -476,7 +476,7 @@ RULES: tuple[tuple[str, str | None, str], ...] = (
     ("pipelines/report/", None, PUBLISH),
     ("pipelines/lineage.py", None, PUBLISH),
     ("openlineage/", None, PUBLISH),
-    ("pipelines/rules/detect.py", None, INHERIT),
+    ("pipelines/rules/detectors/", None, INHERIT),
     ("pipelines/rules/nested.py", None, INHERIT),
     ("pipelines/", None, DRIVER),
     ("apache_beam/", None, BEAM),
@@ -582,7 +582,7 @@ class Profile:
             del self._shares[func]
             return {}
         else:
-            result = {DETECT if "rules/detect.py" in func[0] else OTHER: 1.0}
+            result = {DETECT if "rules/detectors/" in func[0] else OTHER: 1.0}
         self._shares[func] = result
         return result
 

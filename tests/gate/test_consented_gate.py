@@ -10,7 +10,7 @@ from pipelines.chunk import consented_schema
 from pipelines.config import load_config
 from pipelines.gate.staged import TrainingRules, check_training_table
 from pipelines.rules.consented import ConsentedScanner
-from pipelines.rules.detect import KnownIdentifiers
+from pipelines.rules.detectors import KnownIdentifiers
 
 CONFIG = load_config()
 CONTRACT = CONFIG.contract()

@@ -29,7 +29,7 @@ from pipelines.config import Config, load_config
 from pipelines.rules.classify import LOC
 from pipelines.rules.consent import ConsentLedger, hosts_by_meeting
 from pipelines.rules.deidentify import Pseudonymizer
-from pipelines.rules.detect import (
+from pipelines.rules.detectors import (
     DetectorSettings,
     EchoIndex,
     Finding,

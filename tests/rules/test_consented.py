@@ -6,7 +6,6 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from pipelines.rules import echo
 from pipelines.rules.consented import (
     CONSENTED_DETECTORS,
     ID_DETECTORS,
@@ -14,7 +13,7 @@ from pipelines.rules.consented import (
     ConsentedScanner,
     column_detectors,
 )
-from pipelines.rules.detect import DetectorSettings, KnownIdentifiers
+from pipelines.rules.detectors import DetectorSettings, KnownIdentifiers, echo
 
 KNOWN = KnownIdentifiers.from_values(
     [
@@ -62,7 +61,7 @@ CAUGHT = [
     ("phone_toll_free", "dial 1-800-555-0199", "phone", "1-800-555-0199"),
     ("phone_dots", "dial 415.555.0132", "phone", "415.555.0132"),
     ("phone_spaces_us", "dial 415 555 0132", "phone", "415 555 0132"),
-    ("phone_tel_uri", "tel:+33612345678", "phone", "tel:+33612345678"),
+    ("phone_tel_uri", "tel:+33612345678", "phone", "+33612345678"),
     ("phone_arabic_indic", "رقمي ٠٢٠ ٧٩٤٦ ٠٩٥٨", "phone", "٠٢٠ ٧٩٤٦ ٠٩٥٨"),
     ("phone_fullwidth", f"call {WIDE_PHONE}", "phone", WIDE_PHONE),
     ("card_dots", "card 4111.1111.1111.1111 ok", "payment_card", "4111.1111.1111.1111"),
@@ -89,6 +88,16 @@ CAUGHT = [
         "123e4567-e89b-12d3-a456-426614174000",
     ),
     ("email", "mail dana.r@example.org now", "email", "dana.r@example.org"),
+    ("mac", "my laptop is 3c:22:fb:12:34:56", "mac_address", "3c:22:fb:12:34:56"),
+    ("coordinates", "we are at 40.41678, -3.70379", "coordinates", "40.41678, -3.70379"),
+    (
+        "stripe_key",
+        "use sk_live_51Habc23DEFghi45JKLmno",
+        "api_key",
+        "sk_live_51Habc23DEFghi45JKLmno",
+    ),
+    ("password", "the wifi password: hunter2", "credential", "hunter2"),
+    ("spaced_email", "write dana @ example . org", "email", "dana @ example . org"),
 ]
 # (id, text, detector that must stay silent)
 PASSED = [

@@ -26,7 +26,7 @@ from pipelines.gate.rows import GateTwin, account_prints, print_hits
 from pipelines.rules.classify import decode_line, nesting_depth, record_hash, too_deep
 from pipelines.rules.consent import ConsentLedger, hosts_by_meeting
 from pipelines.rules.deidentify import Pseudonymizer
-from pipelines.rules.detect import EchoIndex, KnownIdentifiers
+from pipelines.rules.detectors import EchoIndex, KnownIdentifiers
 from pipelines.rules.route import find_duplicates
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Tests for pipelines.rules.detect: every detector, its near misses, and the column path."""
+"""Tests for pipelines.rules.detectors: every detector, its near misses, and the column path."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipelines.rules import detect
-from pipelines.rules.detect import (
+from pipelines.rules.detectors import (
+    DETECTORS,
     DetectorSettings,
     EchoIndex,
     Finding,
     KnownIdentifiers,
     find_all,
+    scan,
     scan_column,
     scan_text,
     shingle_hashes,
@@ -31,7 +32,7 @@ def fullwidth(text: str) -> str:
     return "".join(chr(ord(char) + 0xFEE0) for char in text)
 
 
-CONFIG = Path(__file__).parents[2] / "configs" / "detectors.json"
+CONFIG = Path(__file__).parents[3] / "configs" / "detectors.json"
 DEFAULTS = DetectorSettings.default()
 
 # Machine log lines from the platform's telemetry: no detector may flag them.
@@ -159,11 +160,9 @@ def test_phone_near_misses(text: str) -> None:
 
 IPS = [
     "10.0.0.1",
-    "255.255.255.255",
     "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
     "2001:db8::8a2e:370:7334",
     "fe80::1",
-    "::1",
     "::ffff:192.0.2.1",
 ]
 
@@ -174,6 +173,9 @@ def test_ip_address_found(ip: str) -> None:
 
 
 IP_NEAR_MISSES = [
+    "broadcast 255.255.255.255",
+    "loopback ::1 up",
+    "listening on 127.0.0.1:9001",
     "at 09:00:00",
     "scheduled at 2026-11-26T09:00:00Z",
     "took 00:01:23.456",
@@ -260,7 +262,6 @@ CARD_NEAR_MISSES = [
     ("luhn_invalid_plain", "card 4111111111111112"),
     ("epoch_ms", "ts 1732611600000"),
     ("too_short", "card 4111 1111 11"),
-    ("mixed_separators", "card 4111 1111-1111 1111"),
 ]
 
 
@@ -525,6 +526,8 @@ def test_echo_index_survives_pickling() -> None:
 
 MIXED_ROWS = [
     "ICE restart after 412 ms",
+    "refund to DE89 3704 0044 0532 0130 00 via 00:1a:2b:3c:4d:5e",
+    "fix at 37.77493, -122.41942 key sk_live_4eC39HqLyjWDarjtT1zdp7dc password: hunter2",
     None,
     "mail " + fullwidth("alice@example.com") + " from 10.0.0.1",
     "card 4111 1111 1111 1111 token=abc123",
@@ -540,7 +543,7 @@ MIXED_ROWS = [
     "retrying: move the launch, to March",
     "The contract renewal is coming up at the end of the quarter",
 ]
-MIXED_MEETINGS = ["m-1"] * 10 + [None, "m-1", "m-2", "m-1", "m-1"]
+MIXED_MEETINGS = ["m-1"] * 12 + [None, "m-1", "m-2", "m-1", "m-1"]
 
 
 def test_scan_text_sorts_by_start_then_detector() -> None:
@@ -572,7 +575,7 @@ def test_scan_column_equals_scan_text_per_value() -> None:
     ]
     assert got == want
     found = {f.detector for row in want for f in row}
-    assert found == set(detect.DETECTORS)
+    assert found == set(DETECTORS)
     assert [f.detector for f in want[-3]] == ["content_echo"]
     assert want[-2] == []
     assert [f.detector for f in want[-1]] == ["natural_language"]
@@ -587,13 +590,13 @@ def test_scan_column_on_large_strings_without_context() -> None:
 
 def test_scan_column_sends_clean_ascii_rows_nowhere(monkeypatch: pytest.MonkeyPatch) -> None:
     exact_calls: list[str] = []
-    real_scan = detect._scan
+    real_scan = scan._scan
 
     def counting_scan(text: str, *args: object) -> list[Finding]:
         exact_calls.append(text)
         return real_scan(text, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(detect, "_scan", counting_scan)
+    monkeypatch.setattr(scan, "_scan", counting_scan)
     rows = CLEAN_LOG_LINES * 50 + ["mail alice@example.com", "Grüße"]
     result = scan_column(
         pa.array(rows), DEFAULTS, known=KNOWN, echo=ECHO, meeting_ids=pa.array(["m-1"] * len(rows))
@@ -608,7 +611,7 @@ def test_scan_column_rejects_misaligned_meeting_ids() -> None:
 
 
 def test_rules_module_does_not_import_beam() -> None:
-    code = "import sys, pipelines.rules.detect; print('apache_beam' in sys.modules)"
+    code = "import sys, pipelines.rules.detectors; print('apache_beam' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -693,3 +696,27 @@ def test_settings_file_that_is_not_json_names_the_file(tmp_path: Path) -> None:
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError, match=r"detectors\.json: cannot read"):
         DetectorSettings.from_file(path)
+
+
+# --------------------------------------------------------------------------- echo in any script
+
+ECHO_SOURCES = [
+    ("m-9", "我明天把文件发给你，好吗"),  # noqa: RUF001
+    ("m-9", "let us move the launch to march please"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "echoed"),
+    [
+        ("upload failed: 文件发给你 code=E1", "文件发"),
+        ("retry: move the launch x", "move the launch"),
+        ("note launch to march", "launch to march"),
+    ],
+    ids=["chinese_unspaced", "three_words", "three_words_at_end"],
+)
+def test_echo_catches_unspaced_scripts_and_three_word_runs(text: str, echoed: str) -> None:
+    index = EchoIndex.build(ECHO_SOURCES, DEFAULTS.content_echo_shingle_words)
+    found = scan_text(text, DEFAULTS, echo=index, meeting_id="m-9", detectors=["content_echo"])
+    assert [text[f.start : f.end] for f in found] == [echoed]
+    assert scan_text(text, DEFAULTS, echo=index, meeting_id="m-1", detectors=["content_echo"]) == []

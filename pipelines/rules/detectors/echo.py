@@ -1,4 +1,9 @@
-"""Consented content that repeats another subject's words: the index of distinctive runs.
+"""Echoes of customer content: content repeated in service text, and consented content that
+repeats another subject's words.
+
+`EchoIndex` holds shingle hashes of a run's content records so that service free text
+quoting them is found (the `content_echo` detector). The rest of this module builds the
+index of distinctive runs consented records are checked against.
 
 A run is a window of `shingle_words` words, or, in scripts written without spaces (Thai,
 kana, Han...), of `shingle_chars` characters; a content text shorter than a window but of at
@@ -16,21 +21,29 @@ records of a meeting share (`judge_bucket`), and the buckets' survivors make one
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.rules import detect
+from pipelines.rules.detectors.detector import Finding
+from pipelines.rules.detectors.normalise import UNSPACED_SCRIPTS, View, fold, normalise
+
+if TYPE_CHECKING:
+    from pipelines.rules.detectors.settings import DetectorSettings
 
 __all__ = [
     "ENTRY_SCHEMA",
+    "MIN_ECHO_WORDS",
     "MIN_WHOLE_WORDS",
+    "EchoIndex",
     "EchoSettings",
     "EchoSources",
     "bucket_entries",
@@ -38,8 +51,166 @@ __all__ = [
     "judge_bucket",
     "meeting_key",
     "record_runs",
+    "shingle_hashes",
 ]
+# A word, or one character of a script written without spaces: Chinese or Japanese quoted
+# verbatim is a run of such characters, with no spaces to split it into words.
+_ECHO_WORD = re.compile(f"[{UNSPACED_SCRIPTS}]|(?:(?![{UNSPACED_SCRIPTS}])\\w)+")
+MIN_ECHO_WORDS = 3
 
+
+def _shingle_hash(meeting_id: str, words: list[str]) -> int:
+    data = (meeting_id + "\x1f" + " ".join(words)).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def _windows(count: int, k: int) -> range:
+    """Start of each shingle window over `count` words ([] below three words)."""
+    if count < MIN_ECHO_WORDS:
+        return range(0)
+    return range(max(count - k, 0) + 1)
+
+
+def shingle_hashes(meeting_id: str, text: str, k: int) -> np.ndarray:
+    """Hashes of the k-word shingles of `text` for one meeting (uint64, in text order)."""
+    words = _ECHO_WORD.findall(fold(text))
+    size = min(k, len(words))
+    return np.fromiter(
+        (
+            _shingle_hash(meeting_id, words[start : start + size])
+            for start in _windows(len(words), k)
+        ),
+        dtype=np.uint64,
+    )
+
+
+def _code(sorted_values: tuple[str, ...], value: str) -> int:
+    """Position of `value` in `sorted_values`, or -1."""
+    position = bisect.bisect_left(sorted_values, value)
+    found = position < len(sorted_values) and sorted_values[position] == value
+    return position if found else -1
+
+
+def _in_sorted(sorted_array: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per value, whether it is in `sorted_array`."""
+    if len(sorted_array) == 0:
+        return np.zeros(len(values), dtype=bool)
+    positions = np.minimum(np.searchsorted(sorted_array, values), len(sorted_array) - 1)
+    return np.asarray(sorted_array[positions] == values)
+
+
+@dataclass(frozen=True)
+class EchoIndex:
+    """Shingle hashes of a run's content records, to spot content repeated in free text.
+
+    Besides the hashes it keeps which words each meeting's content uses: a window
+    can only echo if every word is one, which spares hashing (and lets
+    `scan_column` rule out most rows in Arrow).
+    """
+
+    k: int
+    hashes: np.ndarray = field(repr=False)  # sorted unique uint64 shingle hashes
+    # Customer content and meeting ids: kept out of repr so they never reach a log.
+    words: tuple[str, ...] = field(repr=False)  # sorted; a word's code is its position
+    meetings: tuple[str, ...] = field(repr=False)  # sorted; likewise
+    pairs: np.ndarray = field(repr=False)  # sorted unique int64 meeting_code * len(words) + word
+
+    @classmethod
+    def build(cls, pairs: Iterable[tuple[str, str]], k: int) -> EchoIndex:
+        """Index (meeting_id, content_text) pairs."""
+        hashes: list[np.ndarray] = []
+        used: set[tuple[str, str]] = set()
+        for meeting_id, text in pairs:
+            hashes.append(shingle_hashes(meeting_id, text, k))
+            used.update((meeting_id, word) for word in _ECHO_WORD.findall(fold(text)))
+        merged = np.unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
+        return cls._of(k, merged.astype(np.uint64), used)
+
+    @classmethod
+    def _of(cls, k: int, hashes: np.ndarray, used: Collection[tuple[str, str]]) -> EchoIndex:
+        words = tuple(sorted({word for _, word in used}))
+        meetings = tuple(sorted({meeting for meeting, _ in used}))
+        word_codes = {word: code for code, word in enumerate(words)}
+        meeting_codes = {meeting: code for code, meeting in enumerate(meetings)}
+        keys = np.fromiter(
+            (meeting_codes[meeting] * len(words) + word_codes[word] for meeting, word in used),
+            dtype=np.int64,
+            count=len(used),
+        )
+        return cls(k, hashes, words, meetings, np.unique(keys))
+
+    def _used(self) -> set[tuple[str, str]]:
+        """The (meeting_id, word) pairs of the content."""
+        meeting_codes, word_codes = np.divmod(self.pairs, max(len(self.words), 1))
+        return {
+            (self.meetings[meeting], self.words[word])
+            for meeting, word in zip(meeting_codes.tolist(), word_codes.tolist(), strict=True)
+        }
+
+    def merge(self, other: EchoIndex) -> EchoIndex:
+        """Both indexes; they must use the same shingle size."""
+        return EchoIndex.merge_all(self.k, [self, other])
+
+    @classmethod
+    def merge_all(cls, k: int, parts: Iterable[EchoIndex]) -> EchoIndex:
+        """All the indexes at once; each must use shingles of `k` words."""
+        hashes = [np.empty(0, dtype=np.uint64)]
+        used: set[tuple[str, str]] = set()
+        for part in parts:
+            if part.k != k:
+                raise ValueError(f"cannot merge echo indexes of {k} and {part.k} word shingles")
+            hashes.append(part.hashes)
+            used |= part._used()
+        return cls._of(k, np.unique(np.concatenate(hashes)).astype(np.uint64), used)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, EchoIndex)
+            and (self.k, self.words, self.meetings) == (other.k, other.words, other.meetings)
+            and np.array_equal(self.hashes, other.hashes)
+            and np.array_equal(self.pairs, other.pairs)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def find(self, meeting_id: str | None, text: str) -> Finding | None:
+        """The first window of `text` that repeats content of the same meeting."""
+        if meeting_id is None:
+            return None
+        return self.find_in_view(meeting_id, normalise(text, fold=True))
+
+    def find_in_view(self, meeting_id: str, view: View) -> Finding | None:
+        meeting = _code(self.meetings, meeting_id)
+        tokens = list(_ECHO_WORD.finditer(view.text))
+        if meeting < 0 or len(tokens) < MIN_ECHO_WORDS:
+            return None
+        words = [token.group() for token in tokens]
+        codes = np.array([_code(self.words, word) for word in words], dtype=np.int64)
+        in_meeting = (codes >= 0) & _in_sorted(self.pairs, meeting * len(self.words) + codes)
+        # Windows of k words match shingles; of 3..k-1 words, whole short records. Only
+        # windows made entirely of this meeting's content words can match: hash just those.
+        windows: list[tuple[int, int]] = []  # (start, size)
+        run = 0
+        for index, present in enumerate(in_meeting.tolist()):
+            run = run + 1 if present else 0
+            for size in range(MIN_ECHO_WORDS, min(run, self.k) + 1):
+                windows.append((index - size + 1, size))
+        if not windows:
+            return None
+        wanted = np.fromiter(
+            (_shingle_hash(meeting_id, words[start : start + size]) for start, size in windows),
+            dtype=np.uint64,
+            count=len(windows),
+        )
+        hits = [windows[hit] for hit in np.flatnonzero(_in_sorted(self.hashes, wanted)).tolist()]
+        if not hits:
+            return None
+        start, size = min(hits, key=lambda window: (window[0], -window[1]))
+        end = tokens[start + size - 1].end()
+        return Finding("content_echo", *view.original(tokens[start].start(), end))
+
+
+# --------------------------------------------------------------------------- other-subject echo
 # A whole text of fewer words than a window still counts from this many words: four words
 # ("ship it by friday") already say something a person said; three are mostly stock phrases.
 MIN_WHOLE_WORDS = 4
@@ -56,8 +227,8 @@ ENTRY_SCHEMA = pa.schema(
         pa.field("probe", pa.bool_()),
     ]
 )
-_UNSPACED_RUN = re.compile(f"[{detect.UNSPACED_SCRIPTS}]+")
-_SPACED_WORD = re.compile(f"(?:(?![{detect.UNSPACED_SCRIPTS}])\\w)+")
+_UNSPACED_RUN = re.compile(f"[{UNSPACED_SCRIPTS}]+")
+_SPACED_WORD = re.compile(f"(?:(?![{UNSPACED_SCRIPTS}])\\w)+")
 
 
 @dataclass(frozen=True)
@@ -69,7 +240,7 @@ class EchoSettings:
     common_meetings: int
 
     @classmethod
-    def of(cls, settings: detect.DetectorSettings) -> EchoSettings:
+    def of(cls, settings: DetectorSettings) -> EchoSettings:
         return cls(
             settings.other_subject_echo_shingle_words,
             settings.other_subject_echo_shingle_chars,
@@ -87,7 +258,7 @@ def _text_hashes(text: str, k: int, c: int) -> tuple[frozenset[int], frozenset[i
     shorter), k-character windows of each unspaced stretch. Probes: the shorter word windows
     (down to MIN_WHOLE_WORDS) that meet a short text counted whole. Texts repeat (captions of
     transcripts, stock lines): each is hashed once per worker while it stays in the cache."""
-    folded = detect._normalise(text, fold=True).text
+    folded = normalise(text, fold=True).text
     words = _SPACED_WORD.findall(folded)
     runs: set[str] = set()
     probes: set[str] = set()

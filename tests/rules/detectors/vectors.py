@@ -1,0 +1,118 @@
+"""The detectors' recall and false-flag set: one planted leak per format the issue names, and
+clean telemetry that must stay unflagged. Our own vectors (made-up numbers and addresses).
+
+`LEAKS` rows are (id, text, detector that must fire); `CLEAN` rows are (id, text) on which no
+detector may fire. tests/rules/detectors/test_vectors.py measures both; README quotes it.
+"""
+
+from __future__ import annotations
+
+LEAKS: list[tuple[str, str, str]] = [
+    # contact: email
+    ("email_plain", "invite sent to maria.lopez@contoso.example", "email"),
+    ("email_u2063", "mail maria\u2063.lopez@contoso.example", "email"),
+    ("email_u200e", "mail maria.lopez@\u200econtoso.example", "email"),
+    ("email_u202e", "mail maria.lopez\u202e@contoso.example", "email"),
+    ("email_u034f", "mail mar\u034fia.lopez@contoso.example", "email"),
+    ("email_tag_char", "mail maria\U000e0020.lopez@contoso.example", "email"),
+    ("email_spaced", "mail maria . lopez @ contoso . example", "email"),
+    ("email_letter_spaced", "m a r i a @ c o n t o s o . c o m", "email"),
+    ("email_spelled", "maria at contoso dot com", "email"),
+    ("email_bracketed", "maria [at] contoso [dot] com", "email"),
+    ("email_escaped", "to=maria%40contoso.example", "email"),
+    ("email_html", "maria&#64;contoso.example", "email"),
+    # contact: phone
+    ("phone_toll_free", "call 1-800-555-0199", "phone"),
+    ("phone_brackets", "call (415)5550132", "phone"),
+    ("phone_tel", "tel:+14155550132", "phone"),
+    ("phone_arabic_indic", "اتصل ٠٧٧٠٠٩٠٠١٢٣", "phone"),
+    ("phone_invisible_sep", "ring 415\u2063555\u20630132", "phone"),
+    ("phone_uk_trunk", "ring 020 7946 0958", "phone"),
+    ("phone_de", "Tel. 030 12345678", "phone"),
+    ("phone_fr", "appelle 06 12 34 56 78", "phone"),
+    ("phone_in", "call +91 98765 43210", "phone"),
+    ("phone_br", "liga (11) 91234-5678", "phone"),
+    ("phone_cn", "电话13812345678", "phone"),
+    ("phone_jp", "電話 03-1234-5678", "phone"),
+    # network
+    ("ipv4", "peer 198.51.100.23 joined", "ip_address"),
+    ("ipv4_zero_padded", "peer 198.051.100.023 joined", "ip_address"),
+    ("ipv4_decimal", "GET http://3325256727/", "ip_address"),
+    ("ipv4_in_hostname", "node ip-10-20-30-40.internal up", "ip_address"),
+    ("ipv6", "peer 2001:db8:4:1::23 joined", "ip_address"),
+    ("ipv6_prefix", "route 2001:db8:4::/48", "ip_address"),
+    ("mac_colons", "wifi 3c:22:fb:12:34:56", "mac_address"),
+    ("mac_cisco", "port 3c22.fb12.3456", "mac_address"),
+    # location
+    ("coordinates_pair", "fix 40.41678, -3.70379", "coordinates"),
+    ("coordinates_labelled", "lat=40.4168&lon=-3.7038", "coordinates"),
+    ("coordinates_degrees", "at 40.4168° N, 3.7038° W", "coordinates"),
+    # financial
+    ("card_spaces", "card 4111 1111 1111 1111", "payment_card"),
+    ("card_dots", "card 5555.5555.5555.4444", "payment_card"),
+    ("card_slashes", "card 3782/822463/10005", "payment_card"),
+    ("card_plain", "card 6011111111111117", "payment_card"),
+    ("iban_de", "refund DE89 3704 0044 0532 0130 00", "iban"),
+    ("iban_gb_compact", "refund GB29NWBK60161331926819", "iban"),
+    # secrets
+    ("stripe_key", "key sk_live_51Habc23DEFghi45JKLmno", "api_key"),
+    ("aws_key", "aws AKIAIOSFODNN7EXAMPLE", "api_key"),
+    ("github_token", "gh ghp_16C7e42F292c6912E7710c838347Ae178B4a", "api_key"),
+    ("slack_token", "slack xoxp-1234567890-0987654321-abcdef", "api_key"),
+    ("jwt_param", "cb?jwt=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc", "api_key"),
+    ("basic_auth", "Authorization: Basic bWFyaWE6aHVudGVyMg==", "credential"),
+    ("password", "password: hunter2", "credential"),
+    ("url_userinfo", "fetch https://maria:hunter2@git.example.com/repo", "secret_url"),
+    ("url_token", "GET /dl?token=9f8e7d6c5b4a39281706", "secret_url"),
+    # natural language, any script
+    ("chat_english", "hey can you send me the deck before friday", "natural_language"),
+    ("chat_short", "see you at 5", "natural_language"),
+    ("chat_russian", "Привет, ты сможешь прийти завтра?", "natural_language"),
+    ("chat_arabic", "هل يمكنك إرسال الملف اليوم", "natural_language"),
+    ("chat_japanese", "明日の会議に来られますか", "natural_language"),
+    ("chat_chinese", "你明天能来开会吗", "natural_language"),
+    ("chat_german", "Kannst du mir bitte die Folien schicken", "natural_language"),
+    ("chat_spanish", "Hola, puedes enviarme el archivo mañana", "natural_language"),
+    ("chat_url_encoded", "text=hey%20can%20you%20send%20the%20deck", "natural_language"),
+    ("chat_underscores", "msg=hey_can_you_send_the_deck", "natural_language"),
+    ("chat_wrapped", "ERR ws frame: hey can you send me the deck retry=3", "natural_language"),
+]
+
+CLEAN: list[tuple[str, str]] = [
+    ("ice_restart", "ICE restart after 3 failures"),
+    ("handshake", "dtls handshake timeout after 10000 ms"),
+    ("bitrate", "bitrate 1450 kbps"),
+    ("version", "client version 6.2.5"),
+    ("iso_time", "scheduled at 2026-11-26T09:00:00Z"),
+    ("error_code", "error E1042"),
+    ("source_line", "decoder.cc:214"),
+    ("duration", "took 00:01:23.456"),
+    ("pointer", "pc at 0x7ffd5e8a3b20"),
+    ("java_stack", "at com.zoom.media.Decoder.feed(Decoder.java:214)"),
+    ("npe", "java.lang.NullPointerException: Attempt to invoke virtual method 'int "
+     "java.lang.String.length()' on a null object reference"),
+    ("socket", 'Exception in thread "main" java.lang.IllegalStateException: socket closed'),
+    ("loopback", "listening on 127.0.0.1:9001"),
+    ("loopback_v6", "bound to ::1"),
+    ("netmask", "mask 255.255.255.0"),
+    ("traceparent", "traceparent 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    ("build_hash", "build 9fceb02d0ae598e95dc970b74767f19372d61af8"),
+    ("uuid", "request 123e4567-e89b-12d3-a456-426614174000 done"),
+    ("epoch_ms", "ts 1732611600000"),
+    ("bytes", "sent 1,234,567 bytes"),
+    ("meeting_number", "meeting 845 1234"),
+    ("date_dotted", "date 26.11.2026 09:00"),
+    ("token_expired", "token: expired"),
+    ("error_code_assign", "error code: 403"),
+    ("cpp_scope", "at Decoder::feed(buffer)"),
+    ("jitter_pair", "jitter 12.5, 30.1 ms"),
+    ("path", "/usr/lib/zoom/libvideo_decoder_impl.so"),
+    ("snake_case", "video_decoder_reset_after_frame_drop"),
+    ("url", "GET https://api.example.com/v2/meetings/123/recordings?page_size=30"),
+    ("query", "GET /search?q=hello%20world&page=2 200"),
+    ("device_changed", "audio device changed from default to headset"),
+    ("disk_full", "recording stopped because the disk on the host is full"),
+    ("camera_fallback", "failed to open camera device, falling back to default"),
+    ("locale", "locale=русский"),
+    ("cjk_word", "language=中文"),
+]  # fmt: skip
