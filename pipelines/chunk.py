@@ -38,6 +38,18 @@ from pipelines.rules.route import (
     content_decision,
     service_decision,
 )
+from pipelines.rules.strings import (
+    STANDS_DOWN_WHEN_COMMON,
+    WITHHELD_COLUMN,
+    QualifiedStrings,
+    StringRegistry,
+    account_keys,
+    cap_accounts,
+    closed_vocabularies,
+    common_rows,
+    field_key,
+    publish_column,
+)
 
 __all__ = [
     "AUDIT_SCHEMA",
@@ -92,6 +104,9 @@ AUDIT_SCHEMA = pa.schema(
         pa.field("consent", pa.string()),
         pa.field("consent_subjects", CONSENT_TYPE),
         pa.field("host_only", pa.bool_()),
+        # The keyed pseudonym training publishes as the record's `event_id` (explain finds a
+        # record by either).
+        pa.field("event_pseudonym", pa.string()),
     ]
 )
 QUARANTINE_SCHEMA = pa.schema(
@@ -151,8 +166,27 @@ def _payload_rule(config: Config, spec: Any) -> str:
     return "keep"
 
 
+def string_fields(config: Config, contract: Contract, event_type: EventType) -> tuple[str, ...]:
+    """Payload strings of a service record that must earn their place in training (common
+    across accounts or approved, as a value or a template): every kept free-text and service
+    string field except the contract's closed vocabularies (`enum`)."""
+    overrides = config.taxonomy.record_class_overrides
+    if classify.record_class_of(event_type, overrides) != "service_generated":
+        return ()
+    closed = closed_vocabularies(config.schemas)
+    return tuple(
+        spec.name
+        for spec in event_type.fields
+        if spec.arrow_type == pa.string()
+        and spec.category in ("service", "free_text")
+        and _payload_rule(config, spec) == "keep"
+        and field_key(event_type.name, spec.name) not in closed
+    )
+
+
 def training_schema(config: Config, contract: Contract, event_type: EventType) -> pa.Schema:
-    """Columns of a de-identified training row of `event_type`, in output order."""
+    """Columns of a de-identified training row of `event_type`, in output order; the last,
+    `withheld_fields`, names the fields whose string did not earn its place (published null)."""
     fields = [pa.field("record_class", pa.string(), nullable=False)]
     for spec in contract.envelope:
         fields.append(pa.field(spec.name, spec.arrow_type, nullable=spec.nullable))
@@ -161,13 +195,15 @@ def training_schema(config: Config, contract: Contract, event_type: EventType) -
         if rule == "country":
             fields.append(pa.field(f"{spec.name}_country", pa.string()))
         elif rule in ("keep", "pseudonymise"):
-            fields.append(pa.field(spec.name, spec.arrow_type, nullable=spec.nullable))
+            nullable = spec.nullable or spec.name in string_fields(config, contract, event_type)
+            fields.append(pa.field(spec.name, spec.arrow_type, nullable=nullable))
+    fields.append(pa.field(WITHHELD_COLUMN, pa.list_(pa.string()), nullable=False))
     return pa.schema(fields)
 
 
 def pseudonym_columns(config: Config, contract: Contract, event_type: EventType) -> tuple[str, ...]:
     """Training columns that hold pseudonyms."""
-    names = [n for n in _ENVELOPE_IDS]
+    names = ["event_id", *_ENVELOPE_IDS]
     names += [s.name for s in event_type.fields if _payload_rule(config, s) == "pseudonymise"]
     return tuple(names)
 
@@ -286,6 +322,17 @@ class EventChunk:
         values.discard(EVERYONE)
         return values
 
+    def string_keys(self, config: Config, contract: Contract) -> pa.Table:
+        """(string hash, account hash) pairs of this chunk's service strings, values and
+        templates alike, at most `k` accounts per hash (see rules/strings.py)."""
+        parts = []
+        for name, table in sorted(self.tables.items()):
+            event_type = contract.event_types[name]
+            for field_name in string_fields(config, contract, event_type):
+                key = field_key(name, field_name)
+                parts.append(account_keys(key, table[field_name], table["account_id"]))
+        return cap_accounts(parts, config.strings.k)
+
     def content_texts(self, contract: Contract) -> Iterator[tuple[str, str]]:
         """(meeting_id, text) of every worded content field, for the content-echo index."""
         for name, table in self.tables.items():
@@ -345,9 +392,11 @@ class EventChunk:
         contract: Contract,
         known: detectors.KnownIdentifiers | None,
         echo: detectors.EchoIndex | None,
+        strings: QualifiedStrings | None = None,
     ) -> EventChunk:
         """Scan the text fields of service-generated records and every record's event id; add a
-        findings column."""
+        findings column. On a service string the run's `strings` show to be common across
+        accounts, the known-identifier and natural-language detectors stand down."""
         overrides = config.taxonomy.record_class_overrides
         tables = {}
         for name, table in self.tables.items():
@@ -358,6 +407,7 @@ class EventChunk:
             record_class = classify.record_class_of(event_type, overrides)
             if record_class == "service_generated":
                 scanned += scannable_fields(event_type)
+            common_fields = set(string_fields(config, contract, event_type))
             meetings = table["meeting_id"]
             for field_name in scanned:
                 found = detectors.scan_column(
@@ -367,6 +417,13 @@ class EventChunk:
                     echo=echo,
                     meeting_ids=meetings,
                 )
+                if strings is not None and field_name in common_fields:
+                    key = field_key(name, field_name)
+                    common = common_rows(key, table[field_name], strings)
+                    for at in np.flatnonzero(common).tolist():
+                        found[at] = [
+                            f for f in found[at] if f.detector not in STANDS_DOWN_WHEN_COMMON
+                        ]
                 for row, findings in enumerate(found):
                     if not findings:
                         continue
@@ -520,6 +577,7 @@ class EventChunk:
         verdicts: DedupVerdicts,
         twin: GateTwin | None = None,
         known: detectors.KnownIdentifiers | None = None,
+        strings: QualifiedStrings | None = None,
     ) -> ChunkOutputs:
         """Build this chunk's rows for every output table, de-identifying what may train.
 
@@ -533,13 +591,21 @@ class EventChunk:
         quarantine: list[pa.Table] = []
         audit: list[pa.Table] = []
         redactions: dict[str, int] = {}
+        decisions: dict[str, dict[str, int]] = {}
         for name, table in sorted(self.tables.items()):
             event_type = contract.event_types[name]
             record_class = classify.record_class_of(event_type, overrides)
             to_training = table.filter(pc.equal(table[DEST], "training"))
             if to_training.num_rows:
                 rows = _deidentify(
-                    config, contract, event_type, record_class, to_training, pseudonyms
+                    config,
+                    contract,
+                    event_type,
+                    record_class,
+                    to_training,
+                    pseudonyms,
+                    strings or QualifiedStrings(),
+                    decisions,
                 )
                 if twin is not None:
                     scanned = _scanned_as_the_gate_scans(config, event_type)
@@ -586,7 +652,7 @@ class EventChunk:
                     schema=QUARANTINE_SCHEMA,
                 )
             )
-            audit.append(self._reject_audit_rows(rejects))
+            audit.append(self._reject_audit_rows(rejects, pseudonyms))
         outputs = ChunkOutputs(
             chunk_id=self.chunk_id,
             training=training,
@@ -598,6 +664,7 @@ class EventChunk:
         )
         outputs.counts = count_outputs(outputs.audit)
         outputs.counts["consented_redactions"] = redactions
+        outputs.counts["string_decisions"] = decisions
         return outputs
 
     def _rejects_routed(self, verdicts: DedupVerdicts) -> pa.Table:
@@ -665,11 +732,12 @@ class EventChunk:
                 "consent": consent,
                 "consent_subjects": subjects,
                 "host_only": host_only,
+                "event_pseudonym": pseudonyms.array(table["event_id"]),
             },
             schema=AUDIT_SCHEMA,
         )
 
-    def _reject_audit_rows(self, rejects: pa.Table) -> pa.Table:
+    def _reject_audit_rows(self, rejects: pa.Table, pseudonyms: Pseudonymizer) -> pa.Table:
         n = rejects.num_rows
         return pa.table(
             {
@@ -685,6 +753,7 @@ class EventChunk:
                 "consent": pa.nulls(n, pa.string()),
                 "consent_subjects": pa.nulls(n, CONSENT_TYPE),
                 "host_only": pa.nulls(n, pa.bool_()),
+                "event_pseudonym": pseudonyms.array(rejects["event_id"]),
             },
             schema=AUDIT_SCHEMA,
         )
@@ -724,7 +793,8 @@ def _self_checked(
     )
     if not failed:
         return table, rows
-    ids = rows["event_id"].to_pylist()
+    # `rows` are `sent` in event id order, with the ids pseudonymised.
+    ids = sent["event_id"].take(_by_event_id(sent)).to_pylist()
     by_id = {ids[row]: found for row, found in failed.items()}
     keep = np.ones(rows.num_rows, bool)
     keep[list(failed)] = False
@@ -784,14 +854,20 @@ def _deidentify(
     record_class: str,
     table: pa.Table,
     pseudonyms: Pseudonymizer,
+    strings: QualifiedStrings,
+    decisions: dict[str, dict[str, int]],
 ) -> pa.Table:
+    """Training rows of `table`: pseudonyms, generalisations, redactions, and each service
+    string raw, as its template or withheld (counted into `decisions` by field)."""
     schema = training_schema(config, contract, event_type)
     columns: dict[str, Any] = {
         "record_class": pa.array([record_class] * table.num_rows, pa.string())
     }
     for spec in contract.envelope:
         column = table[spec.name]
-        columns[spec.name] = pseudonyms.array(column) if spec.name in _ENVELOPE_IDS else column
+        # The event id too: an id is the sender's free choice (a participant id, an email).
+        pseudonymise = spec.name in _ENVELOPE_IDS or spec.name == "event_id"
+        columns[spec.name] = pseudonyms.array(column) if pseudonymise else column
     for spec in event_type.fields:
         rule = _payload_rule(config, spec)
         if rule == "pseudonymise":
@@ -801,7 +877,36 @@ def _deidentify(
         elif rule == "keep":
             columns[spec.name] = table[spec.name]
     columns.update(_redacted_fields(table))
+    columns.update(
+        _earned_strings(config, contract, event_type, columns, strings, config.strings, decisions)
+    )
     return pa.table(columns, schema=schema).take(_by_event_id(table))
+
+
+def _earned_strings(
+    config: Config,
+    contract: Contract,
+    event_type: EventType,
+    columns: Mapping[str, Any],
+    strings: QualifiedStrings,
+    registry: StringRegistry,
+    decisions: dict[str, dict[str, int]],
+) -> dict[str, pa.Array]:
+    """The string fields as they may be published, and the `withheld_fields` column."""
+    names = string_fields(config, contract, event_type)
+    n = len(columns["record_class"])
+    out: dict[str, pa.Array] = {}
+    withheld = np.zeros((n, len(names)), bool)
+    for i, name in enumerate(names):
+        key = field_key(event_type.name, name)
+        out[name], withheld[:, i], counts = publish_column(key, columns[name], strings, registry)
+        decisions[key] = add_counts(decisions.get(key, {}), counts)
+    # Row-major order of the withheld cells gives each row's names in field order.
+    _, fields = np.nonzero(withheld)
+    offsets = np.concatenate([[0], np.cumsum(withheld.sum(axis=1))]).astype(np.int32)
+    flat = pa.array(np.asarray(names, dtype=object)[fields].tolist(), pa.string())
+    out[WITHHELD_COLUMN] = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), flat)
+    return out
 
 
 def _by_event_id(table: pa.Table) -> pa.Array:

@@ -96,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
         default="contract",
         help="the shape of the records: contract (v1 envelopes) or a platform's own",
     )
+    gen.add_argument(
+        "--accounts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="customer accounts (default: max(50, events/400), at most 500)",
+    )
 
     commands.add_parser(
         "detect",
@@ -283,6 +290,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             shards=args.shards,
             fmt=args.format,
             date=args.date,
+            accounts=args.accounts,
         )
     except ValueError as exc:
         # The generator names its parameter (`events must be ...`); the user typed an option.

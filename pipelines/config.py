@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from pipelines.contract import (
 from pipelines.errors import ConfigError
 from pipelines.gate.expectations import load_suite_templates
 from pipelines.rules.detectors import DetectorSettings
+from pipelines.rules.strings import StringRegistry
 
 __all__ = [
     "CONTENT_POLICIES",
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 CONTENT_POLICIES = ("never", "per_participant")
-_SECTIONS = ("taxonomy", "detectors", "deidentify", "policy", "schedule")
+_SECTIONS = ("taxonomy", "detectors", "deidentify", "policy", "schedule", "strings")
 # Sections that say where data lives, not how it is judged: left out of the config hash.
 _UNHASHED_SECTIONS = ("schedule",)
 # An identifier is never kept raw: pseudonymised, generalised or dropped.
@@ -46,6 +47,7 @@ _NAMED_MAPS = {
     ("taxonomy", "field_fides"),
     ("taxonomy", "record_class_overrides"),
     ("deidentify", "field_rules"),
+    ("strings", "fields"),
 }
 
 
@@ -253,6 +255,8 @@ class Config:
     schemas: dict[str, dict[str, Any]]
     expectations: dict[str, dict[str, Any]]
     config_hash: str
+    # configs/strings.json: k and the reviewed registry of approved values and templates.
+    strings: StringRegistry = field(default_factory=StringRegistry)
 
     def contract(self) -> Contract:
         """Compile the contract (validators are closures: build them where they are used)."""
@@ -330,6 +334,25 @@ def _check_field_names(
                 )
 
 
+def _check_string_fields(
+    section: Mapping[str, Any], source: str, schemas: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """The string registry names fields as `<event type>.<field>` of the contract."""
+    known = {
+        f"{schema['x-event-type']}.{name}"
+        for schema in schemas.values()
+        if schema.get("x-event-type")
+        for name in schema.get("properties", {})
+    }
+    named = section.get("fields")
+    for key in named if isinstance(named, Mapping) else ():
+        if key not in known:
+            raise ConfigError(
+                f"{source}: fields names {key!r}, which is no `<event type>.<field>` of the "
+                f"input contract{_nearest(key, sorted(known))}"
+            )
+
+
 def _contract_fields(schemas: Mapping[str, Mapping[str, Any]]) -> set[str]:
     names: set[str] = set()
     for schema in schemas.values():
@@ -371,6 +394,7 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
     compile_contract(schemas)  # fail now, with the schema file named, not on a worker
     _check_field_names(sections, sources, _contract_fields(schemas))
     taxonomy = Taxonomy.from_mapping(sections["taxonomy"], sources["taxonomy"])
+    _check_string_fields(sections["strings"], sources["strings"], schemas)
     unknown = sorted(
         set(taxonomy.record_class_overrides)
         - {p.removeprefix("events/v1/").removesuffix(".json") for p in schemas}
@@ -400,6 +424,7 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
         schemas=schemas,
         expectations=expectations,
         config_hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
+        strings=StringRegistry.from_mapping(sections["strings"], sources["strings"]),
     )
 
 

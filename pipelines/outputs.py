@@ -82,7 +82,11 @@ def output_schema_documents(config: Config) -> dict[str, dict[str, Any]]:
             "$id": "https://consentgate.invalid/schemas/outputs/training.json",
             "title": "training/service_generated rows, one table per event type",
             "description": "De-identified service-generated rows. Identifier columns hold keyed "
-            "pseudonyms; content, derived and dropped identifier fields are absent.",
+            "pseudonyms; content, derived and dropped identifier fields are absent. Every other "
+            "string is a value of a closed vocabulary, a value or template (variable parts "
+            "masked as <num>, <hex>, <id>, <path>, <quoted>, <ip>, <email>, ...) that at least "
+            "k accounts produced in that field or that configs/strings.json approves, or null: "
+            "`withheld_fields` names, per row, the fields whose string was withheld.",
             "x-columns-by-event-type": {n: s.names for n, s in training.items()},
             "x-pseudonym-columns": {
                 n: list(pseudonym_columns(config, contract, contract.event_types[n]))

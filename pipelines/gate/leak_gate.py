@@ -157,7 +157,13 @@ class _CheckFile(beam.DoFn):
         rules = self.rules[staged.table]
         where = f"{staged.table}/{event_type}/{staged.path.rsplit('/', 1)[-1]}"
         checks = check_training_table(
-            table, where=where, event_type=event_type, rules=rules, known=context.known
+            table,
+            where=where,
+            event_type=event_type,
+            rules=rules,
+            known=context.known,
+            strings=context.strings,
+            registry=self.config.strings,
         )
         yield {"checks": checks, "expectations": {}}
         yield TaggedOutput(_SUITES, (_suite_group(staged, self.file_groups), staged.path))
@@ -221,20 +227,22 @@ def _column_prints(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _AuditIds(beam.DoFn):
-    """Ids the audit table sent anywhere but training, bucketed like the training ids."""
+    """Ids the audit table sent anywhere but training, bucketed like the training ids: raw
+    (as consented content keeps them) and pseudonymised (as service training publishes them)."""
 
     def __init__(self, buckets: int) -> None:
         self.buckets = buckets
 
     def process(self, staged: StagedFile) -> Iterator[tuple[int, tuple]]:
-        audit = _read(staged.path, ["event_id", "destination"])
+        audit = _read(staged.path, ["event_id", "event_pseudonym", "destination"])
         withheld = audit.filter(
             pc.and_(
                 pc.is_valid(audit["event_id"]),
                 pc.is_in(audit["destination"], pa.array(["quarantine", "restricted"])),
             )
         )
-        for bucket, part in _by_bucket(withheld["event_id"].to_pylist(), self.buckets):
+        ids = withheld["event_id"].to_pylist() + withheld["event_pseudonym"].to_pylist()
+        for bucket, part in _by_bucket(ids, self.buckets):
             yield bucket, ("withheld", part, staged.path.rsplit("/", 1)[-1])
 
 

@@ -9,8 +9,9 @@ only ever fails on a defect of consentgate. No Beam here.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,20 +24,31 @@ from pipelines.gate.fingerprint import fingerprints_of_many
 from pipelines.rules import detectors
 from pipelines.rules.consented import column_detectors, scanner_for
 from pipelines.rules.nested import iter_strings
+from pipelines.rules.strings import (
+    STANDS_DOWN_WHEN_COMMON,
+    QualifiedStrings,
+    StringRegistry,
+    common_rows,
+    field_key,
+    published_ok,
+    published_vocabularies,
+)
 
 __all__ = [
     "TWIN_CHECKS",
     "TWIN_PREFIX",
     "GateTwin",
     "account_prints",
+    "common_in",
     "detector_hits",
     "merge_prints",
     "pattern_hits",
     "print_hits",
+    "unearned_strings",
 ]
 
 # The row checks in the order the twin applies them; a row is quarantined for the first.
-TWIN_CHECKS = ("detectors_clean", "expectations", "content_fingerprints")
+TWIN_CHECKS = ("strings_earned", "detectors_clean", "expectations", "content_fingerprints")
 TWIN_PREFIX = "gate_twin:"
 # Staged table label -> the kind of its expectation suite.
 _SUITE_KIND = {"training": "service_generated", "consented_content": "consented_content"}
@@ -72,13 +84,16 @@ def detector_hits(
     pseudonym_columns: Collection[str],
     content: bool,
     known: detectors.KnownIdentifiers | None,
+    common: Callable[[str, pa.Array], np.ndarray] | None = None,
 ) -> Iterator[tuple[str, np.ndarray, list[str]]]:
     """`detectors_clean`: (column, rows, detectors) for every column with a finding.
 
     The gate's detectors are all of them with the shipped thresholds, whatever
     `configs/detectors.json` says, plus the run's known identifiers. Consented content is made
     of words: it is checked, with the first line's own scan (`rules/consented.py`), for what
-    must have been redacted from it. Pseudonym columns are not scanned.
+    must have been redacted from it. Pseudonym columns are not scanned. `common(column,
+    values)` says which values the run found common across accounts: there the known-identifier
+    and natural-language detectors stand down, as they do on the first line.
     """
     settings = detectors.DetectorSettings()
     scanner = scanner_for(known) if content else None
@@ -95,6 +110,9 @@ def detector_hits(
                 hits = scanner.scan_column(distinct, column_detectors(name))
             else:
                 hits = detectors.scan_column(distinct, settings, known=known)
+            if common is not None:
+                for i in np.flatnonzero(common(name, distinct)).tolist():
+                    hits[i] = [f for f in hits[i] if f.detector not in STANDS_DOWN_WHEN_COMMON]
             flagged = [i for i, f in enumerate(hits) if f]
             if not flagged:
                 continue
@@ -103,6 +121,59 @@ def detector_hits(
             flagged_rows.append(rows[in_flagged.to_numpy(zero_copy_only=False)])
         if flagged_rows:
             yield name, np.unique(np.concatenate(flagged_rows)), sorted(kinds)
+
+
+# A generalised location: an ISO 3166 alpha-2 shape, nothing else.
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def unearned_strings(
+    table: pa.Table,
+    *,
+    event_type: str,
+    pseudonym_columns: Collection[str],
+    pseudonym_pattern: str,
+    vocabularies: Mapping[str, frozenset[str]],
+    strings: QualifiedStrings,
+    registry: StringRegistry,
+) -> Iterator[tuple[str, np.ndarray]]:
+    """`strings_earned`: (column, rows) holding a string that has not earned its place in
+    service training. Every string must be a pseudonym (in a pseudonym column), a value of the
+    column's closed vocabulary, a country code (a generalised location), or a value or template
+    that at least k accounts produced in that field or that the registry approves."""
+    shape = re.compile(pseudonym_pattern)
+    for name in table.column_names:
+        key = field_key(event_type, name)
+        bad_rows: list[np.ndarray] = []
+        for leaf, rows in _leaf_rows(table[name].combine_chunks()):
+            encoded = leaf.dictionary_encode()
+            distinct = encoded.dictionary.to_pylist()
+            if not distinct:
+                continue
+            if name in pseudonym_columns:
+                ok = np.array([shape.match(v) is not None for v in distinct], bool)
+            elif key in vocabularies:
+                ok = np.array([v in vocabularies[key] for v in distinct], bool)
+            elif name.endswith("_country"):
+                ok = np.array([_COUNTRY.match(v) is not None for v in distinct], bool)
+            else:
+                ok = published_ok(key, distinct, strings, registry)
+            if ok.all():
+                continue
+            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            failing = (codes >= 0) & ~ok[np.maximum(codes, 0)]
+            bad_rows.append(rows[failing])
+        if bad_rows:
+            yield name, np.unique(np.concatenate(bad_rows))
+
+
+def common_in(event_type: str, strings: QualifiedStrings) -> Callable[[str, pa.Array], np.ndarray]:
+    """`detector_hits`' `common` for a service training table of `event_type`."""
+
+    def common(name: str, values: pa.Array) -> np.ndarray:
+        return common_rows(field_key(event_type, name), values, strings)
+
+    return common
 
 
 def pattern_hits(
@@ -243,6 +314,11 @@ class GateTwin:
     patterns: Mapping[str, tuple[str, ...]]  # staged table label -> suite patterns
     pseudonym_columns: Mapping[str, Mapping[str, list[str]]]  # label -> event type -> columns
     event_types: Mapping[str, frozenset[str]]  # label -> event types its output schema lists
+    # The string invariant of service training (`strings_earned`).
+    strings: QualifiedStrings = dataclasses.field(default_factory=QualifiedStrings)
+    registry: StringRegistry = dataclasses.field(default_factory=StringRegistry)
+    vocabularies: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    pseudonym_pattern: str = r"^ps_[0-9a-f]{32}$"
 
     @classmethod
     def build(
@@ -251,6 +327,10 @@ class GateTwin:
         templates: Mapping[str, Mapping[str, Any]],
         known: detectors.KnownIdentifiers | None,
         prints: Mapping[str, np.ndarray],
+        *,
+        strings: QualifiedStrings | None = None,
+        registry: StringRegistry | None = None,
+        pseudonym_pattern: str = r"^ps_[0-9a-f]{32}$",
     ) -> GateTwin:
         return cls(
             known=known,
@@ -268,6 +348,10 @@ class GateTwin:
                 )
                 for label in _SUITE_KIND
             },
+            strings=strings if strings is not None else QualifiedStrings(),
+            registry=registry if registry is not None else StringRegistry(),
+            vocabularies=published_vocabularies(schemas),
+            pseudonym_pattern=pseudonym_pattern,
         )
 
     def failures(
@@ -299,11 +383,23 @@ class GateTwin:
             for row in rows.tolist():
                 found.setdefault(int(row), (check, detail))
 
+        if not content:
+            for name, rows in unearned_strings(
+                table,
+                event_type=event_type,
+                pseudonym_columns=pseudonyms,
+                pseudonym_pattern=self.pseudonym_pattern,
+                vocabularies=self.vocabularies,
+                strings=self.strings,
+                registry=self.registry,
+            ):
+                note("strings_earned", rows, f"{name}: not a common, approved or closed string")
         for name, rows, kinds in detector_hits(
             table,
             pseudonym_columns={*pseudonyms, *scanned},
             content=content,
             known=self.known,
+            common=None if content else common_in(event_type, self.strings),
         ):
             note("detectors_clean", rows, f"{name}: {', '.join(kinds)}")
         for name, rows in pattern_hits(

@@ -19,8 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.gate import results
-from pipelines.gate.rows import detector_hits, string_leaves
+from pipelines.gate.rows import common_in, detector_hits, string_leaves, unearned_strings
 from pipelines.rules import detectors
+from pipelines.rules.strings import QualifiedStrings, StringRegistry, published_vocabularies
 
 __all__ = [
     "CHECKS",
@@ -35,6 +36,7 @@ CHECKS = (
     "record_class",
     "contract_record_class",
     "pseudonym_format",
+    "strings_earned",
     "detectors_clean",
 )
 # Staged table label -> (output schema file, record class the contract requires).
@@ -54,6 +56,7 @@ class TrainingRules:
     pseudonym_columns: dict[str, list[str]]
     contract_classes: dict[str, str]
     pseudonym_pattern: str
+    vocabularies: dict[str, frozenset[str]]
 
     @classmethod
     def from_schemas(
@@ -73,6 +76,7 @@ class TrainingRules:
             pseudonym_columns=doc.get("x-pseudonym-columns", {}),
             contract_classes=classes,
             pseudonym_pattern=f"^{re.escape(prefix)}[0-9a-f]{{{hex_chars}}}$",
+            vocabularies=published_vocabularies(schemas),
         )
 
 
@@ -83,8 +87,14 @@ def check_training_table(
     event_type: str,
     rules: TrainingRules,
     known: detectors.KnownIdentifiers | None,
+    strings: QualifiedStrings | None = None,
+    registry: StringRegistry | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Every per-file check on one staged table; examples name positions, never values."""
+    """Every per-file check on one staged table; examples name positions, never values.
+
+    `strings` and `registry` (the run's common strings and configs/strings.json) judge the
+    string invariant of service training (`strings_earned`); without them nothing but closed
+    vocabularies and pseudonyms passes it."""
     found = results.new(CHECKS, table.num_rows)
     allowed = rules.columns.get(event_type, [])
     if table.column_names != allowed:
@@ -117,11 +127,29 @@ def check_training_table(
         bad = pc.sum(pc.and_(pc.is_valid(column), pc.invert(ok))).as_py() or 0
         if bad:
             results.fail(found, "pseudonym_format", bad, f"{where}: column {name}, {bad} values")
+    if rules.table == "training":
+        for name, rows in unearned_strings(
+            table,
+            event_type=event_type,
+            pseudonym_columns=pseudonyms,
+            pseudonym_pattern=rules.pseudonym_pattern,
+            vocabularies=rules.vocabularies,
+            strings=strings if strings is not None else QualifiedStrings(),
+            registry=registry if registry is not None else StringRegistry(),
+        ):
+            results.fail(
+                found,
+                "strings_earned",
+                int(rows.size),
+                f"{where}: column {name}, values {rows[:5].tolist()}",
+            )
+    content = rules.table == "consented_content"
     for name, rows, kinds in detector_hits(
         table,
         pseudonym_columns=pseudonyms,
-        content=rules.table == "consented_content",
+        content=content,
         known=known,
+        common=None if content else common_in(event_type, strings or QualifiedStrings()),
     ):
         results.fail(
             found,

@@ -36,22 +36,25 @@ def generate(
     shards: int = 1,
     fmt: str = "jsonl",
     date: str = "2026-11-26",
+    accounts: int | None = None,
 ) -> dict[str, Any]:
     """Write a synthetic input set of `source`'s shape to `out_dir` and return its truth.
 
     `contract` (the default) writes v1 envelopes (see `contract.generate`). A vendor source
     writes `events` lines as the platform sends them (gzip JSON Lines only), the consent
-    ledger and `truth.json` (see `vendor`). The same arguments give the same bytes. Raises
+    ledger and `truth.json` (see `vendor`). `accounts` customer accounts share the meetings
+    (default: 50 to 500 by size for the contract, 24 for a vendor source). The same arguments give the same bytes. Raises
     ValueError on a bad argument.
     """
     if source == "contract":
         return contract.generate(
-            out_dir, events=events, seed=seed, shards=shards, fmt=fmt, date=date
+            out_dir, events=events, seed=seed, shards=shards, fmt=fmt, date=date, accounts=accounts
         )
     vendor_source = _vendor_source(source)
     if fmt != "jsonl":
         raise ValueError(f"fmt must be jsonl for --source {source} (lines as received)")
     contract.check_arguments(max(events, MIN_EVENTS), seed, shards, fmt, date)
+    contract.check_accounts(accounts)
     if isinstance(events, bool) or not isinstance(events, int) or events < vendor.MIN_LINES:
         raise ValueError(f"events must be an integer >= {vendor.MIN_LINES}, got {events!r}")
     if not 1 <= shards <= events // 100:
@@ -64,6 +67,7 @@ def generate(
         shards=shards,
         date=date,
         generator_id=GENERATOR_ID,
+        accounts=vendor.VENDOR_ACCOUNTS if accounts is None else accounts,
     )
 
 

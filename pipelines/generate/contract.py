@@ -34,7 +34,16 @@ from pipelines.generate.cases import (
     plan_cases,
 )
 from pipelines.generate.ledger import ConsentLedger
-from pipelines.generate.model import DAY_MS, HOUR, MINUTE, SECOND, Attendee, User, make_accounts
+from pipelines.generate.model import (
+    DAY_MS,
+    HOUR,
+    MINUTE,
+    SECOND,
+    Attendee,
+    User,
+    default_accounts,
+    make_accounts,
+)
 from pipelines.generate.truth import ConsentView, consent_truth, content_subjects
 from pipelines.generate.vocab import (
     CHAT_FILE_NAMES,
@@ -67,7 +76,7 @@ from pipelines.generate.vocab import (
 )
 from pipelines.generate.writers import JsonlShards, ParquetShards, shard_names
 
-GENERATOR_ID = "consentgate.generate/1"
+GENERATOR_ID = "consentgate.generate/2"
 # Below this the planted cases (4 or more of each kind) would crowd out the clean records.
 MIN_EVENTS = 500
 FORMATS = ("jsonl", "parquet")
@@ -691,7 +700,7 @@ class Meeting:
 class Run:
     """Run-wide state: the random source, accounts and people, consent ledger, last event id."""
 
-    def __init__(self, seed: int, events: int, day: str, parquet: bool):
+    def __init__(self, seed: int, accounts: int, day: str, parquet: bool):
         self.rng = rng = random.Random(seed)
         self.seed = seed
         self.day = day
@@ -699,7 +708,7 @@ class Run:
         self.last_event = 0
         # The ledger draws from its own child source: changing it leaves the events alone.
         self.ledger = ConsentLedger(random.Random(rng.getrandbits(64)), day)
-        self.accounts = make_accounts(rng, events, self.ledger)
+        self.accounts = make_accounts(rng, accounts, self.ledger)
         self.account_cum = list(accumulate(a.weight for a in self.accounts))
         self.audio_blobs = [self._b64(24 + int(rng.random() * 40)) for _ in range(64)]
         self.frame_blobs = [self._b64(30 + int(rng.random() * 60)) for _ in range(64)]
@@ -728,6 +737,13 @@ def check_arguments(events: int, seed: int, shards: int, fmt: str, date: str) ->
         raise ValueError(f"date must be YYYY-MM-DD, got {date!r}")
 
 
+def check_accounts(accounts: int | None) -> None:
+    if accounts is None:
+        return
+    if isinstance(accounts, bool) or not isinstance(accounts, int) or not 1 <= accounts <= 5000:
+        raise ValueError(f"accounts must be an integer from 1 to 5000, got {accounts!r}")
+
+
 def generate(
     out_dir: str | Path,
     *,
@@ -736,8 +752,11 @@ def generate(
     shards: int = 1,
     fmt: str = "jsonl",
     date: str = "2026-11-26",
+    accounts: int | None = None,
 ) -> dict[str, Any]:
     """Write a synthetic input set to `out_dir` and return its ground truth.
+
+    `accounts` customer accounts share the meetings (default: `default_accounts(events)`).
 
     Files: `events.jsonl.gz` (or `events-00000-of-0000N.jsonl.gz` shards; with
     `fmt="parquet"`, `events*.parquet`, `payload` as a JSON string column), the consent
@@ -756,13 +775,14 @@ def generate(
     ValueError on a bad argument.
     """
     check_arguments(events, seed, shards, fmt, date)
+    check_accounts(accounts)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for old in sorted([*out.glob("events*.jsonl.gz"), *out.glob("events*.parquet")]):
         old.unlink()
 
     parquet = fmt == "parquet"
-    run = Run(seed, events, date, parquet)
+    run = Run(seed, default_accounts(events) if accounts is None else accounts, date, parquet)
     rng = run.rng
     kinds: tuple[str, ...] = (*LEAK_KINDS, *BAD_INPUT_KINDS, *DUPLICATE_KINDS)
     if parquet:  # a Parquet string column holds only valid UTF-8

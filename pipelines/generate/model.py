@@ -111,11 +111,18 @@ def make_user(rng: random.Random, domain: str, taken: set[str]) -> User:
     )
 
 
-def make_accounts(rng: random.Random, events: int, ledger: ConsentLedger) -> list[Account]:
-    """Several accounts, each with its own staff; standing consent decisions for each person."""
+def default_accounts(events: int) -> int:
+    """Accounts a generated set has unless told: at least 50, so that strings common across
+    accounts (the string rule's k) occur as in real traffic, and one per 400 events above
+    that, up to 500."""
+    return min(max(50, events // 400), 500)
+
+
+def make_accounts(rng: random.Random, count: int, ledger: ConsentLedger) -> list[Account]:
+    """`count` accounts, each with its own staff; standing consent decisions for each person."""
     taken: set[str] = set()
     accounts = []
-    for i in range(min(3 + events // 8000, 60)):
+    for i in range(count):
         account_id = f"acct-{rng.getrandbits(16):04x}"
         while account_id in taken:
             account_id = f"acct-{rng.getrandbits(16):04x}"

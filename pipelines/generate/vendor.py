@@ -129,14 +129,13 @@ class Corpus:
 class VendorWorld:
     """Run-wide state of a vendor corpus: random source, accounts, ledger, meetings so far."""
 
-    def __init__(self, seed: int, day: str):
+    def __init__(self, seed: int, day: str, accounts: int):
         self.rng = rng = random.Random(seed)
         self.r = rng.random
         self.day = day
         self.day_start_ms = int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() * 1000)
         self.ledger = ConsentLedger(random.Random(rng.getrandbits(64)), day)
-        # make_accounts sizes by event count (3 + events // 8000); ask for VENDOR_ACCOUNTS.
-        self.accounts = make_accounts(rng, (VENDOR_ACCOUNTS - 3) * 8000, self.ledger)
+        self.accounts = make_accounts(rng, accounts, self.ledger)
         self.account_cum = list(accumulate(a.weight for a in self.accounts))
         self.meetings = 0
 
@@ -250,13 +249,14 @@ def write_vendor(
     shards: int,
     date: str,
     generator_id: str,
+    accounts: int = VENDOR_ACCOUNTS,
 ) -> dict[str, Any]:
     """Write `events` lines of `source`, the consent ledger and the truth; return the truth."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for old in sorted([*out.glob("events*.jsonl.gz"), *out.glob("events*.parquet")]):
         old.unlink()
-    world = VendorWorld(seed, date)
+    world = VendorWorld(seed, date, accounts)
     lines = build_lines(source, world, events)
     names = shard_names("jsonl.gz", shards)
     writer = JsonlShards([out / name for name in names], events, [])

@@ -96,6 +96,11 @@ def explain(
     """
     run = _audited_run(Path(run_dir), run_id)
     audit = pq.read_table(run["audit_path"], filters=pc.field("event_id") == event_id)
+    if audit.num_rows == 0 and "event_pseudonym" in pq.read_schema(_first_file(run)).names:
+        # Service training publishes the id as a keyed pseudonym: find the record by that.
+        audit = pq.read_table(run["audit_path"], filters=pc.field("event_pseudonym") == event_id)
+        if audit.num_rows:
+            event_id = audit["event_id"][0].as_py()
     if audit.num_rows == 0:
         raise InputError(
             f"event id {event_id!r} is not in the audit of run {run['run_id']} "
@@ -119,6 +124,10 @@ def explain(
                 "destination": kept["destination"],
             }
     return {"event_id": event_id, "run": run, "copies": copies}
+
+
+def _first_file(run: Mapping[str, Any]) -> Path:
+    return sorted(Path(run["audit_path"]).glob("*.parquet"))[0]
 
 
 def _audited_run(root: Path, run_id: str | None) -> dict[str, Any]:

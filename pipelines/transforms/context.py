@@ -31,8 +31,9 @@ from pipelines.rules.detectors import (
     judge_bucket,
 )
 from pipelines.rules.route import DedupVerdicts, find_duplicates
+from pipelines.rules.strings import QualifiedStrings, cap_accounts, qualified_of
 
-__all__ = ["CollectRunContext", "FindDuplicates", "RunContext"]
+__all__ = ["CollectRunContext", "CountStrings", "FindDuplicates", "RunContext"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class RunContext:
     prints: dict[str, np.ndarray] = field(default_factory=dict)
     # Distinctive runs of content shared within a meeting (per_participant runs only).
     echo_sources: EchoSources = field(default_factory=EchoSources.empty)
+    # Hashes of the service strings (values and templates) that at least k accounts produced.
+    strings: QualifiedStrings = field(default_factory=QualifiedStrings)
 
 
 class _MergeContext(beam.CombineFn):
@@ -149,6 +152,94 @@ def _with_sources(context: RunContext, sources: EchoSources) -> RunContext:
     return replace(context, echo_sources=sources)
 
 
+def _with_strings(context: RunContext, strings: QualifiedStrings) -> RunContext:
+    return replace(context, strings=strings)
+
+
+class _StringKeys(beam.DoFn):
+    """One chunk's (string hash, account hash) pairs, split into buckets by string hash."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def setup(self) -> None:
+        self.contract = self.config.contract()
+
+    def process(self, chunk: EventChunk) -> Iterator[tuple[int, pa.Table]]:
+        keys = chunk.string_keys(self.config, self.contract)
+        if not keys.num_rows:
+            return
+        buckets = self.config.policy.dedup_buckets
+        bucket_of = pa.compute.cast(
+            pa.array(keys["key"].to_numpy() % np.uint64(buckets)), pa.int64()
+        )
+        for bucket in np.unique(bucket_of.to_numpy()).tolist():
+            yield bucket, keys.filter(pa.compute.equal(bucket_of, bucket))
+
+
+class _CapAccounts(beam.CombineFn):
+    """(key, account) pairs of one bucket, at most k accounts per key: memory follows the
+    number of distinct strings, not of events."""
+
+    _COMPACT_EVERY = 32
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def create_accumulator(self) -> list[pa.Table]:
+        return []
+
+    def add_input(self, acc: list[pa.Table], item: pa.Table) -> list[pa.Table]:
+        acc.append(item)
+        if len(acc) >= self._COMPACT_EVERY:
+            acc = [cap_accounts(acc, self.k)]
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[list[pa.Table]]) -> list[pa.Table]:
+        return [cap_accounts([t for acc in accs for t in acc], self.k)]
+
+    def extract_output(self, acc: list[pa.Table]) -> pa.Table:
+        return cap_accounts(acc, self.k)
+
+
+class _MergeQualified(beam.CombineFn):
+    """The buckets' qualified hashes -> one sorted QualifiedStrings."""
+
+    def create_accumulator(self) -> list[np.ndarray]:
+        return []
+
+    def add_input(self, acc: list[np.ndarray], item: np.ndarray) -> list[np.ndarray]:
+        acc.append(item)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[list[np.ndarray]]) -> list[np.ndarray]:
+        return [a for acc in accs for a in acc]
+
+    def extract_output(self, acc: list[np.ndarray]) -> QualifiedStrings:
+        if not acc:
+            return QualifiedStrings()
+        return QualifiedStrings(np.unique(np.concatenate(acc)).astype(np.uint64))
+
+
+class CountStrings(beam.PTransform):
+    """EventChunks -> the run's QualifiedStrings: a combine keyed by string-hash bucket with
+    per-key account sets capped at k (only hashes move)."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+
+    def expand(self, chunks: beam.PCollection) -> beam.PCollection:
+        k = self.config.strings.k
+        return (
+            chunks
+            | "StringKeys" >> beam.ParDo(_StringKeys(self.config))
+            | "CapAccounts" >> beam.CombinePerKey(_CapAccounts(k))
+            | "Qualified" >> beam.MapTuple(lambda _bucket, capped: qualified_of(capped, k))
+            | "MergeQualified" >> beam.CombineGlobally(_MergeQualified())
+        )
+
+
 class CollectRunContext(beam.PTransform):
     """EventChunks -> one RunContext: the run's identifiers, content shingles and prints, and
     under `per_participant` the other-subject echo index (bucketed by run hash: only hashes
@@ -159,10 +250,12 @@ class CollectRunContext(beam.PTransform):
         self.config = config
 
     def expand(self, chunks: beam.PCollection) -> beam.PCollection:
+        strings = chunks | "CountStrings" >> CountStrings(self.config)
         context = (
             chunks
             | "PerChunk" >> beam.ParDo(_ChunkContext(self.config))
             | "Merge" >> beam.CombineGlobally(_MergeContext(self.config))
+            | "AttachStringCounts" >> beam.Map(_with_strings, AsSingleton(strings))
         )
         if self.config.policy.content_policy != "per_participant":
             return context

@@ -25,7 +25,9 @@ class _Detect(beam.DoFn):
         self.contract = self.config.contract()
 
     def process(self, chunk: EventChunk, context: RunContext) -> Iterator[EventChunk]:
-        yield chunk.with_findings(self.config, self.contract, context.known, context.echo)
+        yield chunk.with_findings(
+            self.config, self.contract, context.known, context.echo, context.strings
+        )
 
 
 class DetectLeaks(beam.PTransform):
@@ -76,10 +78,22 @@ class _Deidentify(beam.DoFn):
         self, chunk: EventChunk, verdicts: DedupVerdicts, context: RunContext
     ) -> Iterator[ChunkOutputs]:
         twin = GateTwin.build(
-            self.config.schemas, self.config.expectations, context.known, context.prints
+            self.config.schemas,
+            self.config.expectations,
+            context.known,
+            context.prints,
+            strings=context.strings,
+            registry=self.config.strings,
+            pseudonym_pattern=self.pseudonyms.pattern,
         )
         yield chunk.outputs(
-            self.config, self.contract, self.pseudonyms, verdicts, twin, context.known
+            self.config,
+            self.contract,
+            self.pseudonyms,
+            verdicts,
+            twin,
+            context.known,
+            strings=context.strings,
         )
 
 

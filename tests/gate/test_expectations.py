@@ -69,7 +69,7 @@ def _crash_columns() -> dict[str, pa.Array]:
     """A clean diagnostic.crash table, column by column in the output schema's order."""
     values: dict[str, list[Any]] = {
         "record_class": ["service_generated"] * ROWS,
-        "event_id": [f"ev-0-{i}" for i in range(ROWS)],
+        "event_id": [_pseudonym(f"event-{i}") for i in range(ROWS)],
         "event_type": ["diagnostic.crash"] * ROWS,
         "event_ts": [dt.datetime(2026, 11, 26, 12, i, tzinfo=dt.UTC) for i in range(ROWS)],
         "account_id": [_pseudonym("account")] * ROWS,
@@ -92,8 +92,13 @@ def _crash_columns() -> dict[str, pa.Array]:
             "buffer underrun after 1.2.3.4.5 retries",
             "websocket closed code 1006",
         ],
+        "withheld_fields": [[], ["message"], [], ["stack_trace", "message"]],
     }
-    types = {"event_ts": TS, "schema_version": pa.int64()}
+    types = {
+        "event_ts": TS,
+        "schema_version": pa.int64(),
+        "withheld_fields": pa.list_(pa.string()),
+    }
     return {
         name: pa.array(column, type=types.get(name, pa.string())) for name, column in values.items()
     }
@@ -130,8 +135,9 @@ def test_a_clean_service_table_passes(templates: dict) -> None:
     assert result["success"], result["failed"]
     assert result["failed"] == []
     assert result["rows"] == ROWS
-    # columns, 2 sets, not-null, unique, 3 pseudonym columns, 9 other string columns
-    assert result["evaluated"] == 1 + 2 + 1 + 1 + 3 + 9
+    # columns, 2 sets, not-null, unique, 4 pseudonym columns (event_id among them), 8 other
+    # string columns, and the withheld_fields list
+    assert result["evaluated"] == 1 + 2 + 1 + 1 + 4 + 8 + 1
     assert result["statistics"]["successful_expectations"] == result["evaluated"]
     json.dumps(result)
     require_success(result)
@@ -144,7 +150,7 @@ def _with_extra_column() -> pa.Table:
 
 
 PLANTED = [
-    pytest.param(_with_extra_column, "wifi", COLUMNS_LIST, None, 1, [14], id="extra-column"),
+    pytest.param(_with_extra_column, "wifi", COLUMNS_LIST, None, 1, [15], id="extra-column"),
     pytest.param(
         lambda: _planted("record_class", 2, "customer_content"),
         "customer_content",
@@ -182,8 +188,8 @@ PLANTED = [
         id="pseudonym-trailing-newline",
     ),
     pytest.param(
-        lambda: _planted("event_id", 3, "ev-0-1"),
-        "ev-0-1",
+        lambda: _planted("event_id", 3, _pseudonym("event-1")),
+        _pseudonym("event-1"),
         UNIQUE,
         "event_id",
         2,

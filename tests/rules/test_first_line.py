@@ -28,6 +28,7 @@ from pipelines.rules.consent import ConsentLedger, hosts_by_meeting
 from pipelines.rules.deidentify import Pseudonymizer
 from pipelines.rules.detectors import EchoIndex, KnownIdentifiers
 from pipelines.rules.route import find_duplicates
+from pipelines.rules.strings import QualifiedStrings, qualified_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_EXAMPLES = ROOT.parent / "shared" / "spec" / "examples-v1.jsonl"
@@ -218,8 +219,19 @@ def _outputs(config_override: dict, lines: list[bytes], twin: bool, tmp_path: Pa
         .with_consent(config, CONTRACT, ledger, dict(hosts_by_meeting(chunk.host_pairs())))
         .routed(config, CONTRACT, verdicts)
     )
-    gate_twin = GateTwin.build(config.schemas, config.expectations, known, prints)
-    return routed.outputs(config, CONTRACT, PSEUDONYMS, verdicts, gate_twin if twin else None)
+    strings = QualifiedStrings(qualified_of(chunk.string_keys(config, CONTRACT), config.strings.k))
+    gate_twin = GateTwin.build(
+        config.schemas,
+        config.expectations,
+        known,
+        prints,
+        strings=strings,
+        registry=config.strings,
+        pseudonym_pattern=PSEUDONYMS.pattern,
+    )
+    return routed.outputs(
+        config, CONTRACT, PSEUDONYMS, verdicts, gate_twin if twin else None, strings=strings
+    )
 
 
 def _log(event_id: str, message: str, meeting: str = "mtg-20261126-0001") -> bytes:
@@ -231,6 +243,17 @@ def _log(event_id: str, message: str, meeting: str = "mtg-20261126-0001") -> byt
 PROSE = "please call me back when you get this, I really miss you"
 
 
+def _approved(messages: list[str]) -> dict:
+    """A config override whose string registry approves these log messages."""
+    return {"strings": {"fields": {"diagnostic.log.message": {"values": messages}}}}
+
+
+def _raw_ids(table: pa.Table, candidates: list[str]) -> list[str]:
+    """The raw ids (among `candidates`) of a training table's pseudonymised event ids."""
+    raw_of = {PSEUDONYMS.one(c): c for c in candidates}
+    return [raw_of[p] for p in table["event_id"].to_pylist()]
+
+
 @pytest.mark.parametrize("twin", [True, False], ids=["with-twin", "without-twin"])
 def test_a_detector_switched_off_in_the_config_is_still_the_gates(tmp_path: Path, twin: bool):
     enabled = [
@@ -238,8 +261,14 @@ def test_a_detector_switched_off_in_the_config_is_still_the_gates(tmp_path: Path
         "known_identifier", "content_echo",
     ]  # fmt: skip
     lines = [_log("ev-prose", PROSE), _log("ev-clean", "ICE restart after 640 ms")]
-    out = _outputs({"detectors": {"enabled": enabled}}, lines, twin, tmp_path)
-    trained = out.training["diagnostic.log"]["event_id"].to_pylist()
+    # Both messages approved by the string registry (a reviewer's mistake for the prose): the
+    # detectors are the second net behind it.
+    override = {
+        "detectors": {"enabled": enabled},
+        **_approved([PROSE, "ICE restart after 640 ms"]),
+    }
+    out = _outputs(override, lines, twin, tmp_path)
+    trained = _raw_ids(out.training["diagnostic.log"], ["ev-clean", "ev-prose"])
     audit = out.audit.to_pylist()
     reasons = {row["event_id"]: row["reason"] for row in audit}
     if twin:
@@ -255,9 +284,13 @@ def test_a_detector_switched_off_in_the_config_is_still_the_gates(tmp_path: Path
 
 def test_under_redact_an_event_id_finding_still_quarantines(tmp_path: Path):
     lines = [_log("4111111111111111", "ICE restart"), _log("ev-ok", "mail a@example.com now")]
-    out = _outputs({"policy": {"on_detector_finding": "redact"}}, lines, True, tmp_path)
+    override = {
+        "policy": {"on_detector_finding": "redact"},
+        **_approved(["ICE restart", "mail [REDACTED:email] now"]),
+    }
+    out = _outputs(override, lines, True, tmp_path)
     table = out.training["diagnostic.log"]
-    assert table["event_id"].to_pylist() == ["ev-ok"]
+    assert table["event_id"].to_pylist() == [PSEUDONYMS.one("ev-ok")]
     assert table["message"].to_pylist() == ["mail [REDACTED:email] now"]
     assert out.quarantine["reason"].to_pylist() == ["detector:payment_card"]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -41,6 +42,7 @@ from pipelines.pipeline import SUMMARY_NAME, build
 from pipelines.rules.classify import LOC
 from pipelines.rules.detectors import EchoIndex, KnownIdentifiers
 from pipelines.rules.route import DedupVerdicts
+from pipelines.rules.strings import QualifiedStrings, string_hashes
 from pipelines.transforms.consent import ApplyConsent
 from pipelines.transforms.context import CollectRunContext, FindDuplicates, RunContext
 from pipelines.transforms.process import Deidentify, DetectLeaks, RouteRecords
@@ -267,7 +269,7 @@ def _columns_among(out: ChunkOutputs, names: set[str]) -> Iterator[tuple[str, st
 def _pseudonym_ok(out: ChunkOutputs) -> Iterator[tuple[str, str, bool]]:
     """Per training table and id column: are all non-null values pseudonyms?"""
     for name, table in out.training.items():
-        for column in ("account_id", "meeting_id", "participant_id"):
+        for column in ("event_id", "account_id", "meeting_id", "participant_id"):
             values = [v for v in table[column].to_pylist() if v is not None]
             yield name, column, bool(values) and all(PSEUDONYM.match(v) for v in values)
 
@@ -546,7 +548,7 @@ def test_detect_route_deidentify_send_each_record_to_one_place(
     key = pseudonym_key
     joined = {
         "record_class": "service_generated",
-        "event_id": "ev-0005",
+        "event_id": _pseudonym(key, "ev-0005"),
         "event_type": "usage.participant_joined",
         "event_ts": datetime(2026, 11, 26, 9, 4, tzinfo=UTC),
         "account_id": _pseudonym(key, "acct-7f3e"),
@@ -557,10 +559,12 @@ def test_detect_route_deidentify_send_each_record_to_one_place(
         "email": _pseudonym(key, "alice@example.com"),
         "location_country": "FR",
         "device": "Mac",
-        "os_version": "14.6",
-        "client_version": "6.2.5",
+        # One account cannot make a version common: the registry's approved template stands in.
+        "os_version": "<num>",
+        "client_version": "<num>",
         "network_type": "wired",
         "role": "host",
+        "withheld_fields": [],
     }
     withheld = {
         "content.ai_summary": ("summary_text", "next_steps"),
@@ -603,9 +607,9 @@ def test_detect_route_deidentify_send_each_record_to_one_place(
             [
                 ("ev-1001", "detector:email"),
                 ("ev-1002", "detector:content_echo"),
-                # Another meeting of the same account: the gate's per-account fingerprint
-                # check would fail on it, so its first-line twin quarantines it.
-                ("ev-1003", "gate_twin:content_fingerprints"),
+                # ev-1003 repeats the same content in another meeting of the same account:
+                # one account cannot make its message common, so the message is withheld
+                # and the rest of the record trains (see CheckWithheldMessage).
                 ("ev-1004", "detector:known_identifier"),
             ]
         ),
@@ -613,12 +617,24 @@ def test_detect_route_deidentify_send_each_record_to_one_place(
     )
     assert_that(
         outputs | "TrainingIds" >> beam.FlatMap(_training_ids),
-        equal_to([(e["event_type"], e["event_id"]) for e in spec_events[:11]]),
+        equal_to(
+            [(e["event_type"], _pseudonym(key, e["event_id"])) for e in spec_events[:11]]
+            + [("diagnostic.log", _pseudonym(key, "ev-1003"))]
+        ),
         label="CheckTrainingIds",
     )
     assert_that(
+        outputs
+        | "Ev1003" >> beam.FlatMap(_rows_of, "diagnostic.log")
+        | beam.Map(dict)
+        | beam.Filter(lambda row: row["event_id"] == _pseudonym(key, "ev-1003"))
+        | beam.Map(lambda row: (row["message"], tuple(row["withheld_fields"]))),
+        equal_to([(None, ("message",))]),
+        label="CheckWithheldMessage",
+    )
+    assert_that(
         outputs | "TrainingColumns" >> beam.FlatMap(_training_columns),
-        equal_to([(t, tuple(columns[t])) for t in SERVICE_TYPES]),
+        equal_to([(t, tuple(columns[t])) for t in (*SERVICE_TYPES, "diagnostic.log")]),
         label="CheckTrainingColumns",
     )
     assert_that(
@@ -631,8 +647,8 @@ def test_detect_route_deidentify_send_each_record_to_one_place(
         equal_to(
             [
                 (t, c, not (t == "usage.meeting_ended" and c == "participant_id"))
-                for t in SERVICE_TYPES
-                for c in ("account_id", "meeting_id", "participant_id")
+                for t in (*SERVICE_TYPES, "diagnostic.log")
+                for c in ("event_id", "account_id", "meeting_id", "participant_id")
             ]
         ),
         label="CheckPseudonyms",
@@ -765,7 +781,7 @@ def _log_training_outputs(config: Config, key: bytes, message: str) -> ChunkOutp
     schema = training_schema(config, contract, contract.event_types["diagnostic.log"])
     row = {
         "record_class": "service_generated",
-        "event_id": "ev-2001",
+        "event_id": _pseudonym(key, "ev-2001"),
         "event_type": "diagnostic.log",
         "event_ts": datetime(2026, 11, 26, 9, 30, tzinfo=UTC),
         "account_id": _pseudonym(key, "acct-7f3e"),
@@ -775,6 +791,7 @@ def _log_training_outputs(config: Config, key: bytes, message: str) -> ChunkOutp
         "level": "warn",
         "component": "net",
         "message": message,
+        "withheld_fields": [],
     }
     return ChunkOutputs(
         chunk_id="00004-00001",
@@ -787,47 +804,73 @@ def _log_training_outputs(config: Config, key: bytes, message: str) -> ChunkOutp
     )
 
 
+# Strings the run found common: the log template, and the email line as a value (so that
+# only the detectors stand between it and training, as under a mistaken registry approval).
+_COMMON_LOGS = QualifiedStrings(
+    np.unique(
+        np.concatenate(
+            [
+                string_hashes("t", "diagnostic.log.message", ["ICE restart after <num> ms"]),
+                string_hashes(
+                    "v", "diagnostic.log.message", ["relay refused ops.oncall@corp.example"]
+                ),
+            ]
+        )
+    )
+)
+
+
 @pytest.mark.parametrize(
-    ("message", "detectors_clean"),
+    ("message", "strings_earned", "detectors_clean"),
     [
-        ("ICE restart after 640 ms", ("detectors_clean", True, 0, 1)),
-        (
-            "relay refused ops.oncall@corp.example",
-            ("detectors_clean", False, 1, 1),
-        ),
+        ("ICE restart after <num> ms", True, True),
+        ("relay refused ops.oncall@corp.example", True, False),
+        # A chat line no k accounts produced, planted in a staged file.
+        ("upload failed: Acme_layoffs_2027.xlsx", False, True),
     ],
-    ids=["clean", "email"],
+    ids=["clean", "email", "unearned"],
 )
 def test_gate_fails_a_staged_training_table_holding_an_email(
-    config, pseudonym_key, tmp_path, message, detectors_clean
+    config, pseudonym_key, tmp_path, message, strings_earned, detectors_clean
 ):
     staging = str(tmp_path / "staging")
     outputs = _log_training_outputs(config, pseudonym_key, message)
-    empty = RunContext(
-        KnownIdentifiers(), EchoIndex.build([], config.detectors.content_echo_shingle_words)
+    context = RunContext(
+        KnownIdentifiers(),
+        EchoIndex.build([], config.detectors.content_echo_shingle_words),
+        strings=_COMMON_LOGS,
     )
-    example = (
-        [
-            "training/diagnostic.log/part-00004-00001.parquet: "
-            "column message, values [0], detectors ['email']"
-        ]
-        if not detectors_clean[1]
-        else []
-    )
+    where = "training/diagnostic.log/part-00004-00001.parquet"
+    examples = {
+        "strings_earned": [] if strings_earned else [f"{where}: column message, values [0]"],
+        "detectors_clean": (
+            [] if detectors_clean else [f"{where}: column message, values [0], detectors ['email']"]
+        ),
+    }
 
     p = _pipeline()
-    context = p | "Context" >> beam.Create([empty])
+    side = p | "Context" >> beam.Create([context])
     staged = p | "Outputs" >> beam.Create([outputs]) | WriteStaged(staging, "zstd")
     chunks = p | "NoChunks" >> beam.Create([])
-    results = staged | LeakGate(config, context, chunks)
+    results = staged | LeakGate(config, side, chunks)
     assert_that(
         results | "View" >> beam.Map(_gate_view),
-        equal_to([(*((n, True, 0, 1) for n in CHECKS[:4]), detectors_clean)]),
+        equal_to(
+            [
+                (
+                    *((n, True, 0, 1) for n in CHECKS[:4]),
+                    ("strings_earned", strings_earned, int(not strings_earned), 1),
+                    ("detectors_clean", detectors_clean, int(not detectors_clean), 1),
+                )
+            ]
+        ),
         label="CheckChecks",
     )
     assert_that(
-        results | "Examples" >> beam.Map(lambda r: r["checks"]["detectors_clean"]["examples"]),
-        equal_to([example]),
+        results
+        | "Examples"
+        >> beam.Map(lambda r: {n: r["checks"][n]["examples"] for n in sorted(examples)}),
+        equal_to([examples]),
         label="CheckExamples",
     )
     p.run()
