@@ -50,6 +50,7 @@ from pipelines.rules.strings import (
     field_key,
     publish_column,
 )
+from pipelines.sources import reject_source, source_of_event_type
 
 __all__ = [
     "AUDIT_SCHEMA",
@@ -107,6 +108,8 @@ AUDIT_SCHEMA = pa.schema(
         # The keyed pseudonym training publishes as the record's `event_id` (explain finds a
         # record by either).
         pa.field("event_pseudonym", pa.string()),
+        # Which input shape the record came in: `contract`, a vendor source, or `unknown`.
+        pa.field("source", pa.string()),
     ]
 )
 QUARANTINE_SCHEMA = pa.schema(
@@ -230,6 +233,7 @@ class EventChunk:
     source: str
     tables: dict[str, pa.Table] = field(default_factory=dict)
     rejects: pa.Table = field(default_factory=REJECT_SCHEMA.empty_table)
+    input_source: str = "contract"  # `run --source`
 
     @property
     def chunk_id(self) -> str:
@@ -733,6 +737,7 @@ class EventChunk:
                 "consent_subjects": subjects,
                 "host_only": host_only,
                 "event_pseudonym": pseudonyms.array(table["event_id"]),
+                "source": pa.array([source_of_event_type(event_type)] * n, pa.string()),
             },
             schema=AUDIT_SCHEMA,
         )
@@ -754,6 +759,13 @@ class EventChunk:
                 "consent_subjects": pa.nulls(n, CONSENT_TYPE),
                 "host_only": pa.nulls(n, pa.bool_()),
                 "event_pseudonym": pseudonyms.array(rejects["event_id"]),
+                "source": pa.array(
+                    [
+                        reject_source(t, self.input_source)
+                        for t in rejects["event_type"].to_pylist()
+                    ],
+                    pa.string(),
+                ),
             },
             schema=AUDIT_SCHEMA,
         )
@@ -1167,6 +1179,10 @@ def count_outputs(audit: pa.Table) -> dict[str, Any]:
     counts["host_only_gap_subjects"] = sorted(pc.unique(lacking.field("subject")).to_pylist())
     counts["by_event_type"] = by_type
     counts["by_record_class"] = by_class
+    by_source: dict[str, dict[str, int]] = {}
+    for row in _group_counts(audit.select(["source", "destination"]), ["source", "destination"]):
+        by_source.setdefault(row["source"] or "unknown", {})[row["destination"]] = row["n"]
+    counts["by_source"] = by_source
     return counts
 
 

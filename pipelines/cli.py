@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 from pipelines.config import CONTENT_POLICIES
 from pipelines.contract import parse_timestamp
 from pipelines.errors import ConfigError, ConsentgateError, Interrupted
+from pipelines.sources import SOURCE_NAMES
 from pipelines.terminal import InertFormatter, inert, inert_lines, inert_tree
 
 if TYPE_CHECKING:
@@ -198,6 +199,13 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
         choices=CONTENT_POLICIES,
         help="what customer content may enter training (default: never)",
     )
+    parser.add_argument(
+        "--source",
+        choices=SOURCE_NAMES,
+        default="contract",
+        help="shape of the input records: the v1 contract (default), a vendor's "
+        "(zoom-webhook, zoom-qos, webrtc-stats, livekit-webhook), or auto (per record)",
+    )
     parser.add_argument("--config", metavar="FILE", help="JSON file merged over configs/")
     parser.add_argument(
         "--quiet",
@@ -253,6 +261,7 @@ def _request(args: argparse.Namespace, beam_args: list[str], date: str | None) -
         beam_args=beam_args,
         progress=not args.run_quiet,
         quiet=args.run_quiet,
+        source=args.source,
     )
 
 

@@ -200,6 +200,8 @@ class Policy:
     reread_inputs_above_records: int
     max_file_records: int
     max_decompressed_bytes: int
+    # The shape of the input records (`run --source`); a run option, not a config key.
+    input_source: str = "contract"
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> Policy:
@@ -259,8 +261,9 @@ class Config:
     strings: StringRegistry = field(default_factory=StringRegistry)
 
     def contract(self) -> Contract:
-        """Compile the contract (validators are closures: build them where they are used)."""
-        return compile_contract(self.schemas)
+        """Compile the contract (validators are closures: build them where they are used);
+        with the vendor sources' event types when the run reads a vendor source."""
+        return compile_contract(self.schemas, sources=self.policy.input_source != "contract")
 
     def with_policy(self, **changes: Any) -> Config:
         from dataclasses import replace
@@ -354,9 +357,14 @@ def _check_string_fields(
 
 
 def _contract_fields(schemas: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    from pipelines.sources.declared import compile_sources
+
     names: set[str] = set()
     for schema in schemas.values():
         names.update(schema.get("properties", {}))
+    for source in compile_sources(schemas).values():
+        for kind in source.kinds.values():
+            names.update(c for f in kind.fields.values() for c, _ in f.columns())
     return names
 
 
@@ -391,13 +399,15 @@ def load_config(home: str | Path | None = None, override_file: str | Path | None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     schemas = read_schemas(root / "schemas")
-    compile_contract(schemas)  # fail now, with the schema file named, not on a worker
+    # Fail now, with the schema file named, not on a worker.
+    compile_contract(schemas, sources=True)
     _check_field_names(sections, sources, _contract_fields(schemas))
     taxonomy = Taxonomy.from_mapping(sections["taxonomy"], sources["taxonomy"])
     _check_string_fields(sections["strings"], sources["strings"], schemas)
     unknown = sorted(
         set(taxonomy.record_class_overrides)
         - {p.removeprefix("events/v1/").removesuffix(".json") for p in schemas}
+        - set(compile_contract(schemas, sources=True).event_types)
     )
     if unknown:
         raise ConfigError(

@@ -33,6 +33,7 @@ __all__ = [
     "Instant",
     "Violation",
     "compile_contract",
+    "compile_event_schema",
     "load_contract",
     "micros_of",
     "parse_instant",
@@ -502,6 +503,11 @@ def _compile(schema: Mapping[str, Any], where: str) -> Check:
     return check
 
 
+def compile_event_schema(schema: Mapping[str, Any], where: str) -> tuple[Check, Screen]:
+    """The record check and column screen of one payload schema (used for vendor kinds too)."""
+    return _compile(schema, where), _compile_screen(schema, where)
+
+
 def _arrow_type(schema: Mapping[str, Any], where: str) -> pa.DataType:
     if "anyOf" in schema:
         # `recipients`: the string "everyone" or a list of ids; stored as a list of strings.
@@ -645,17 +651,26 @@ def read_schemas(schemas_dir: str | Path) -> dict[str, dict[str, Any]]:
         *sorted((root / "events" / "v1").glob("*.json")),
         root / "consent" / "v1.json",
         *sorted((root / "outputs").glob("*.json")),
+        # Vendor sources declared as data (pipelines/sources/declared.py).
+        *sorted((root / "sources").glob("*/*.json")),
     ]
     return {str(p.relative_to(root)): read_json_object(p, "schema file") for p in paths}
 
 
-def load_contract(schemas_dir: str | Path) -> Contract:
+def load_contract(schemas_dir: str | Path, *, sources: bool = False) -> Contract:
     """Read and compile the contract in `schemas_dir`."""
-    return compile_contract(read_schemas(schemas_dir))
+    return compile_contract(read_schemas(schemas_dir), sources=sources)
 
 
-def compile_contract(schemas: Mapping[str, Mapping[str, Any]]) -> Contract:
-    """Build a Contract from `read_schemas` output (paths relative to the schemas folder)."""
+def compile_contract(
+    schemas: Mapping[str, Mapping[str, Any]], *, sources: bool = False
+) -> Contract:
+    """Build a Contract from `read_schemas` output (paths relative to the schemas folder).
+
+    With `sources`, the event types of the vendor sources (`schemas/sources/`, named
+    `<source>.<kind>`) join the v1 ones; a run reads them only under `--source` other than
+    `contract`, so a v1 line can never claim a vendor event type.
+    """
     envelope_path = "events/v1/envelope.json"
     if envelope_path not in schemas:
         raise ConfigError(f"schemas/{envelope_path}: schema file is missing")
@@ -691,6 +706,10 @@ def compile_contract(schemas: Mapping[str, Mapping[str, Any]]) -> Contract:
         )
     if not event_types:
         raise ConfigError("schemas/events/v1: no event type schemas found")
+    if sources:
+        from pipelines.sources.declared import source_event_types
+
+        event_types.update(source_event_types(schemas))
     consent_path = "consent/v1.json"
     if consent_path not in schemas:
         raise ConfigError(f"schemas/{consent_path}: schema file is missing")

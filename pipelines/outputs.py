@@ -67,7 +67,8 @@ def _row_schema(schema: pa.Schema, title: str) -> dict[str, Any]:
 
 def output_schema_documents(config: Config) -> dict[str, dict[str, Any]]:
     """File name under `schemas/outputs/` -> JSON Schema document."""
-    contract = config.contract()
+    # Every event type a run may publish, the vendor sources' included.
+    contract = config.with_policy(input_source="auto").contract()
     service = sorted(
         name
         for name, spec in contract.event_types.items()

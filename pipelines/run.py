@@ -78,6 +78,7 @@ class RunRequest:
     beam_args: Sequence[str] = field(default_factory=list)
     progress: bool = False
     quiet: bool = False
+    source: str = "contract"
 
 
 def _fill(template: str, day: str | None, what: str) -> str:
@@ -375,6 +376,8 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     config = config or load_config(override_file=request.config_file)
     if request.content_policy:
         config = config.with_policy(content_policy=request.content_policy)
+    if request.source != "contract":
+        config = config.with_policy(input_source=request.source)
     key = key_from_env()
     as_of = request.as_of or _end_of(request.date) or datetime.now(UTC)
     request = resolve_paths(request, config)
@@ -453,6 +456,7 @@ def _run_locked(
         "code_version": __version__,
         "config_hash": config.config_hash,
         "content_policy": config.policy.content_policy,
+        "source": config.policy.input_source,
         "pseudonym_key_env": KEY_ENV,
         "pseudonym_key_fingerprint": fingerprint,
         "pseudonym_key_version": os.environ.get("CONSENTGATE_PSEUDONYM_KEY_VERSION", "unversioned"),

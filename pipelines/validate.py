@@ -115,6 +115,8 @@ def validate_run(
             f"{key_fingerprint(key)}, the manifest says {manifest.get('pseudonym_key_fingerprint')}"
             "): its pseudonyms cannot be re-checked; export that run's key"
         )
+    # The inputs are read again as the run read them: in the shape it was told (`--source`).
+    config = config.with_policy(input_source=manifest.get("source") or "contract")
     inputs = expand_inputs([i["path"] for i in manifest.get("inputs", [])])
     files = _published_files(root)
     with tempfile.TemporaryDirectory() as scratch:

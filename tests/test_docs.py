@@ -125,3 +125,29 @@ def test_the_readme_links_the_contracts_in_the_repository():
     for doc in ("docs/input-contract.md", "docs/run-contract.md"):
         assert f"({doc})" in README
     assert "shared/spec" not in README
+
+
+def test_the_doc_lists_every_vendor_event_type_with_its_class_and_subjects():
+    from pipelines.config import load_config
+    from pipelines.sources.declared import compile_sources
+
+    kinds = [
+        kind
+        for source in compile_sources(load_config().schemas).values()
+        for kind in source.kinds.values()
+    ]
+    documented = set(re.findall(r"^\| `([a-z-]+-[a-z]+\.[a-z_.-]+)` \|", INPUT, re.M))
+    assert documented == {k.event_type for k in kinds}
+    wording = {
+        "field": lambda name: f"`{name}`",
+        "list_field": lambda name: f"every id in `{name}`",
+        "envelope": lambda name: f"the envelope's `{name}`",
+    }
+    for kind in kinds:
+        _, cells = _row(INPUT, kind.event_type)
+        assert cells[1] == f"`{kind.record_class}`", kind.event_type
+        if kind.subjects:
+            ((rule, name),) = kind.subjects.items()
+            assert cells[2] == wording[rule](name), kind.event_type
+        secrets = {f"`{p}`" for p in kind.secret_paths()}
+        assert set(filter(None, (c.strip() for c in cells[3].split(",")))) == secrets

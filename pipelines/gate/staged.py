@@ -22,6 +22,7 @@ from pipelines.gate import results
 from pipelines.gate.rows import common_in, detector_hits, string_leaves, unearned_strings
 from pipelines.rules import detectors
 from pipelines.rules.strings import QualifiedStrings, StringRegistry, published_vocabularies
+from pipelines.sources.declared import compile_sources
 
 __all__ = [
     "CHECKS",
@@ -69,6 +70,14 @@ class TrainingRules:
             for p, s in schemas.items()
             if p.startswith("events/v1/") and "x-event-type" in s
         }
+        # Vendor kinds, as their source schemas declare them (`<source>.<kind>`).
+        classes.update(
+            {
+                kind.event_type: kind.record_class
+                for source in compile_sources(schemas).values()
+                for kind in source.kinds.values()
+            }
+        )
         return cls(
             table=table,
             record_class=record_class,

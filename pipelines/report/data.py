@@ -88,6 +88,7 @@ def report_data(
         "summary": _summary(manifest),
         "flow": _flow(counts),
         "event_types": {t: dict(d) for t, d in sorted(by_event_type.items())},
+        "sources": {s: dict(d) for s, d in sorted((counts.get("by_source") or {}).items())},
         "quarantine": _quarantine(counts, staged, set(by_event_type)),
         "detectors": _detectors(counts.get("detector_hits") or {}),
         "consent": _consent(manifest, counts, staged),

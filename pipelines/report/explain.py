@@ -107,7 +107,8 @@ def explain(
             f"({run['audit_path']})"
         )
     rows = sorted(audit.to_pylist(), key=lambda r: (r["source_file"], r["source_line"]))
-    contract = config.contract()
+    # Any source's event types: the audit row says which source the record came in.
+    contract = config.with_policy(input_source="auto").contract()
     outputs = {
         name: config.schemas[f"outputs/{name}.json"]
         for name in ("training", "consented_content", "restricted")
@@ -182,7 +183,11 @@ def _copy_trail(
         "event_type": row["event_type"],
         "in_contract": event_type is not None,
         "record_class": row["record_class"],
-        "source": {"file": row["source_file"], "line": row["source_line"]},
+        "source": {
+            "file": row["source_file"],
+            "line": row["source_line"],
+            "shape": row.get("source") or "contract",
+        },
         "destination": row["destination"],
         "reason": row["reason"],
         "reason_text": _reason_text(row["reason"]),
@@ -387,7 +392,7 @@ def _render_copy(copy: Mapping[str, Any]) -> list[str]:
         # repr shows stray spaces and letter case, which is often why a type is unknown.
         event_type = f"{copy['event_type']!r} (not in the contract)"
     lines = [
-        f"  source        {source['file']} line {source['line']}",
+        f"  source        {source['file']} line {source['line']} ({source['shape']})",
         f"  event type    {event_type}",
         f"  record class  {copy['record_class']}",
         f"  destination   {copy['destination']}",

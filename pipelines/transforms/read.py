@@ -20,6 +20,7 @@ from pipelines.config import Config
 from pipelines.errors import RunFailed
 from pipelines.progress import progress
 from pipelines.rules.classify import LOC, REJECT_SCHEMA, python_rows
+from pipelines.sources.reader import source_reader
 
 __all__ = [
     "ClassifyEvents",
@@ -303,10 +304,14 @@ class _ClassifyChunk(beam.DoFn):
 
     def setup(self) -> None:
         self.contract = self.config.contract()
+        self.source_reader = source_reader(self.config)
 
     def process(self, raw: RawChunk) -> Iterator[EventChunk]:
         file = raw.file
-        if raw.rows is not None:
+        if self.source_reader is not None:
+            # Vendor shapes (`--source`): the adapters normalise, then the contract path types.
+            chunk = self.source_reader.chunk(raw)
+        elif raw.rows is not None:
             chunk = EventChunk.from_rows(
                 self.contract,
                 file.index,

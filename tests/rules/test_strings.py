@@ -14,7 +14,7 @@ from pipelines.chunk import EventChunk
 from pipelines.config import load_config
 from pipelines.errors import ConfigError
 from pipelines.gate.rows import unearned_strings
-from pipelines.rules.detect import EchoIndex, KnownIdentifiers
+from pipelines.rules.detectors import EchoIndex, KnownIdentifiers
 from pipelines.rules.strings import (
     QualifiedStrings,
     StringRegistry,
