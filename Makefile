@@ -45,8 +45,8 @@ test-flink: $(BIN)/consentgate
 	$(BIN)/python -m pytest -q -m flink tests/flink
 
 # Throughput and peak memory of the whole job against a DuckDB floor; figures in $(BENCH_DIR)/bench.json.
-# More: make bench BENCH_ARGS='--profile --multiprocess --scaling 100000,1000000'
-BENCH_EVENTS ?= 1000000
+# 4M events in four shards by default; more: make bench BENCH_EVENTS=200000 BENCH_ARGS='--profile --multiprocess'
+BENCH_EVENTS ?= 4000000
 BENCH_DIR ?= .bench
 BENCH_ARGS ?=
 

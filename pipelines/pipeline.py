@@ -11,7 +11,7 @@ import apache_beam as beam
 from pipelines import storage
 from pipelines.chunk import add_counts
 from pipelines.config import Config
-from pipelines.gate.leak_gate import LeakGate, empty_verdict, suite_file_groups
+from pipelines.gate.leak_gate import LeakGate, empty_verdict
 from pipelines.progress import progress
 from pipelines.transforms.consent import ApplyConsent, ReadConsent
 from pipelines.transforms.context import CollectRunContext, FindDuplicates
@@ -132,8 +132,7 @@ def build(
         | "WriteStaged" >> WriteStaged(staging, config.policy.parquet_compression)
     )
     _ = events_staged | "Progress" >> beam.Map(_note_staged)
-    file_groups = suite_file_groups([f.size for f in inputs])
-    gate = events_staged | "LeakGate" >> LeakGate(config, context, chunks, file_groups)
+    gate = events_staged | "LeakGate" >> LeakGate(config, context, chunks)
     staged = (events_staged, ledger_staged) | "AllStaged" >> beam.Flatten()
     counts = staged | "SumCounts" >> beam.CombineGlobally(_SumCounts())
     summary_path = f"{staging.rstrip('/')}/{SUMMARY_NAME}"

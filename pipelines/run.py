@@ -43,6 +43,7 @@ from pipelines.publish import RunFolder
 from pipelines.report.html import write_report
 from pipelines.rules.deidentify import KEY_ENV, key_fingerprint, key_from_env
 from pipelines.rules.route import DESTINATIONS
+from pipelines.stage_times import stage_seconds
 from pipelines.transforms.consent import estimate_decisions
 from pipelines.transforms.read import InputFile
 
@@ -545,6 +546,7 @@ def _stage_gate_publish(
                 consent_join=consent_join,
             )
         progress.finish()
+        stages = stage_seconds(pipeline.result)
         summary = json.loads(storage.read_bytes(storage.join(staging, SUMMARY_NAME)))
     except Exception as exc:
         if signals.received:
@@ -556,6 +558,7 @@ def _stage_gate_publish(
         raise RunFailed(f"run {run_id} failed: {error}") from None
 
     _LOG.info("run %s: staged; checking the gate's results", run_id)
+    checked_from = time.perf_counter()
     counts = summary["counts"]
     files = counts.pop("files", [])
     manifest_counts(counts)
@@ -570,6 +573,8 @@ def _stage_gate_publish(
         )
     passed = all(check["passed"] for check in gate.values())
     evidence = verdict.write_evidence(staging, gate, summary["gate"]["expectations"])
+    stages["gate"] = stages.get("gate", 0.0) + time.perf_counter() - checked_from
+    published_from = time.perf_counter()
     manifest.update(
         counts=counts,
         gate={"passed": passed, "checks": gate, "evidence": evidence},
@@ -587,6 +592,8 @@ def _stage_gate_publish(
             folder.publish(run_id, manifest)
             _replace_report(folder, run_id)
             _emit(lineage, "complete", manifest)
+        stages["publish"] = time.perf_counter() - published_from
+        _LOG.info("run %s: stage seconds %s", run_id, json.dumps(stages, sort_keys=True))
         return manifest
     manifest["status"] = "gate_failed"
     write_report(folder.root, manifest)

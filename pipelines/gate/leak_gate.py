@@ -1,7 +1,8 @@
 """LeakGate: the second line of defence, as one composite transform over the staged outputs.
 
-Per file (in parallel, one shard at a time): the checks of `staged.py` and the table kind's
-Great Expectations suite. Across files, independent of the classifier's labels:
+Per file (in parallel, one shard at a time): the checks of `staged.py`, on every row. Per
+partition (table kind, event type) of the whole run: one run of the kind's Great Expectations
+suite over the partition's staged files. Across files, independent of the classifier's labels:
 - ids: no training event id is one the audit sent elsewhere (quarantine, restricted), and no
   id appears twice in training; keyed by a hash bucket of the id, so only ids move;
 - content fingerprints: no string value in a service training row shares a word window with a
@@ -13,7 +14,7 @@ Everything ends in one dict: `{"checks": {name: result}, "expectations": {suite:
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -33,50 +34,63 @@ from pipelines.gate.fingerprint import fingerprints, fingerprints_of_many
 from pipelines.gate.staged import CHECKS, TrainingRules, check_training_table, merge_expectations
 from pipelines.rules.deidentify import pseudonymizer_from_env
 from pipelines.rules.nested import iter_strings
+from pipelines.stage_times import timed
 from pipelines.transforms.context import RunContext
 from pipelines.transforms.write import StagedChunk, StagedFile
 
-__all__ = ["CROSS_CHECKS", "SUITE_GROUP_BYTES", "LeakGate", "empty_verdict", "suite_file_groups"]
+__all__ = ["CROSS_CHECKS", "SUITE_RUN_ROWS", "LeakGate", "empty_verdict", "suite_partition"]
 
 CROSS_CHECKS = ("ids_not_withheld", "ids_unique", "content_fingerprints")
 _KIND = {"training": "service_generated", "consented_content": "consented_content"}
 _IDS, _PRINTS, _SUITES = "ids", "prints", "suites"
-# A Great Expectations run costs about half a second before it reads a row, so one run covers
-# the files of one event type from up to this many consecutive chunks of a group of input
-# files: still one shard of work among many, but a few large validations instead of hundreds
-# of small ones.
-_CHUNKS_PER_SUITE_RUN = 8
-# Input files are packed into groups of about this many bytes; each group's chunks share
-# suite runs, so many small shards do not each pay for a run of every event type.
-SUITE_GROUP_BYTES = 64 << 20
+# A Great Expectations run costs about half a second before it reads a row, so it runs once per
+# partition (table kind, event type) of the whole run, over that partition's staged files read
+# as record batches. Rows are handed to it in slices of at most this many: a pandas frame of
+# half a million staged rows stays within a few hundred MB whatever the run's size, and a
+# partition larger than that pays one more run per slice.
+SUITE_RUN_ROWS = 500_000
 
 
-def suite_file_groups(sizes: Sequence[int], budget: int = SUITE_GROUP_BYTES) -> dict[int, int]:
-    """Input file index -> suite group: consecutive files packed up to `budget` bytes."""
-    groups: dict[int, int] = {}
-    group, filled = 0, 0
-    for index, size in enumerate(sizes):
-        if filled and filled + size > budget:
-            group, filled = group + 1, 0
-        groups[index] = group
-        filled += size
-    return groups
+def suite_partition(staged: StagedFile) -> tuple[str, str]:
+    """The partition whose single suite run covers this staged file: (table, event type)."""
+    return staged.table, staged.event_type or ""
 
 
-def _suite_group(staged: StagedFile, file_groups: Mapping[int, int]) -> tuple[str, str, str]:
-    """(table, event type, group) of a file named `part-<file>-<chunk>.parquet`."""
-    stem = staged.path.rsplit("/", 1)[-1].removesuffix(".parquet")
-    parts = stem.split("-")
-    try:
-        file_index, chunk = int(parts[1]), int(parts[2])
-    except (IndexError, ValueError):
-        return staged.table, staged.event_type or "", stem  # not named by the pipeline: alone
-    files = file_groups.get(file_index, f"file{file_index}")
-    return staged.table, staged.event_type or "", f"{files}-{chunk // _CHUNKS_PER_SUITE_RUN:05d}"
+def _suite_slices(paths: Iterable[str], max_rows: int) -> Iterator[pa.Table]:
+    """The rows of `paths` (in the order given) as tables of at most `max_rows` rows, read a
+    record batch at a time.
+
+    Files of one partition share a schema unless something is wrong; a file whose schema
+    differs starts a slice of its own, so the column expectations see every file's own columns.
+    Each schema yields at least one slice, even with no rows, so its columns are still checked.
+    """
+    batches: list[pa.RecordBatch] = []
+    schema: pa.Schema | None = None
+    rows, shown = 0, False  # rows in `batches`; has a slice of `schema` been yielded?
+    for path in paths:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            reader = pq.ParquetFile(f)
+            if schema is not None and reader.schema_arrow != schema:
+                if batches or not shown:
+                    yield pa.Table.from_batches(batches, schema)
+                batches, rows, shown = [], 0, False
+            schema = reader.schema_arrow
+            for batch in reader.iter_batches(batch_size=min(max_rows, 65_536)):
+                while batch.num_rows:
+                    part = batch.slice(0, max_rows - rows)
+                    batches.append(part)
+                    rows += part.num_rows
+                    batch = batch.slice(part.num_rows)
+                    if rows == max_rows:
+                        yield pa.Table.from_batches(batches, schema)
+                        batches, rows, shown = [], 0, True
+    if schema is not None and (batches or not shown):
+        yield pa.Table.from_batches(batches, schema)
 
 
 class _RunSuite(beam.DoFn):
-    """One Great Expectations run over a group of files of one table kind and event type."""
+    """One Great Expectations run over one partition (table kind, event type) of the whole run,
+    its staged files streamed in slices of at most `SUITE_RUN_ROWS` rows."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -84,18 +98,14 @@ class _RunSuite(beam.DoFn):
     def setup(self) -> None:
         self.rules = _training_rules(self.config)
 
-    def process(self, item: tuple[tuple[str, str, str], Iterable[str]]) -> Iterator[dict]:
-        (table_name, event_type, _), paths = item
+    @timed("gate")
+    def process(self, item: tuple[tuple[str, str], Iterable[str]]) -> Iterator[dict]:
+        (table_name, event_type), paths = item
         rules = self.rules[table_name]
-        tables = [_read(path) for path in sorted(paths)]
-        # Files of one type share a schema unless something is wrong; then each is run alone,
-        # so the column expectations see every file's own columns.
-        same = all(t.schema == tables[0].schema for t in tables)
-        batches = [pa.concat_tables(tables)] if same else tables
         expectations: dict[str, Any] = {}
-        for batch in batches:
+        for rows in _suite_slices(sorted(paths), SUITE_RUN_ROWS):
             result = validate_table(
-                batch,
+                rows,
                 kind=_KIND[table_name],
                 event_type=event_type,
                 columns=rules.columns.get(event_type, []),
@@ -144,13 +154,13 @@ def _training_rules(config: Config) -> dict[str, TrainingRules]:
 class _CheckFile(beam.DoFn):
     """One staged training file: per-file checks and suite; ids and fingerprints for the joins."""
 
-    def __init__(self, config: Config, file_groups: Mapping[int, int]) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.file_groups = dict(file_groups)
 
     def setup(self) -> None:
         self.rules = _training_rules(self.config)
 
+    @timed("gate")
     def process(self, staged: StagedFile, context: RunContext) -> Iterator[Any]:
         table = _read(staged.path)
         event_type = staged.event_type or ""
@@ -166,7 +176,7 @@ class _CheckFile(beam.DoFn):
             registry=self.config.strings,
         )
         yield {"checks": checks, "expectations": {}}
-        yield TaggedOutput(_SUITES, (_suite_group(staged, self.file_groups), staged.path))
+        yield TaggedOutput(_SUITES, (suite_partition(staged), staged.path))
         if "event_id" in table.column_names:
             ids = table["event_id"].to_pylist()
             for bucket, part in _by_bucket(
@@ -233,6 +243,7 @@ class _AuditIds(beam.DoFn):
     def __init__(self, buckets: int) -> None:
         self.buckets = buckets
 
+    @timed("gate")
     def process(self, staged: StagedFile) -> Iterator[tuple[int, tuple]]:
         audit = _read(staged.path, ["event_id", "event_pseudonym", "destination"])
         withheld = audit.filter(
@@ -260,6 +271,7 @@ class _ContentPrints(beam.DoFn):
         self.contract = self.config.contract()
         self.pseudonyms = pseudonymizer_from_env(self.config.deidentify)
 
+    @timed("gate")
     def process(self, chunk: EventChunk) -> Iterator[tuple[str, tuple]]:
         per_account: dict[str, list[np.ndarray]] = {}
         for name, table in chunk.tables.items():
@@ -277,6 +289,7 @@ class _ContentPrints(beam.DoFn):
             yield account, ("content", np.unique(np.concatenate(parts)))
 
 
+@timed("gate")
 def _judge_ids(item: tuple[int, Iterable[tuple]]) -> dict[str, Any]:
     _, parts = item
     seen: dict[str, str] = {}
@@ -298,6 +311,7 @@ def _judge_ids(item: tuple[int, Iterable[tuple]]) -> dict[str, Any]:
     return {"checks": found, "expectations": {}}
 
 
+@timed("gate")
 def _judge_prints(item: tuple[str, Iterable[tuple]]) -> dict[str, Any]:
     _, parts = item
     content: list[np.ndarray] = []
@@ -348,24 +362,18 @@ def _files(staged: StagedChunk, tables: tuple[str, ...]) -> Iterator[StagedFile]
 
 
 class LeakGate(beam.PTransform):
-    """Staged outputs (+ the input chunks, for content) -> one verdict dict.
-
-    `file_groups` maps input file index to the group whose chunks share Great Expectations
-    runs (see `suite_file_groups`); without it each input file is a group of its own.
-    """
+    """Staged outputs (+ the input chunks, for content) -> one verdict dict."""
 
     def __init__(
         self,
         config: Config,
         context: beam.PCollection,
         chunks: beam.PCollection,
-        file_groups: Mapping[int, int] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.context = context
         self.chunks = chunks
-        self.file_groups = file_groups or {}
 
     def expand(self, staged: beam.PCollection) -> beam.PCollection:
         buckets = self.config.policy.dedup_buckets
@@ -373,9 +381,9 @@ class LeakGate(beam.PTransform):
             staged
             | "TrainingFiles" >> beam.FlatMap(_files, tuple(_KIND))
             | "CheckFile"
-            >> beam.ParDo(
-                _CheckFile(self.config, self.file_groups), AsSingleton(self.context)
-            ).with_outputs(_IDS, _PRINTS, _SUITES, main="verdicts")
+            >> beam.ParDo(_CheckFile(self.config), AsSingleton(self.context)).with_outputs(
+                _IDS, _PRINTS, _SUITES, main="verdicts"
+            )
         )
         suites = (
             checked[_SUITES]

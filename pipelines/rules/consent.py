@@ -24,6 +24,7 @@ covers every participant have admitted the event? It is reported, never used to 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -148,6 +149,11 @@ class ConsentLedger:
     _host_only_from: dict[tuple[str, str | None, frozenset[str]], tuple[int, str] | None] = field(
         default_factory=dict, repr=False, compare=False
     )
+    # (subject, account, meeting) -> its decisions in covering scopes (see `_decisions_for`).
+    _scoped: dict[
+        tuple[str, str, str | None],
+        tuple[tuple[Decision, ...], tuple[Decision, ...], list[tuple[int, str]]],
+    ] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_decisions(
@@ -198,30 +204,45 @@ class ConsentLedger:
         rejected = self.rejected_for(subject_id, account_id)
         if rejected is not None:
             return SubjectConsent(subject_id, False, "revoked", (rejected,))
-        # Looked up once here rather than through Decision.matches: this runs per subject.
-        scopes = scopes_covering(meeting_id)
-        scoped = [d for d in self.by_subject.get((subject_id, account_id), ()) if d.scope in scopes]
-        relevant = [d for d in scoped if d.purpose == PURPOSE]
+        scoped, relevant, times = self._decisions_for(subject_id, account_id, meeting_id)
         if not relevant:
             reason = "other_purpose_only" if scoped else "no_decision"
-            return SubjectConsent(subject_id, False, reason, tuple(scoped))
+            return SubjectConsent(subject_id, False, reason, scoped)
         # The event's instant is rounded down: a grant in its last microsecond does not count.
-        event_at = (event_ts, "")
-        before = [d for d in relevant if d.at <= event_at]
-        if not before:
+        # `relevant` is in time order, so the decisions at or before it are a prefix.
+        count = bisect.bisect_right(times, (event_ts, ""))
+        if not count:
             own_grant_later = any(d.action == "grant" and d.actor == "self" for d in relevant)
             reason = "granted_after_event" if own_grant_later else _latest_reason(relevant[-1])
-            return SubjectConsent(subject_id, False, reason, tuple(relevant))
-        # At equal times a revoke wins: when in doubt, there is no consent.
-        latest = max(before, key=lambda d: (d.at, d.action == "revoke"))
+            return SubjectConsent(subject_id, False, reason, relevant)
+        # At equal times a revoke wins: when in doubt, there is no consent. Only the decisions
+        # at the latest instant before the event can be the latest.
+        last = bisect.bisect_left(times, times[count - 1], 0, count)
+        latest = max(relevant[last:count], key=lambda d: d.action == "revoke")
         if latest.action != "grant":
             return SubjectConsent(subject_id, False, "revoked", (latest,))
         if latest.actor != "self":
             return SubjectConsent(subject_id, False, "not_own_grant", (latest,))
-        revokes = [d for d in relevant if d.action == "revoke" and d.at >= latest.at]
+        revokes = [d for d in relevant[last:] if d.action == "revoke"]
         if revokes:
             return SubjectConsent(subject_id, False, "revoked", (latest, revokes[0]))
         return SubjectConsent(subject_id, True, "consented", (latest,))
+
+    def _decisions_for(
+        self, subject_id: str, account_id: str, meeting_id: str | None
+    ) -> tuple[tuple[Decision, ...], tuple[Decision, ...], list[tuple[int, str]]]:
+        """A subject's decisions in scopes covering the meeting, those for this purpose, and
+        their times: found once per (subject, account, meeting), not once per event."""
+        key = (subject_id, account_id, meeting_id)
+        found = self._scoped.get(key)
+        if found is None:
+            scopes = scopes_covering(meeting_id)
+            scoped = tuple(
+                d for d in self.by_subject.get((subject_id, account_id), ()) if d.scope in scopes
+            )
+            relevant = tuple(d for d in scoped if d.purpose == PURPOSE)
+            found = self._scoped[key] = (scoped, relevant, [d.at for d in relevant])
+        return found
 
     def host_only(
         self,

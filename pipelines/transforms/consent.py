@@ -37,6 +37,7 @@ from pipelines.contract import parse_instant
 from pipelines.rules.classify import decode_line, python_rows, record_class_of
 from pipelines.rules.consent import ConsentLedger, Decision, RejectedRow
 from pipelines.rules.detectors import meeting_key
+from pipelines.stage_times import timed
 from pipelines.transforms.context import RunContext
 from pipelines.transforms.read import Oversized, iter_lines
 from pipelines.transforms.write import StagedChunk, StagedFile, write_parquet
@@ -313,6 +314,7 @@ class _Consent(beam.DoFn):
     def setup(self) -> None:
         self.contract = self.config.contract()
 
+    @timed("consent")
     def process(
         self, chunk: EventChunk, ledger: ConsentLedger, context: RunContext
     ) -> Iterator[EventChunk]:
@@ -388,6 +390,7 @@ class _ConsentFromJoin(beam.DoFn):
     def setup(self) -> None:
         self.contract = self.config.contract()
 
+    @timed("consent")
     def process(
         self, item: tuple[str, dict[str, Any]], context: RunContext
     ) -> Iterator[EventChunk]:

@@ -32,6 +32,7 @@ from pipelines.rules.detectors import (
 )
 from pipelines.rules.route import DedupVerdicts, find_duplicates
 from pipelines.rules.strings import QualifiedStrings, cap_accounts, qualified_of
+from pipelines.stage_times import timed
 
 __all__ = ["CollectRunContext", "CountStrings", "FindDuplicates", "RunContext"]
 
@@ -103,6 +104,7 @@ class _ChunkContext(beam.DoFn):
     def setup(self) -> None:
         self.contract = self.config.contract()
 
+    @timed("context")
     def process(self, chunk: EventChunk) -> Iterator[RunContext]:
         settings = self.config.detectors
         yield RunContext(
@@ -126,6 +128,7 @@ class _EchoEntries(beam.DoFn):
     def setup(self) -> None:
         self.contract = self.config.contract()
 
+    @timed("context")
     def process(self, chunk: EventChunk) -> Iterator[tuple[int, pa.Table]]:
         entries = chunk.echo_entries(self.config, self.contract)
         yield from bucket_entries(entries, self.config.policy.dedup_buckets)
@@ -270,6 +273,7 @@ class CollectRunContext(beam.PTransform):
         return context | "AttachEchoSources" >> beam.Map(_with_sources, AsSingleton(sources))
 
 
+@timed("context")
 def _bucketed_keys(chunk: EventChunk, buckets: int) -> Iterator[tuple[int, pa.Table]]:
     keys = chunk.dedup_keys()
     if keys.num_rows == 0:

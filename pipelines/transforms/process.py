@@ -12,6 +12,7 @@ from pipelines.config import Config
 from pipelines.gate.rows import GateTwin
 from pipelines.rules.deidentify import pseudonymizer_from_env
 from pipelines.rules.route import DedupVerdicts
+from pipelines.stage_times import timed
 from pipelines.transforms.context import RunContext
 
 __all__ = ["Deidentify", "DetectLeaks", "RouteRecords"]
@@ -24,6 +25,7 @@ class _Detect(beam.DoFn):
     def setup(self) -> None:
         self.contract = self.config.contract()
 
+    @timed("detect")
     def process(self, chunk: EventChunk, context: RunContext) -> Iterator[EventChunk]:
         yield chunk.with_findings(
             self.config, self.contract, context.known, context.echo, context.strings
@@ -49,6 +51,7 @@ class _Route(beam.DoFn):
     def setup(self) -> None:
         self.contract = self.config.contract()
 
+    @timed("route")
     def process(self, chunk: EventChunk, verdicts: DedupVerdicts) -> Iterator[EventChunk]:
         yield chunk.routed(self.config, self.contract, verdicts)
 
@@ -74,6 +77,7 @@ class _Deidentify(beam.DoFn):
         self.contract = self.config.contract()
         self.pseudonyms = pseudonymizer_from_env(self.config.deidentify)
 
+    @timed("deidentify")
     def process(
         self, chunk: EventChunk, verdicts: DedupVerdicts, context: RunContext
     ) -> Iterator[ChunkOutputs]:

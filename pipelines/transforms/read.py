@@ -21,6 +21,7 @@ from pipelines.errors import RunFailed
 from pipelines.progress import progress
 from pipelines.rules.classify import LOC, REJECT_SCHEMA, python_rows
 from pipelines.sources.reader import source_reader
+from pipelines.stage_times import timed
 
 __all__ = [
     "ClassifyEvents",
@@ -214,6 +215,7 @@ class _ReadInputFile(beam.DoFn):
         self.max_file_records = max_file_records
         self.max_decompressed_bytes = max_decompressed_bytes
 
+    @timed("read")
     def process(self, file: InputFile) -> Iterator[RawChunk]:
         if file.format == "parquet":
             yield from self._parquet(file)
@@ -306,6 +308,7 @@ class _ClassifyChunk(beam.DoFn):
         self.contract = self.config.contract()
         self.source_reader = source_reader(self.config)
 
+    @timed("classify")
     def process(self, raw: RawChunk) -> Iterator[EventChunk]:
         file = raw.file
         if self.source_reader is not None:

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.chunk import ChunkOutputs
+from pipelines.stage_times import timed
 
 __all__ = ["PRIVATE_TABLES", "StagedChunk", "StagedFile", "WriteStaged", "write_parquet"]
 
@@ -82,6 +83,7 @@ class _WriteChunk(beam.DoFn):
         self.staging = staging
         self.compression = compression
 
+    @timed("write")
     def process(self, out: ChunkOutputs) -> Iterator[StagedChunk]:
         name = f"part-{out.chunk_id}.parquet"
         files = []

@@ -47,8 +47,10 @@ from typing import Any
 
 import psutil
 
+from pipelines.stage_times import STAGES
+
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_EVENTS = 1_000_000
+DEFAULT_EVENTS = 4_000_000
 MAX_EVENTS = 10_000_000
 DEFAULT_SEED = 1
 DEFAULT_SHARDS = 4
@@ -360,6 +362,7 @@ def run_job(workdir: Path, data: InputSet, mode: str, say: Callable[[str], None]
         mode,
         data,
         measured,
+        stage_us=stage_us(log, data.events),
         beam_options=beam,
         out=str(out),
         status=manifest.get("status"),
@@ -367,6 +370,45 @@ def run_job(workdir: Path, data: InputSet, mode: str, say: Callable[[str], None]
         training_rows=counts.get("training"),
         error=error,
     )
+
+
+_STAGE_LINE = re.compile(r"stage seconds (\{.*\})")
+
+
+def stage_us(log: Path, events: int) -> dict[str, float]:
+    """Microseconds per event by stage, from the `stage seconds` line the run logs at its end
+    (the time each stage's own code ran, summed over workers; empty when the line is missing)."""
+    try:
+        found = _STAGE_LINE.findall(log.read_text(errors="replace"))
+    except OSError:
+        return {}
+    if not found:
+        return {}
+    seconds = json.loads(found[-1])
+    return {stage: round(seconds.get(stage, 0.0) / events * 1e6, 2) for stage in STAGES}
+
+
+def format_stages(results: Sequence[Mapping[str, Any]]) -> str:
+    """Microseconds per event by stage, one column per job run that logged its stage times."""
+    runs = [r for r in results if r.get("stage_us")]
+    if not runs:
+        return ""
+    head = ["stage (us/event)", *(f"{r['mode']} {r['format']}" for r in runs)]
+    rows = [head]
+    for stage in STAGES:
+        rows.append([stage, *(f"{r['stage_us'].get(stage, 0.0):.2f}" for r in runs)])
+    rows.append(["sum of stages", *(f"{sum(r['stage_us'].values()):.2f}" for r in runs)])
+    rows.append(["wall", *(f"{r['wall_s'] / r['events'] * 1e6:.2f}" for r in runs)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    text = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(text)
 
 
 def run_floor(workdir: Path, data: InputSet, say: Callable[[str], None]) -> dict:
@@ -927,6 +969,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  {fmt}: "
                 + ", ".join(f"{k.replace('_', ' ')} {v:g}x" for k, v in sorted(entry.items()))
             )
+        stages = format_stages(results)
+        if stages:
+            say("\nWhere the job's time goes (each stage's own code, all workers):\n" + stages)
     for mode in scaled if scaling else []:
         rows = [r for r in scaling if r["mode"] == mode]
         base = rows[0]

@@ -61,3 +61,15 @@ def test_input_sets_are_reused(tmp_path, capsys):
     again = bench.input_set(tmp_path, "jsonl", 1000, 3, 2, print)
     assert not first.reused and again.reused
     assert "reusing jsonl input set" in say().out
+
+
+def test_every_job_run_reports_its_stage_times(report):
+    for row in (r for r in report["results"] if r["mode"] == "job"):
+        stages = row["stage_us"]
+        assert list(stages) == list(bench.STAGES)
+        # Every stage of the data path ran on these records, so each took some time.
+        for stage in ("read", "classify", "detect", "deidentify", "write", "gate", "publish"):
+            assert stages[stage] > 0, stage
+        # The stages' own time is part of the whole run's, never more than it.
+        assert sum(stages.values()) < row["wall_s"] / row["events"] * 1e6
+    assert "read" in bench.format_stages(report["results"])
