@@ -45,6 +45,7 @@ from pipelines.rules.deidentify import KEY_ENV, key_fingerprint, key_from_env
 from pipelines.rules.route import DESTINATIONS
 from pipelines.stage_times import stage_seconds
 from pipelines.transforms.consent import estimate_decisions
+from pipelines.transforms.process import WORKER_KEY_FINGERPRINTS
 from pipelines.transforms.read import InputFile
 
 __all__ = [
@@ -557,9 +558,16 @@ def _stage_gate_publish(
             _close_unpublished(folder, manifest, lineage, started, "failed", error)
         raise RunFailed(f"run {run_id} failed: {error}") from None
 
+    counts = summary["counts"]
+    workers_keys = counts.pop(WORKER_KEY_FINGERPRINTS, [])
+    mismatch = worker_key_mismatch(manifest["pseudonym_key_fingerprint"], workers_keys)
+    if mismatch is not None:
+        manifest["worker_key_fingerprints"] = workers_keys
+        with signals.held():
+            _close_unpublished(folder, manifest, lineage, started, "failed", mismatch)
+        raise ConfigError(f"run {run_id}: {mismatch}")
     _LOG.info("run %s: staged; checking the gate's results", run_id)
     checked_from = time.perf_counter()
-    counts = summary["counts"]
     files = counts.pop("files", [])
     manifest_counts(counts)
     files = [{**f, "path": storage.relative(f["path"], staging)} for f in files]
@@ -604,6 +612,25 @@ def _stage_gate_publish(
     failed = [name for name, check in gate.items() if not check["passed"]]
     raise GateFailed(
         f"run {run_id}: the leak gate failed ({', '.join(failed)}); nothing was published"
+    )
+
+
+def worker_key_mismatch(expected: str, reported: Sequence[str]) -> str | None:
+    """Why the run must not publish when the job's workers pseudonymised with another key
+    than the launcher's (`expected`: its fingerprint; `reported`: the workers'), else None.
+
+    The manifest names the launcher's key; pseudonyms made under another would be published
+    under the wrong fingerprint (a remote runner's workers read the key from their own
+    environment).
+    """
+    others = sorted(set(reported) - {expected})
+    if not others:
+        return None
+    return (
+        f"the job's workers pseudonymised with another key than this machine's {KEY_ENV} (key "
+        f"fingerprint {', '.join(others)}, here {expected}); nothing was published. Give the "
+        f"workers the launcher's key (on the local Flink cluster: `make flink-up` with the same "
+        f"{KEY_ENV}) and run again"
     )
 
 

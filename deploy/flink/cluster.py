@@ -117,7 +117,7 @@ def fetch_flink() -> Path:
     sdist = cache / f"apache-flink-libraries-{FLINK_VERSION}.tar.gz"
     if not sdist.exists():
         _log(f"downloading apache-flink-libraries {FLINK_VERSION} from PyPI (about 230 MB)")
-        _run(
+        _retried(
             [
                 sys.executable,
                 "-m",
@@ -157,7 +157,7 @@ def fetch_jobserver() -> Path:
     _log(f"fetching Beam's Flink {FLINK_MINOR} job server {BEAM_JAVA_VERSION} with mvn")
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    _run(
+    _retried(
         [
             "mvn",
             "-q",
@@ -177,11 +177,28 @@ def fetch_jobserver() -> Path:
     return target
 
 
-def _run(command: list[str], what: str) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+def _run(command: list[str], what: str, timeout: float = 600.0) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ClusterError(f"{what} did not finish within {timeout:.0f} s") from None
     if done.returncode != 0:
         raise ClusterError(f"{what} failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
     return done.stdout
+
+
+def _retried(command: list[str], what: str, attempts: int = 3, timeout: float = 900.0) -> str:
+    """`_run` for downloads: a network hiccup is retried (after 5 s, then 20 s)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _run(command, what, timeout)
+        except ClusterError as exc:
+            if attempt == attempts:
+                raise
+            wait = 5 * 4 ** (attempt - 1)
+            _log(f"{what}: attempt {attempt} of {attempts} failed, retrying in {wait} s ({exc})")
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 # ---- config ----------------------------------------------------------------------------------
@@ -324,21 +341,51 @@ def overview() -> dict[str, object] | None:
         return None
 
 
-def _wait(what: str, ready, timeout: float, logs: list[str]) -> None:
+def _tails(names: list[str], lines: int = 25) -> str:
+    """The last lines of each process's output and log file, for a failure message."""
+    parts = []
+    for name in names:
+        for path in (HOME / "log" / f"{name}.out", HOME / "log" / f"{name}.log"):
+            if path.exists():
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- {path} (last {len(text)} lines)\n" + "\n".join(text))
+    return "\n".join(parts)
+
+
+def _wait(what: str, ready, timeout: float, names: list[str]) -> None:
+    """Poll `ready` until `timeout`; fail at once, with their logs, if a process `names` has
+    died, and with their logs when the time is up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ready():
             return
+        dead = [name for name in names if pid_of(name) is None]
+        if dead:
+            raise ClusterError(
+                f"{', '.join(dead)} exited while waiting for {what}:\n{_tails(dead)}"
+            )
         time.sleep(0.5)
-    hint = ", ".join(str(HOME / "log" / f"{name}.out") for name in logs)
-    raise ClusterError(f"{what} not ready after {timeout:.0f} s; see {hint}")
+    raise ClusterError(f"{what} not ready after {timeout:.0f} s:\n{_tails(names)}")
+
+
+def _check_port_free(name: str, *ports: int) -> None:
+    """Before starting `name`: its ports must not be held by a process `up` did not start."""
+    if pid_of(name) is not None:
+        return
+    taken = [port for port in ports if _listening(port)]
+    if taken:
+        raise ClusterError(
+            f"port {', '.join(map(str, taken))} (for {name}) is in use by another process: "
+            "stop it, or choose other ports (FLINK_REST_PORT, FLINK_RPC_PORT, FLINK_JOB_PORT, "
+            "FLINK_ARTIFACT_PORT, FLINK_EXPANSION_PORT)"
+        )
 
 
 def _key_fingerprint() -> str:
     key = os.environ.get(KEY_ENV, "")
-    if len(key.encode()) < 16:
+    if len(key.encode()) < 32:  # the job refuses shorter keys (pipelines/rules/deidentify.py)
         raise ClusterError(
-            f"{KEY_ENV} is not set (or shorter than 16 bytes): the TaskManagers hand their "
+            f"{KEY_ENV} is not set (or shorter than 32 bytes): the TaskManagers hand their "
             "environment to the SDK workers, which read the pseudonymisation key from it. "
             f"Export {KEY_ENV} before `make flink-up`."
         )
@@ -364,6 +411,8 @@ def up(timeout: float) -> None:
     log = HOME / "log"
     java = _java_opts()
 
+    _check_port_free("jobmanager", PORTS["rest"], PORTS["rpc"])
+    _check_port_free("jobserver", PORTS["job"], PORTS["artifact"], PORTS["expansion"])
     jm_jvm, jm_dynamic = _resource_params(home, conf, "GET_JM_RESOURCE_PARAMS")
     _start(
         "jobmanager",

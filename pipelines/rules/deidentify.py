@@ -79,6 +79,11 @@ class Pseudonymizer:
     def __reduce__(self) -> tuple:
         raise TypeError("Pseudonymizer holds the key and must not be pickled; build it in setup()")
 
+    @property
+    def key_fingerprint(self) -> str:
+        """The fingerprint of the key these pseudonyms are made with (see `key_fingerprint`)."""
+        return key_fingerprint(self._key)
+
     def one(self, value: str) -> str:
         cached = self._cache.get(value)
         if cached is None:

@@ -18,6 +18,7 @@ every chunk when it names no account.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from pipelines.rules.classify import decode_line, python_rows, record_class_of
 from pipelines.rules.consent import ConsentLedger, Decision, RejectedRow
 from pipelines.rules.detectors import meeting_key
 from pipelines.stage_times import timed
-from pipelines.transforms.context import RunContext
+from pipelines.transforms.context import MergeAll, RunContext
 from pipelines.transforms.read import Oversized, iter_lines
 from pipelines.transforms.write import StagedChunk, StagedFile, write_parquet
 
@@ -236,23 +237,12 @@ def _ledger_of(entries: Iterable[Decision | RejectedRow], as_of: int) -> Consent
     return ConsentLedger.from_decisions(decisions, as_of, rejected)
 
 
-class _BuildLedger(beam.CombineFn):
-    def __init__(self, as_of: int) -> None:
-        self.as_of = as_of
-
-    def create_accumulator(self) -> _Entries:
-        return []
-
-    def add_input(self, acc: _Entries, part: LedgerPart) -> _Entries:
-        acc.extend(part.decisions)
-        acc.extend(part.rejected)
-        return acc
-
-    def merge_accumulators(self, accs: Iterable[_Entries]) -> _Entries:
-        return [d for acc in accs for d in acc]
-
-    def extract_output(self, acc: _Entries) -> ConsentLedger:
-        return _ledger_of(acc, self.as_of)
+def _build_ledger(as_of: int, parts: list[LedgerPart]) -> ConsentLedger:
+    entries: _Entries = []
+    for part in parts:
+        entries.extend(part.decisions)
+        entries.extend(part.rejected)
+    return _ledger_of(entries, as_of)
 
 
 class _WriteLedgerRejects(beam.DoFn):
@@ -426,7 +416,9 @@ class ApplyConsent(beam.PTransform):
 
     def expand(self, chunks: beam.PCollection) -> beam.PCollection:
         if not self.keyed_join:
-            ledger = self.parts | "BuildLedger" >> beam.CombineGlobally(_BuildLedger(self.as_of))
+            build = functools.partial(_build_ledger, self.as_of)
+            no_part = LedgerPart((), (), QUARANTINE_SCHEMA.empty_table())
+            ledger = self.parts | "BuildLedger" >> MergeAll(build, no_part)
             return chunks | "Decide" >> beam.ParDo(
                 _Consent(self.config), AsSingleton(ledger), AsSingleton(self.context)
             )

@@ -7,15 +7,16 @@ detectors. Each ends as a singleton side input.
 
 from __future__ import annotations
 
+import functools
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-from apache_beam.pvalue import AsSingleton
+from apache_beam.pvalue import AsList, AsSingleton
 
 from pipelines.chunk import EventChunk
 from pipelines.config import Config
@@ -23,6 +24,7 @@ from pipelines.contract import Contract
 from pipelines.gate.rows import account_prints, merge_prints
 from pipelines.rules.consent import hosts_by_meeting
 from pipelines.rules.detectors import (
+    ENTRY_SCHEMA,
     EchoIndex,
     EchoSettings,
     EchoSources,
@@ -34,7 +36,7 @@ from pipelines.rules.route import DedupVerdicts, find_duplicates
 from pipelines.rules.strings import QualifiedStrings, cap_accounts, qualified_of
 from pipelines.stage_times import timed
 
-__all__ = ["CollectRunContext", "CountStrings", "FindDuplicates", "RunContext"]
+__all__ = ["CollectRunContext", "CountStrings", "FindDuplicates", "MergeAll", "RunContext"]
 
 
 @dataclass(frozen=True)
@@ -52,37 +54,47 @@ class RunContext:
     strings: QualifiedStrings = field(default_factory=QualifiedStrings)
 
 
-class _MergeContext(beam.CombineFn):
-    """Collects the chunks' contexts and merges them once, at the end."""
+class MergeAll(beam.PTransform):
+    """Parts -> one value, `merge([empty, *parts])`, for a singleton side input.
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    Not a CombineGlobally, and no shuffle at all: runners lift a combine, pre-combining all of
+    a worker's parts in a bundle into one element before the shuffle, and on Flink a bundle is
+    a task's whole partition, so that element grows with the input until it no longer fits
+    Flink's sort buffer ("Cannot write record to fresh sort buffer. Record too large": 4M
+    events failed so). Here the parts reach the one merging call as a side input (on Flink a
+    broadcast, never sorted); `empty` makes no parts still give a value.
+    """
 
-    def create_accumulator(self) -> list[RunContext]:
-        return []
+    def __init__(self, merge: Callable[[list[Any]], Any], empty: Any) -> None:
+        super().__init__()
+        self.merge = merge
+        self.empty = empty
 
-    def add_input(self, acc: list[RunContext], item: RunContext) -> list[RunContext]:
-        acc.append(item)
-        return acc
-
-    def merge_accumulators(self, accs: Iterable[list[RunContext]]) -> list[RunContext]:
-        return [self.extract_output([c for acc in accs for c in acc])]
-
-    def extract_output(self, acc: list[RunContext]) -> RunContext:
-        settings = self.config.detectors
-        hosts: dict[str, frozenset[str]] = {}
-        for part in acc:
-            for meeting, ids in part.hosts.items():
-                hosts[meeting] = hosts.get(meeting, frozenset()) | ids
-        return RunContext(
-            KnownIdentifiers.merge_all(
-                [KnownIdentifiers.from_values([], settings.known_identifier_min_length)]
-                + [c.known for c in acc]
-            ),
-            EchoIndex.merge_all(settings.content_echo_shingle_words, [c.echo for c in acc]),
-            hosts,
-            merge_prints([c.prints for c in acc]),
+    def expand(self, parts: beam.PCollection) -> beam.PCollection:
+        return (
+            parts.pipeline
+            | "Empty" >> beam.Create([self.empty])
+            | "MergeAll"
+            >> beam.Map(lambda empty, all_parts: self.merge([empty, *all_parts]), AsList(parts))
         )
+
+
+def _merge_contexts(config: Config, parts: list[RunContext]) -> RunContext:
+    """The chunks' contexts as one."""
+    settings = config.detectors
+    hosts: dict[str, frozenset[str]] = {}
+    for part in parts:
+        for meeting, ids in part.hosts.items():
+            hosts[meeting] = hosts.get(meeting, frozenset()) | ids
+    return RunContext(
+        KnownIdentifiers.merge_all(
+            [KnownIdentifiers.from_values([], settings.known_identifier_min_length)]
+            + [c.known for c in parts]
+        ),
+        EchoIndex.merge_all(settings.content_echo_shingle_words, [c.echo for c in parts]),
+        hosts,
+        merge_prints([c.prints for c in parts]),
+    )
 
 
 def _content_values(chunk: EventChunk, contract: Contract) -> Iterator[tuple[str | None, Any]]:
@@ -132,23 +144,6 @@ class _EchoEntries(beam.DoFn):
     def process(self, chunk: EventChunk) -> Iterator[tuple[int, pa.Table]]:
         entries = chunk.echo_entries(self.config, self.contract)
         yield from bucket_entries(entries, self.config.policy.dedup_buckets)
-
-
-class _MergeSources(beam.CombineFn):
-    """The buckets' surviving entries -> one EchoSources (sorted, so order does not matter)."""
-
-    def create_accumulator(self) -> list[pa.Table]:
-        return []
-
-    def add_input(self, acc: list[pa.Table], item: pa.Table) -> list[pa.Table]:
-        acc.append(item)
-        return acc
-
-    def merge_accumulators(self, accs: Iterable[list[pa.Table]]) -> list[pa.Table]:
-        return [table for acc in accs for table in acc]
-
-    def extract_output(self, acc: list[pa.Table]) -> EchoSources:
-        return EchoSources.of(acc)
 
 
 def _with_sources(context: RunContext, sources: EchoSources) -> RunContext:
@@ -254,10 +249,11 @@ class CollectRunContext(beam.PTransform):
 
     def expand(self, chunks: beam.PCollection) -> beam.PCollection:
         strings = chunks | "CountStrings" >> CountStrings(self.config)
+        merge = functools.partial(_merge_contexts, self.config)
         context = (
             chunks
             | "PerChunk" >> beam.ParDo(_ChunkContext(self.config))
-            | "Merge" >> beam.CombineGlobally(_MergeContext(self.config))
+            | "Merge" >> MergeAll(merge, merge([]))
             | "AttachStringCounts" >> beam.Map(_with_strings, AsSingleton(strings))
         )
         if self.config.policy.content_policy != "per_participant":
@@ -268,7 +264,7 @@ class CollectRunContext(beam.PTransform):
             | "EchoEntries" >> beam.ParDo(_EchoEntries(self.config))
             | "GroupEchoRuns" >> beam.GroupByKey()
             | "JudgeEchoRuns" >> beam.MapTuple(lambda _bucket, parts: judge_bucket(parts, settings))
-            | "MergeEchoSources" >> beam.CombineGlobally(_MergeSources())
+            | "MergeEchoSources" >> MergeAll(EchoSources.of, ENTRY_SCHEMA.empty_table())
         )
         return context | "AttachEchoSources" >> beam.Map(_with_sources, AsSingleton(sources))
 
@@ -284,21 +280,11 @@ def _bucketed_keys(chunk: EventChunk, buckets: int) -> Iterator[tuple[int, pa.Ta
         yield bucket, keys.filter(pa.compute.equal(bucket_of, bucket))
 
 
-class _MergeVerdicts(beam.CombineFn):
-    def create_accumulator(self) -> DedupVerdicts:
-        return DedupVerdicts()
-
-    def add_input(self, acc: DedupVerdicts, item: DedupVerdicts) -> DedupVerdicts:
-        return acc.merge(item)
-
-    def merge_accumulators(self, accs: Iterable[DedupVerdicts]) -> DedupVerdicts:
-        out = DedupVerdicts()
-        for acc in accs:
-            out = out.merge(acc)
-        return out
-
-    def extract_output(self, acc: DedupVerdicts) -> Any:
-        return acc
+def _merge_verdicts(parts: list[DedupVerdicts]) -> DedupVerdicts:
+    out = DedupVerdicts()
+    for part in parts:
+        out = out.merge(part)
+    return out
 
 
 class FindDuplicates(beam.PTransform):
@@ -314,5 +300,5 @@ class FindDuplicates(beam.PTransform):
             | "KeyByBucket" >> beam.FlatMap(_bucketed_keys, self.buckets)
             | "GroupBuckets" >> beam.GroupByKey()
             | "VerdictPerBucket" >> beam.MapTuple(lambda _bucket, keys: find_duplicates(keys))
-            | "Merge" >> beam.CombineGlobally(_MergeVerdicts())
+            | "Merge" >> MergeAll(_merge_verdicts, DedupVerdicts())
         )

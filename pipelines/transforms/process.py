@@ -15,7 +15,12 @@ from pipelines.rules.route import DedupVerdicts
 from pipelines.stage_times import timed
 from pipelines.transforms.context import RunContext
 
-__all__ = ["Deidentify", "DetectLeaks", "RouteRecords"]
+__all__ = ["WORKER_KEY_FINGERPRINTS", "Deidentify", "DetectLeaks", "RouteRecords"]
+
+# The counts key under which each chunk reports the fingerprint of the key its worker
+# pseudonymised with; the counts' sum is the sorted set of them (the launcher compares it with
+# its own key's, and pops it before the counts reach the manifest).
+WORKER_KEY_FINGERPRINTS = "worker_key_fingerprints"
 
 
 class _Detect(beam.DoFn):
@@ -90,7 +95,7 @@ class _Deidentify(beam.DoFn):
             registry=self.config.strings,
             pseudonym_pattern=self.pseudonyms.pattern,
         )
-        yield chunk.outputs(
+        out = chunk.outputs(
             self.config,
             self.contract,
             self.pseudonyms,
@@ -99,6 +104,8 @@ class _Deidentify(beam.DoFn):
             context.known,
             strings=context.strings,
         )
+        out.counts[WORKER_KEY_FINGERPRINTS] = [self.pseudonyms.key_fingerprint]
+        yield out
 
 
 class Deidentify(beam.PTransform):

@@ -19,14 +19,19 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from pipelines.publish import PUBLISHED_TABLES
+from pipelines.publish import CURRENT, PUBLISHED_TABLES
+from pipelines.rules.deidentify import MIN_KEY_BYTES, key_fingerprint
 
 pytestmark = pytest.mark.flink
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "deploy" / "flink" / "cluster.py"
 HOME = Path(os.environ.get("CONSENTGATE_FLINK_DIR", ROOT / ".flink"))
-KEY = "flink-test-key-not-secret-0123456789abcdef"
+# The key `make flink-up` was run with (CI exports a throwaway one), so the running cluster is
+# used as it is; else a test key (the cluster's TaskManagers are then restarted with it).
+KEY = os.environ.get("CONSENTGATE_PSEUDONYM_KEY", "")
+if len(KEY.encode()) < MIN_KEY_BYTES:
+    KEY = "flink-test-key-not-secret-0123456789abcdef"
 EVENTS = 2000
 # A Flink run of 2,000 events takes about 90 s on two cores; a hung run fails the test.
 RUN_TIMEOUT_S = 600
@@ -149,6 +154,30 @@ def test_flink_publishes_what_the_in_process_runner_publishes(
     assert flink["files"].keys() == local["files"].keys()
     differ = [p for p in flink["files"] if flink["files"][p] != local["files"][p]]
     assert differ == []
+
+
+def test_a_launcher_whose_key_the_workers_do_not_hold_publishes_nothing(
+    tmp_path, inputs, flink_options
+):
+    # The cluster's TaskManagers (and so its SDK workers) hold KEY; this launcher another.
+    launcher_key = "flink-launcher-key-not-the-clusters-0123456789"
+    out = tmp_path / "out"
+    done = subprocess.run(
+        _run_args(inputs, out, [], flink_options),
+        env={**_env(), "CONSENTGATE_PSEUDONYM_KEY": launcher_key},
+        capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+    )  # fmt: skip
+    said = done.stdout + done.stderr
+    assert KEY not in said and launcher_key not in said
+    assert done.returncode == 2, said[-4000:]
+    assert key_fingerprint(KEY.encode()) in said
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["pseudonym_key_fingerprint"] == key_fingerprint(launcher_key.encode())
+    assert manifest["worker_key_fingerprints"] == [key_fingerprint(KEY.encode())]
+    assert manifest["published_run_id"] is None
+    assert not (out / CURRENT).exists()
+    assert not any((out / table).exists() for table in PUBLISHED_TABLES)
 
 
 def test_a_lost_taskmanager_fails_the_run_and_publishes_nothing(tmp_path, inputs, flink_options):
