@@ -239,19 +239,20 @@ def test_same_seed_gives_same_bytes(tmp_path: Path, fmt: str) -> None:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
-# sha256 of what the single-module generator wrote (before it became a package): the decoded
-# event lines, the ledger and the truth. A deliberate change to the contract generator's output
-# updates these and GENERATOR_ID together.
+# sha256 of what the contract generator writes: the decoded event lines, the ledger and the
+# truth. They were first taken from the single-module generator (before it became a package) and
+# changed once since, on purpose, with GENERATOR_ID 2: realistic account counts (at least 50).
+# A deliberate change to the contract generator's output updates these and GENERATOR_ID together.
 PINNED_OUTPUT = {
     (500, 0, 1): (
-        "7527be4c8104c8b34bd23b22778209bb947088f99efc308035a7b89cee5adc95",
-        "1649f4e2036fcc7fedc81657f45b1045a4cc955e9fdcb91ea9a67e1d857e1d41",
-        "9e5b78ae35f16113792531fb0f196136d431772918bccb185b709ff894700752",
+        "4ae4b7927a58067b2f26f287ecfe827327f01b649a6cb4ba2cb926ddcd4d5388",
+        "23485aad24d4a1042c959fe05c907fe1b733b507e172946b31796b4561390b97",
+        "ce3f96177bf3d1290eb2a6faf33387a9b9a31b3aac53c0672c46a05abed6e836",
     ),
     (1500, 9, 2): (
-        "5ff7cea8c8f0f43aee1f0e6576a4d16978e4e7a3e62f025944a02bd7e4dbaaf3",
-        "f5fe234482cff83dd0525f6e21f9fbbe69decbbe8b4df7a00dc70e66006d57db",
-        "d4a87c00441838dabe57de3f69f79fe878d89e00bffa2e2e0d99a283cee68131",
+        "5d78de0db14716eef74918b71467f374e6e031141eb5942986b057c9c5fa5631",
+        "064c50d606d9f388fb8909d1686d0da2779def3326322294f215ab83a6b7150a",
+        "0e87e89c485333f522786e3dc3e8fee66317268a4d99c4a340a21dc9baab6050",
     ),
 }
 
@@ -277,6 +278,38 @@ def test_gzip_header_carries_no_time_or_name(sample: tuple[Path, dict[str, Any]]
     assert header[:3] == b"\x1f\x8b\x08"
     assert header[3] & 0x08 == 0, "no file name"
     assert header[4:8] == b"\0\0\0\0", "mtime 0"
+
+
+def _account_ids(out: Path, truth: dict[str, Any]) -> set[str]:
+    ids = set()
+    for name in truth["files"]:
+        for line in gzip.decompress((out / name).read_bytes()).splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a planted line that is not JSON
+            if isinstance(record, dict) and isinstance(record.get("account_id"), str):
+                ids.add(record["account_id"])
+    return ids
+
+
+def test_a_set_has_realistic_account_counts(tmp_path: Path) -> None:
+    # The string rule counts values across accounts; a handful of accounts would make every
+    # common telemetry string look rare. Default: at least 50; `accounts` sets the count.
+    default = generate(tmp_path / "default", events=2000, seed=3)
+    assert default["accounts"] == 50
+    # A small set holds the meetings of some of them only.
+    assert 10 <= len(_account_ids(tmp_path / "default", default)) <= 50
+    few = generate(tmp_path / "few", events=2000, seed=3, accounts=7)
+    assert few["accounts"] == 7
+    assert 1 <= len(_account_ids(tmp_path / "few", few)) <= 7
+    assert generate(tmp_path / "large", events=400 * 80, seed=3)["accounts"] == 80
+
+
+@pytest.mark.parametrize("accounts", [0, -1, 5001, True, "9"])
+def test_a_bad_account_count_is_refused(tmp_path: Path, accounts: Any) -> None:
+    with pytest.raises(ValueError, match="accounts must be"):
+        generate(tmp_path, events=1000, accounts=accounts)
 
 
 def test_different_seed_gives_different_data(tmp_path: Path) -> None:
@@ -433,7 +466,7 @@ def test_truth_file_is_the_returned_truth(sample: tuple[Path, dict[str, Any]]) -
     text = (out / "truth.json").read_text()
     assert json.loads(text) == truth
     assert text == json.dumps(truth, sort_keys=True, indent=1) + "\n"
-    assert truth["generator"] == "consentgate.generate/1"
+    assert truth["generator"] == "consentgate.generate/2"
     entry_keys = {"kind", "event_id", "expect", "reason", "field", "needle"}
     assert all(set(p) == entry_keys for p in truth["planted"])
 

@@ -847,6 +847,7 @@ def generate(
         "seed": seed,
         "events": events,
         "date": date,
+        "accounts": len(run.accounts),
         "format": fmt,
         "files": names,
         "expected": {"input_records": events, **counts, "consented_content": 0},

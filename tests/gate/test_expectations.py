@@ -40,6 +40,7 @@ TS = pa.timestamp("us", tz="UTC")
 KIND_TEXT = pa.struct([("kind", pa.string()), ("text", pa.string())])
 ARROW_TYPES = {
     "string": pa.string(),
+    "bool": pa.bool_(),
     "int64": pa.int64(),
     "double": pa.float64(),
     "timestamp[us, tz=UTC]": TS,
