@@ -279,12 +279,51 @@ def test_input_that_has_not_landed_exits_5(tmp_path):
     assert "no event files found" in result.stderr
 
 
+def _common_email_logs(folder: Path, out: Path, accounts: int) -> tuple[Path, str]:
+    """A file of diagnostic.log records, one per account for `accounts` of the dataset's
+    accounts, all with the same message holding an email: a value that many accounts produced,
+    so the string rule publishes it as it is, and only a detector can stop it."""
+    email = "helpdesk.rota@example.org"
+    message = f"sync failed, ask {email} for access"
+    logs: dict[str, dict] = {}
+    with gzip.open(folder / "events.jsonl.gz", "rt", encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if (
+                isinstance(record, dict)
+                and record.get("event_type") == "diagnostic.log"
+                and isinstance(record.get("payload"), dict)
+                and isinstance(record.get("account_id"), str)
+            ):
+                logs.setdefault(record["account_id"], record)
+            if len(logs) == accounts:
+                break
+    assert len(logs) == accounts, "the data set has too few accounts with logs"
+    planted = [
+        {
+            **record,
+            "event_id": f"ev-common-email-{i}",
+            "payload": {**record["payload"], "message": message},
+        }
+        for i, record in enumerate(logs.values())
+    ]
+    path = out / "common-email.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in planted), encoding="utf-8")
+    return path, email
+
+
 def test_a_weakened_classifier_is_backed_by_the_gates_own_checks_before_staging(dataset, tmp_path):
     """The classifier's email detector is switched off; the gate's detectors still run, first
-    on each de-identified row before it is staged (the gate's twin), so the planted emails are
-    quarantined one by one and the day publishes, instead of one record failing the gate."""
-    folder, truth = dataset
+    on each de-identified row before it is staged (the gate's twin). The planted email is in a
+    message that more than k accounts sent, so the string rule (which withholds or masks rare
+    values) publishes it as it is: only the twin stands between it and training. Each record is
+    quarantined by the twin and the day publishes, instead of one record failing the gate."""
+    folder, _ = dataset
     out = tmp_path / "out"
+    common, email = _common_email_logs(folder, tmp_path, accounts=8)
     enabled = [
         d for d in json.loads(Path("configs/detectors.json").read_text())["enabled"] if d != "email"
     ]
@@ -295,6 +334,8 @@ def test_a_weakened_classifier_is_backed_by_the_gates_own_checks_before_staging(
             "run",
             "--input",
             str(folder / "events.jsonl.gz"),
+            "--input",
+            str(common),
             "--out",
             str(out),
             "--config",
@@ -307,10 +348,8 @@ def test_a_weakened_classifier_is_backed_by_the_gates_own_checks_before_staging(
     assert manifest["gate"]["checks"]["detectors_clean"]["passed"] is True
     reasons = manifest["counts"]["quarantine_reasons"]
     assert "detector:email" not in reasons  # the classifier did not look
-    assert reasons["gate_twin:detectors_clean"] >= 1  # the gate's detectors did
-    emails = [c["needle"] for c in truth["planted"] if c["kind"] == "email"]
-    assert emails
-    assert not any(e in v for v in training_strings(out) for e in emails)
+    assert reasons["gate_twin:detectors_clean"] >= 8  # the gate's detectors did, on each
+    assert not any(email in v for v in training_strings(out))
 
 
 def test_a_publish_interrupted_after_the_swap_is_rolled_back_by_the_next_run(
