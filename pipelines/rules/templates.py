@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from pipelines.rules.strings import (
     TEMPLATE,
+    VALUE,
     QualifiedStrings,
     StringRegistry,
     string_hashes,
@@ -35,6 +36,7 @@ from pipelines.rules.strings import (
 __all__ = [
     "NO_VARIABLE_PART",
     "SUMMARY_SCHEMA",
+    "TEMPLATES_PATH",
     "UNCOMMON_WORDS",
     "approved_words",
     "merge_summaries",
@@ -47,6 +49,9 @@ __all__ = [
 ]
 
 WORD = "w"
+# Where a run keeps its template summary, under its staged folder (owner-only on local disks,
+# like audit: the masked forms of templates below k are for reviewers, not model builders).
+TEMPLATES_PATH = "strings/templates.parquet"
 # Why a template's masked form is not shown (the reference is, instead).
 NO_VARIABLE_PART = "no_variable_part"  # nothing was masked: the template is the value itself
 UNCOMMON_WORDS = "uncommon_words"  # a word in it fewer than k accounts used in this field
@@ -170,7 +175,11 @@ def template_names(
         return _NAMES_SCHEMA.empty_table()
     hashes = string_hashes(TEMPLATE, field, distinct)
     common = qualified.contains(hashes)
-    approved = registry.approved(field, distinct, TEMPLATE)
+    # A template with nothing masked is the value itself: approved as a value, approved.
+    approved = registry.approved(field, distinct, TEMPLATE) | (
+        registry.approved(field, distinct, VALUE)
+        & np.fromiter((not _MASK_TOKEN.search(t) for t in distinct), bool, len(distinct))
+    )
     registry_words = approved_words(registry, field)
     masked: list[str | None] = []
     hidden: list[str | None] = []

@@ -25,6 +25,7 @@ from pipelines.rules.deidentify import key_from_env
 from pipelines.rules.strings import QualifiedStrings, field_key, qualified_of
 from pipelines.rules.templates import (
     SUMMARY_SCHEMA,
+    TEMPLATES_PATH,
     merge_summaries,
     summary_rows,
     template_names,
@@ -34,16 +35,14 @@ from pipelines.rules.templates import (
 from pipelines.transforms.context import CapAccounts, MergeAll, MergeQualified, RunContext
 from pipelines.transforms.write import write_parquet
 
-__all__ = ["TEMPLATES_PATH", "SummariseTemplates"]
-
-# Where a run keeps its template summary, under its staged folder (owner-only on local disks,
-# like audit: the masked forms of templates below k are for reviewers, not model builders).
-TEMPLATES_PATH = "strings/templates.parquet"
+__all__ = ["SummariseTemplates"]
 
 _PairsOf = Callable[[str, Any, Any], pa.Table]
 
 
-def _fields(config: Config, chunk: EventChunk, contract: Any) -> Iterator[tuple[str, pa.Table, str]]:
+def _fields(
+    config: Config, chunk: EventChunk, contract: Any
+) -> Iterator[tuple[str, pa.Table, str]]:
     for name, table in sorted(chunk.tables.items()):
         for field_name in string_fields(config, contract, contract.event_types[name]):
             yield field_key(name, field_name), table, field_name
@@ -107,8 +106,8 @@ class _Names(beam.DoFn):
             yield from _bucketed(pa.concat_tables(parts), self.config.policy.dedup_buckets)
 
 
-def _write(table: pa.Table, path: str, compression: str) -> None:
-    write_parquet(table, path, compression)
+def _write(table: pa.Table, path: str, compression: str, k: int) -> None:
+    write_parquet(table.replace_schema_metadata({"k": str(k)}), path, compression)
 
 
 class SummariseTemplates(beam.PTransform):
@@ -146,6 +145,5 @@ class SummariseTemplates(beam.PTransform):
             | "PerBucket"
             >> beam.MapTuple(lambda _b, got: summary_rows(got["counted"], got["names"], k))
             | "MergeBuckets" >> MergeAll(merge_summaries, SUMMARY_SCHEMA.empty_table())
-            | "WriteTemplates"
-            >> beam.Map(_write, path, self.config.policy.parquet_compression)
+            | "WriteTemplates" >> beam.Map(_write, path, self.config.policy.parquet_compression, k)
         )
