@@ -29,6 +29,7 @@ from pipelines.rules.strings import (
     VALUE,
     QualifiedStrings,
     StringRegistry,
+    cap_accounts,
     string_hashes,
     template_of,
 )
@@ -223,13 +224,9 @@ def summary_rows(counted: Iterable[pa.Table], names: Iterable[pa.Table], k: int)
         [(c, "first") for c in ("ref", "approved", "masked", "hidden_because")]
     )
     table = table.rename_columns([n.removesuffix("_first") for n in table.column_names])
-    pairs = [t for t in counted if t.num_rows]
-    if pairs:
-        keys, counts = np.unique(
-            np.concatenate([t["key"].to_numpy() for t in pairs]), return_counts=True
-        )
-    else:
-        keys, counts = np.empty(0, np.uint64), np.empty(0, np.int64)
+    # Distinct (key, account) pairs first: the same pair may come in more than one table.
+    pairs = cap_accounts(counted, k)
+    keys, counts = np.unique(pairs["key"].to_numpy(), return_counts=True)
     wanted = table["key"].to_numpy()
     at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
     found = (keys[at] == wanted) if len(keys) else np.zeros(len(wanted), bool)
