@@ -175,6 +175,23 @@ def _parser() -> argparse.ArgumentParser:
         help="flag a destination whose share of input records moves by more than this many "
         "percentage points since the previous run (default 5)",
     )
+
+    tpl = commands.add_parser(
+        "templates",
+        help="candidates for configs/strings.json: templates below k, with account counts",
+        description="Lists the templates of a finished run's string fields that fewer than k "
+        "accounts produced and configs/strings.json does not approve, most accounts first: "
+        "their account count and masked form (typed masks such as <num>, <hex>, <path> in "
+        "place of variable parts). What is printed: a masked form only when something in it "
+        "was masked and every word left in it is one that at least k accounts used in that "
+        "field (or one of the registry's); otherwise the template's reference (a keyed hash "
+        "of field and template, as in report.json) and why its text is not shown, because "
+        "the template then is, or may hold, one customer's words. No raw value is printed. "
+        "To approve one, add its text under its field in configs/strings.json and have the "
+        "change reviewed like code.",
+    )
+    tpl.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of a finished run")
+    tpl.add_argument("--json", action="store_true", help="one JSON document, for machines")
     return parser
 
 
@@ -425,6 +442,32 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_templates(args: argparse.Namespace) -> int:
+    from pipelines.report.templates import HIDDEN_WHY, candidates
+
+    found = candidates(args.run_dir)
+    if args.json:
+        _say(json.dumps(found, indent=2, sort_keys=True))
+        return 0
+    rows = found["candidates"]
+    k = found["k"] if found["k"] is not None else "k"
+    _say(
+        f"run {found['run_id']} ({found['status']}): {len(rows):,} template(s) that fewer than "
+        f"{k} accounts produced and configs/strings.json does not approve"
+    )
+    if rows:
+        width = max(len(r["field"]) for r in rows)
+        _say(f"{'accounts':>8}  {'field':<{width}}  template")
+    for r in rows:
+        shown = (
+            r["masked"]
+            if r["masked"] is not None
+            else (f"{r['ref']}  (text not shown: {HIDDEN_WHY.get(r['hidden_because'], 'unknown')})")
+        )
+        _say(f"{r['accounts']:>8}  {r['field']:<{width}}  {shown}")
+    return 0
+
+
 def _say(text: str) -> None:
     """Print to stdout with every control character shown, not obeyed (line breaks kept)."""
     print(inert_lines(text))
@@ -488,6 +531,8 @@ def _dispatch(args: argparse.Namespace, beam_args: list[str]) -> int:
         return _cmd_audit(args)
     if args.command == "explain":
         return _cmd_explain(args)
+    if args.command == "templates":
+        return _cmd_templates(args)
     return _cmd_report(args)
 
 

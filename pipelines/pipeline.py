@@ -17,6 +17,7 @@ from pipelines.transforms.consent import ApplyConsent, ReadConsent
 from pipelines.transforms.context import CollectRunContext, FindDuplicates
 from pipelines.transforms.process import Deidentify, DetectLeaks, RouteRecords
 from pipelines.transforms.read import ClassifyEvents, InputFile, ReadEvents, count_records
+from pipelines.transforms.templates import SummariseTemplates
 from pipelines.transforms.write import StagedChunk, WriteStaged
 
 __all__ = ["SUMMARY_NAME", "build", "read_inputs"]
@@ -101,7 +102,8 @@ def build(
     consent_join: bool = False,
 ) -> None:
     """Add the whole job to `pipeline`: read -> classify -> detect -> consent -> route ->
-    de-identify -> write staged Parquet -> gate -> one summary file in `staging`.
+    de-identify -> write staged Parquet -> gate -> one summary file in `staging`; beside them
+    the run's template summary (`strings/templates.parquet`).
 
     `consent` lists the ledger files (none: nobody consented); `as_of` is the consent as-of
     time in microseconds since the epoch (UTC); `consent_join` brings the ledger to the
@@ -109,6 +111,7 @@ def build(
     """
     chunks, context = read_inputs(pipeline, config, inputs)
     verdicts = chunks | "FindDuplicates" >> FindDuplicates(config.policy.dedup_buckets)
+    _ = chunks | "SummariseTemplates" >> SummariseTemplates(config, context, staging)
     ledger_parts, ledger_staged = pipeline | "ReadConsent" >> ReadConsent(
         config, list(consent), staging
     )

@@ -4,6 +4,7 @@ whose input has not landed exits 5; terminal text is inert."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.backfill import DayResult, exit_code_of
+from pipelines.cli import main
 from pipelines.errors import ConfigError, InputError, InputMissing
 from pipelines.run import check_out_apart, expand_inputs, is_event_file_name
 from pipelines.terminal import inert, inert_lines
@@ -75,6 +77,7 @@ BAD_ARGS = {
     ),
     "explain-not-a-run-folder": (["explain", "{tmp}", "ev-1"], "manifest"),
     "report-not-a-run-folder": (["report", "{tmp}"], "manifest"),
+    "templates-not-a-run-folder": (["templates", "{tmp}", "--json"], "manifest"),
     "report-bad-threshold": (["report", "{tmp}", "--share-threshold", "500"], "--share-threshold"),
     "detect-with-beam-options": (["detect", "--", "--runner=DirectRunner"], "Beam options"),
 }
@@ -233,3 +236,20 @@ def test_a_corrupt_input_fails_with_the_clear_message_and_no_beam_traceback(tmp_
         str(tmp_path / "out2"),
     )
     assert with_debug.returncode == 4 and "Traceback" in with_debug.stderr
+
+
+# manifest.json of RUN_DIR (None: none) -> a word the message of `templates RUN_DIR` must hold
+NOT_FINISHED = {
+    "no-manifest": (None, "no manifest"),
+    "run-failed": ({"run_id": "r1", "status": "failed"}, "did not finish"),
+    "no-summary": ({"run_id": "r1", "status": "published"}, "no template summary"),
+}
+
+
+@pytest.mark.parametrize(("manifest", "word"), NOT_FINISHED.values(), ids=NOT_FINISHED.keys())
+def test_templates_of_a_folder_that_is_not_a_finished_run_exits_2(tmp_path, capsys, manifest, word):
+    if manifest is not None:
+        (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["templates", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and word in captured.err and "Traceback" not in captured.err

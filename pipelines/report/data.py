@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from pipelines import storage
 from pipelines.contract import RECORD_CLASSES
+from pipelines.report.templates import templates_section
 from pipelines.rules.route import DESTINATIONS
 
 __all__ = [
@@ -91,6 +92,7 @@ def report_data(
         "sources": {s: dict(d) for s, d in sorted((counts.get("by_source") or {}).items())},
         "quarantine": _quarantine(counts, staged, set(by_event_type)),
         "detectors": _detectors(counts.get("detector_hits") or {}),
+        "templates": templates_section(manifest, staged),
         "consent": _consent(manifest, counts, staged),
         "gate": _gate(manifest.get("gate") or {}, staged),
         "change": _change(counts, manifest.get("previous"), share_threshold, manifest),

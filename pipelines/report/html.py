@@ -25,6 +25,7 @@ SECTIONS = (
     ("event-types", "Event types"),
     ("quarantine", "Quarantine"),
     ("detectors", "Detectors"),
+    ("templates", "Strings and templates"),
     ("consent", "Consent"),
     ("gate", "Leak gate"),
     ("change", "Change since the previous run"),
@@ -463,6 +464,72 @@ def _content_split(c: Mapping[str, Any]) -> str:
     return f"{_n(total)} content records: " + ", ".join(parts) + "."
 
 
+def _templates(data: Mapping[str, Any]) -> str:
+    t = data["templates"]
+    k = "k" if t["k"] is None else f"k = {t['k']}"
+    ways = t["totals"]
+    intro = (
+        "<p>Every string of a service record reaches training as a value at least "
+        f"{_e(k)} distinct accounts produced in that field, as its <em>template</em> (variable "
+        "parts masked by type: <code>&lt;num&gt;</code>, <code>&lt;hex&gt;</code>, "
+        "<code>&lt;path&gt;</code>, ...) when that is common or approved, or not at all "
+        "(published as null, the field named in <code>withheld_fields</code>). Values this run: "
+        f"{_n(ways['value'])} published as they are, {_n(ways['template'])} as their template, "
+        f"{_n(ways['withheld'])} withheld.</p>"
+    )
+    decisions = _table(
+        "String values by field and how they were published",
+        ("field", ("as the value", True), ("as its template", True), ("withheld", True)),
+        [
+            (_Cell(f, css="mono"), _num(d["value"]), _num(d["template"]), _num(d["withheld"]))
+            for f, d in t["decisions"].items()
+        ],
+        empty="no string field reached training",
+    )
+    how = f'<p class="note">How to approve one: {_e(t["how_to_approve"])}</p>'
+    if not t["available"]:
+        return (
+            intro
+            + decisions
+            + '<p class="note">This run folder has no template summary (a run from an older '
+            "version): template lists are not available.</p>" + how
+        )
+    published, short = t["published"], t["short_of_k"]
+    listed_pub = _table(
+        f"Templates that earned publication ({_n(published['count'])}; at least {k} accounts, "
+        "or approved in configs/strings.json), most common first",
+        ("field", "template", ("accounts (counted up to k)", True)),
+        [
+            (_Cell(r["field"], css="mono"), _Cell(r["masked"], css="mono"), _num(r["accounts"]))
+            for r in published["listed"]
+        ],
+        empty="none",
+    )
+    listed_short = _table(
+        f"Templates short of {k} ({_n(short['count'])}), most accounts first: reference and "
+        "count only",
+        ("field", "reference", ("accounts", True)),
+        [
+            (_Cell(r["field"], css="mono"), _Cell(r["ref"], css="mono"), _num(r["accounts"]))
+            for r in short["listed"]
+        ],
+        empty="none",
+    )
+    return (
+        intro
+        + decisions
+        + f"<p>{_n(t['distinct_templates'])} distinct templates in this run's string fields; "
+        f"{_n(t['approved_seen'])} of them approved in <code>configs/strings.json</code>.</p>"
+        + listed_pub
+        + listed_short
+        + '<p class="note">A template short of k is shown by its reference (a keyed hash of '
+        "field and template, made with the run's pseudonym key) and account count, never by "
+        "its text: it may be one customer's words. At most "
+        f"{len(short['listed'])} are listed here; <code>consentgate templates RUN_DIR</code> "
+        "lists them all.</p>" + how
+    )
+
+
 def _consent(data: Mapping[str, Any]) -> str:
     c = data["consent"]
     policy = c["content_policy"] or "unknown"
@@ -722,6 +789,7 @@ def render_html(data: Mapping[str, Any]) -> str:
         "event-types": _event_types(data),
         "quarantine": _quarantine(data),
         "detectors": _detectors(data),
+        "templates": _templates(data),
         "consent": _consent(data),
         "gate": _gate(data),
         "change": _change(data),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,7 +36,15 @@ from pipelines.rules.route import DedupVerdicts, find_duplicates
 from pipelines.rules.strings import QualifiedStrings, cap_accounts, qualified_of
 from pipelines.stage_times import timed
 
-__all__ = ["CollectRunContext", "CountStrings", "FindDuplicates", "MergeAll", "RunContext"]
+__all__ = [
+    "CapAccounts",
+    "CollectRunContext",
+    "CountStrings",
+    "FindDuplicates",
+    "MergeAll",
+    "MergeQualified",
+    "RunContext",
+]
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,7 @@ class _StringKeys(beam.DoFn):
             yield bucket, keys.filter(pa.compute.equal(bucket_of, bucket))
 
 
-class _CapAccounts(beam.CombineFn):
+class CapAccounts(beam.CombineFn):
     """(key, account) pairs of one bucket, at most k accounts per key: memory follows the
     number of distinct strings, not of events."""
 
@@ -200,7 +208,7 @@ class _CapAccounts(beam.CombineFn):
         return cap_accounts(acc, self.k)
 
 
-class _MergeQualified(beam.CombineFn):
+class MergeQualified(beam.CombineFn):
     """The buckets' qualified hashes -> one sorted QualifiedStrings."""
 
     def create_accumulator(self) -> list[np.ndarray]:
@@ -232,9 +240,9 @@ class CountStrings(beam.PTransform):
         return (
             chunks
             | "StringKeys" >> beam.ParDo(_StringKeys(self.config))
-            | "CapAccounts" >> beam.CombinePerKey(_CapAccounts(k))
+            | "CapAccounts" >> beam.CombinePerKey(CapAccounts(k))
             | "Qualified" >> beam.MapTuple(lambda _bucket, capped: qualified_of(capped, k))
-            | "MergeQualified" >> beam.CombineGlobally(_MergeQualified())
+            | "MergeQualified" >> beam.CombineGlobally(MergeQualified())
         )
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.generate import generate
+from pipelines.rules.strings import template_of
+from pipelines.rules.templates import TEMPLATES_PATH, template_reference
 
 pytestmark = pytest.mark.e2e
 
@@ -214,3 +216,68 @@ def test_input_order_does_not_change_what_is_published(runs):
         return found
 
     assert rows(runs["one"]) == rows(runs["shuffled"])
+
+
+# The planted strings of HOSTILE that sit in a string field the rule counts, by field key.
+_COUNTED = {
+    "message": "diagnostic.log.message",
+    "stack_trace": "diagnostic.crash.stack_trace",
+    "device": "usage.participant_joined.device",
+}
+
+
+def _templates_json(out: Path, capsys) -> dict:
+    capsys.readouterr()
+    assert main(["templates", str(out), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_rare_strings_are_registry_candidates_by_reference_never_by_text(runs, capsys):
+    out = runs["one"]
+    found = _templates_json(out, capsys)
+    by_ref = {c["ref"]: c for c in found["candidates"]}
+    for field, value, _ in HOSTILE:
+        if field not in _COUNTED:
+            continue
+        ref = template_reference(KEY.encode(), _COUNTED[field], template_of(value))
+        assert by_ref[ref]["accounts"] == 1, value
+        assert by_ref[ref]["masked"] is None and by_ref[ref]["hidden_because"], value
+    counts = [c["accounts"] for c in found["candidates"]]
+    assert counts == sorted(counts, reverse=True) and max(counts) < found["k"] == 5
+    capsys.readouterr()
+    assert main(["templates", str(out)]) == 0
+    printed = json.dumps(found, ensure_ascii=False) + capsys.readouterr().out
+    report = "".join((out / name).read_text("utf-8") for name in ("report.json", "report.html"))
+    summary = pq.read_table(next((out / ".runs").glob(f"*/{TEMPLATES_PATH}")))
+    kept = "\n".join(v for v in summary["masked"].to_pylist() if v)
+    for _, value, needle in HOSTILE:
+        for text in (printed, report, kept):
+            assert needle not in text and value not in text
+
+
+def test_report_templates_section_has_the_runs_figures(runs, capsys):
+    out = runs["one"]
+    data = json.loads((out / "report.json").read_text("utf-8"))
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    section = data["templates"]
+    decisions = manifest["counts"]["string_decisions"]
+    assert section["available"] and section["k"] == 5
+    assert section["decisions"] == dict(sorted(decisions.items()))
+    for way in ("value", "template", "withheld"):
+        assert section["totals"][way] == sum(d[way] for d in decisions.values()) > 0
+    listed = {(r["field"], r["masked"]): r["accounts"] for r in section["published"]["listed"]}
+    assert listed[("diagnostic.log.message", "ICE restart after <num> failures")] == 5
+    found = _templates_json(out, capsys)
+    assert section["short_of_k"]["count"] == len(found["candidates"]) > 0
+    assert [r["ref"] for r in section["short_of_k"]["listed"]] == [
+        c["ref"] for c in found["candidates"][: len(section["short_of_k"]["listed"])]
+    ]
+    html = (out / "report.html").read_text("utf-8")
+    assert 'id="templates"' in html and "configs/strings.json" in html
+
+
+def test_template_summary_is_the_same_whatever_the_workers_or_order(runs):
+    def summary(out: Path) -> list[dict]:
+        return pq.read_table(next((out / ".runs").glob(f"*/{TEMPLATES_PATH}"))).to_pylist()
+
+    assert summary(runs["one"]) == summary(runs["two"]) == summary(runs["shuffled"])
