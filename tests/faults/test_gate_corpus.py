@@ -4,6 +4,12 @@ The real job runs over it (JSON Lines, Parquet and a ledger); it must publish (e
 planted record must be quarantined by the first line with its own reason, nothing planted may
 reach `training/`, and every record must be counted once. A gate failure then can only mean a
 defect of consentgate, never a bad record.
+
+The string rule (a service string is published only when at least k accounts produced it) is
+the first net for rare strings: planted once, the strings the gate's own checks would catch are
+withheld (published as null, the field named in `withheld_fields`). So each of them is planted
+twice: once in one account (withheld) and once in `COMMON_ACCOUNTS` accounts, where the rule
+publishes it as it is and only the gate's twin can stop it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ RECORDING_URL = "https://files.example.com/rec/download/zephyr-orchard-7731"
 # A hex run inside a word: the blob detector wants it on its own, the gate's suite does not.
 HEX_IN_WORD = "zz" + "deadbeef" * 4 + "zz"
 DIGIT_ID = "v" + "1234567890" * 4
+# More than the string rule's k (configs/strings.json): a value these accounts all produced
+# is published as it is.
+COMMON_ACCOUNTS = 5
 
 
 def _examples() -> dict[str, dict]:
@@ -60,7 +69,7 @@ def _deep(depth: int) -> object:
 # the string that must not reach training).
 def planted() -> list[tuple[str, dict, str, str]]:
     ex = _examples()
-    log, qos, crash = ex["diagnostic.log"], ex["qos.audio"], ex["diagnostic.crash"]
+    log, qos = ex["diagnostic.log"], ex["qos.audio"]
     # Detector x kind of field: free text (log message), service string (codec), envelope
     # (event id, where the id's declared shape allows the value at all).
     detector_values = {
@@ -103,7 +112,6 @@ def planted() -> list[tuple[str, dict, str, str]]:
         ("415-555-0132", "detector:phone"),
         ("deadbeef" * 5, "detector:blob"),
         ("p-alice", "detector:known_identifier"),
-        (DIGIT_ID, "gate_twin:expectations"),
     ):
         cases.append((event_id, _with(qos, event_id), reason, event_id))
     # Envelope identifiers: pseudonymised in training, but of a declared shape first.
@@ -127,37 +135,20 @@ def planted() -> list[tuple[str, dict, str, str]]:
             "p-\x1b[2J",
         ),
     ]
-    # Content of another meeting, quoted or linked in a log: the gate's fingerprints.
-    cases += [
-        (
-            "gc-quote-other-meeting",
-            _with(
-                log,
-                "gc-quote-other-meeting",
-                message="retry 3 harbour lantern project needs seven",
-            ),
-            "gate_twin:content_fingerprints",
-            "harbour lantern project needs seven",
-        ),
-        (
-            "gc-shared-uri",
-            _with(crash, "gc-shared-uri", message=f"fetch failed for {SHARED_URI}"),
-            "gate_twin:content_fingerprints",
-            SHARED_URI,
-        ),
-        (
-            "gc-recording-url",
-            _with(log, "gc-recording-url", message=f"upload {RECORDING_URL} retried"),
-            "gate_twin:content_fingerprints",
-            RECORDING_URL,
-        ),
-        (
-            "gc-hex-in-word",
-            _with(log, "gc-hex-in-word", message=f"checksum {HEX_IN_WORD}"),
-            "gate_twin:expectations",
-            HEX_IN_WORD,
-        ),
-    ]
+    # Content of another meeting, quoted or linked in a log (the gate's fingerprints), and a hex
+    # run the gate's suite refuses: in COMMON_ACCOUNTS accounts, so the string rule publishes
+    # them and the gate's twin must quarantine each.
+    for i in range(COMMON_ACCOUNTS):
+        for event_id, record, reason, needle in twin_cases():
+            account = f"acct-common-{i}"
+            cases.append(
+                (
+                    f"{event_id}-{account}",
+                    {**record, "event_id": f"{event_id}-{account}", "account_id": account},
+                    reason,
+                    needle,
+                )
+            )
     # Values Arrow cannot hold, and nesting no recursive code should meet.
     cases += [
         ("gc-int-over-int64", _with(qos, "gc-int-over-int64", latency_ms=2**63), "bad_value", ""),
@@ -200,6 +191,65 @@ def planted() -> list[tuple[str, dict, str, str]]:
         ),
     ]
     # Repeats: the gate's id checks (unique, never both withheld and trained).
+    return cases
+
+
+def twin_cases(rare: bool = False) -> list[tuple[str, dict, str, str]]:
+    """Strings only the gate's own checks recognise: (event_id, record, reason, needle).
+
+    `rare` words them apart from the common ones, so that neither the value nor its template
+    is one that other accounts produced.
+    """
+    ex = _examples()
+    log, crash = ex["diagnostic.log"], ex["diagnostic.crash"]
+    quote, uri, recording, hex_word = (
+        (
+            "sync stalled: project needs seven volunteers",
+            "download stalled at",
+            "slow",
+            "crc of blob",
+        )
+        if rare
+        else (
+            "retry 3 harbour lantern project needs seven",
+            "fetch failed for",
+            "retried",
+            "checksum",
+        )
+    )
+    return [
+        (
+            "gc-quote-other-meeting",
+            _with(log, "gc-quote-other-meeting", message=quote),
+            "gate_twin:content_fingerprints",
+            quote.split(": ")[-1].removeprefix("retry 3 "),
+        ),
+        (
+            "gc-shared-uri",
+            _with(crash, "gc-shared-uri", message=f"{uri} {SHARED_URI}"),
+            "gate_twin:content_fingerprints",
+            SHARED_URI,
+        ),
+        (
+            "gc-recording-url",
+            _with(log, "gc-recording-url", message=f"upload {RECORDING_URL} {recording}"),
+            "gate_twin:content_fingerprints",
+            RECORDING_URL,
+        ),
+        (
+            "gc-hex-in-word",
+            _with(log, "gc-hex-in-word", message=f"{hex_word} {HEX_IN_WORD}"),
+            "gate_twin:expectations",
+            HEX_IN_WORD,
+        ),
+    ]
+
+
+def withheld() -> list[tuple[dict, str]]:
+    """Records that train with a rare string withheld: (record, the string)."""
+    cases = [(record, needle) for _, record, _, needle in twin_cases(rare=True)]
+    # A long digit run in an event id: the training event id is a keyed pseudonym.
+    cases.append((_with(_examples()["qos.audio"], DIGIT_ID), DIGIT_ID))
     return cases
 
 
@@ -249,14 +299,24 @@ def parquet_rows() -> list[tuple[dict, str, str]]:
 
 
 def content_records() -> list[dict]:
-    """Clean content of another meeting of the account, which the planted logs repeat."""
+    """Clean content of another meeting of each account, which the planted logs repeat."""
     ex = _examples()
-    other = {"meeting_id": OTHER_MEETING}
-    return [
-        _with(ex["content.chat_message"], "gc-content-chat", other, message=CHAT),
-        _with(ex["content.shared_file"], "gc-content-file", other, uri=SHARED_URI),
-        _with(ex["content.recording_file"], "gc-content-rec", other, download_url=RECORDING_URL),
-    ]
+    out = []
+    for account in [ex["content.chat_message"]["account_id"]] + [
+        f"acct-common-{i}" for i in range(COMMON_ACCOUNTS)
+    ]:
+        other = {"meeting_id": OTHER_MEETING, "account_id": account}
+        out += [
+            _with(ex["content.chat_message"], f"gc-content-chat-{account}", other, message=CHAT),
+            _with(ex["content.shared_file"], f"gc-content-file-{account}", other, uri=SHARED_URI),
+            _with(
+                ex["content.recording_file"],
+                f"gc-content-rec-{account}",
+                other,
+                download_url=RECORDING_URL,
+            ),
+        ]
+    return out
 
 
 def _dump(record: dict) -> bytes:
@@ -273,6 +333,10 @@ def corpus(tmp_path_factory) -> dict:
     for _, record, reason, needle in planted():
         lines.append(_dump(record))
         expected[("corpus.jsonl", len(lines))] = (reason, needle)
+    trained_withheld: dict[tuple[str, int], str] = {}
+    for record, needle in withheld():
+        lines.append(_dump(record))
+        trained_withheld[("corpus.jsonl", len(lines))] = needle
     # Repeats, for the gate's id checks: identical copies count once; differing copies
     # (one of them breaking the contract) are all quarantined, so no id is both trained and
     # withheld.
@@ -337,6 +401,7 @@ def corpus(tmp_path_factory) -> dict:
         "done": done,
         "records": len(lines) + len(rows),
         "expected": expected,
+        "withheld": trained_withheld,
     }
 
 
@@ -394,11 +459,9 @@ def test_twin_quarantine_rows_name_the_column_never_the_value(corpus):
         if r["reason"].startswith("gate_twin:")
     ]
     assert {r["event_id"] for r in rows} == {
-        DIGIT_ID,
-        "gc-quote-other-meeting",
-        "gc-shared-uri",
-        "gc-recording-url",
-        "gc-hex-in-word",
+        f"{event_id}-acct-common-{i}"
+        for event_id, _, _, _ in twin_cases()
+        for i in range(COMMON_ACCOUNTS)
     }
     for row in rows:
         assert row["detail"].split(":")[0] in ("event_id", "message")
@@ -413,14 +476,38 @@ def test_no_planted_string_reaches_training(corpus):
         json.dumps(pq.read_table(f).to_pylist(), ensure_ascii=False, default=str) for f in files
     )
     needles = [needle for _, needle in corpus["expected"].values() if needle]
+    needles += list(corpus["withheld"].values())
     assert len(needles) >= 30
     for needle in needles:
         assert needle not in blob, needle
+    # Training names records by their event id's pseudonym; the audit maps one to the other.
+    audit = ds.dataset(out / "audit").to_table(columns=["event_id", "event_pseudonym"])
+    pseudonym = dict(
+        zip(audit["event_id"].to_pylist(), audit["event_pseudonym"].to_pylist(), strict=True)
+    )
     ids = set(ds.dataset(out / "training").to_table(columns=["event_id"])["event_id"].to_pylist())
     # Clean records around the planted ones still train: the spec's examples, the Parquet
     # row that conforms, and one copy of the identical repeat.
-    assert {"ev-0001", "ev-0011", "pq-ok", "gc-repeat"} <= ids
-    assert "gc-conflict" not in ids
+    assert {pseudonym[i] for i in ("ev-0001", "ev-0011", "pq-ok", "gc-repeat")} <= ids
+    assert pseudonym["gc-conflict"] not in ids
+
+
+def test_rare_strings_train_withheld_never_raw(corpus):
+    # Planted in one account, the strings the gate's twin catches never reach it: the string
+    # rule withholds them, and the record trains with the field named in `withheld_fields`.
+    out = corpus["out"]
+    audit = {_where(r): r for r in ds.dataset(out / "audit").to_table().to_pylist()}
+    training = {r["event_id"]: r for r in ds.dataset(out / "training").to_table().to_pylist()}
+    assert len(corpus["withheld"]) == 5
+    for where, needle in corpus["withheld"].items():
+        row = audit[where]
+        assert row["destination"] == "training", (where, row["reason"])
+        published = training[row["event_pseudonym"]]
+        if needle == DIGIT_ID:
+            assert published["event_id"] != DIGIT_ID
+        else:
+            assert published["message"] is None
+            assert "message" in published["withheld_fields"]
 
 
 def test_ledger_rows_too_deep_or_too_large_are_quarantined_not_fatal(corpus):
