@@ -8,7 +8,6 @@ secret) is a training column. Skipped until `run` has `--source` (the adapters' 
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -29,25 +28,11 @@ LINES = 300
 DESTINATIONS = ("training", "consented_content", "restricted", "quarantine", "duplicates")
 
 
-@functools.cache
-def _has_source_option() -> bool:
-    help_text = subprocess.run(
-        [sys.executable, "-m", "pipelines", "run", "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    ).stdout
-    return "--source" in help_text
-
-
 @pytest.fixture(scope="module", params=SOURCES[1:])
 def published(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, Path, dict[str, Any]]:
     source = request.param
-    if not _has_source_option():
-        pytest.skip(f"needs the {source} adapter")
     folder = tmp_path_factory.mktemp(source)
     truth = generate(folder / "in", source=source, events=LINES, seed=13)
     out = folder / "out"

@@ -309,21 +309,8 @@ def test_the_generated_corpus_has_the_fields_a_real_browser_sends(
 
 
 # -- consentgate run --source webrtc-stats on them -------------------------------------------
-def _has_source_option() -> bool:
-    help_text = subprocess.run(
-        [sys.executable, "-m", "pipelines", "run", "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    ).stdout
-    return "--source" in help_text
-
-
 @pytest.fixture(scope="module")
 def published(runs: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    if not _has_source_option():
-        pytest.skip("needs the webrtc-stats adapter")
     out = tmp_path_factory.mktemp("webrtc-run") / "out"
     inputs = [str(path) for _, path in runs.values()]
     argv = [sys.executable, "-m", "pipelines", "-q", "run", "--source", "webrtc-stats"]
