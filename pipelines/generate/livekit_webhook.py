@@ -42,7 +42,11 @@ _DISCONNECT = (
     "DUPLICATE_IDENTITY",
 )
 # Fields a newer server sends that no schema has declared yet.
-_NEW_FIELDS = (("participant", "kind_details"), ("room", "version"), ("track", "audio_features"))
+_NEW_FIELDS = (
+    ("participant", "kind_details"),
+    ("room", "pinned_regions"),
+    ("track", "layer_hints"),
+)
 
 
 def _int64(world: VendorWorld, value: int) -> int | str:

@@ -321,9 +321,7 @@ def _sharing(world: VendorWorld, corpus: Corpus, m: VendorMeeting, with_link: bo
     line.set_body(_envelope(world, "meeting.sharing_started", a.join_ms + SECOND, m, obj))
 
 
-def _recording(
-    world: VendorWorld, corpus: Corpus, m: VendorMeeting, event: str
-) -> None:
+def _recording(world: VendorWorld, corpus: Corpus, m: VendorMeeting, event: str) -> None:
     """Recording metadata: sizes and times are service data; tokens, passcodes and links are not."""
     r, bits = world.r, world.rng.getrandbits
     line = corpus.add(None, event, m)
