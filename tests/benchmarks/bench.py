@@ -955,6 +955,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(
         f"bench: {args.events:,} events, seed {args.seed}, {args.shards} shard(s), "
         f"modes {','.join(modes)}, formats {','.join(args.formats)}, workdir {workdir}"
+        + (f"; sources {','.join(sources)} at {args.source_lines:,} lines" if sources else "")
     )
     say(
         f"machine: {machine['cpus']} CPUs, {machine['memory_gb']} GB, load average "
@@ -1020,6 +1021,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "shards": args.shards,
         "modes": modes,
+        "sources": sources,
+        "source_lines": args.source_lines if sources else None,
         "machine": machine,
         "inputs": inputs,
         "results": results,
