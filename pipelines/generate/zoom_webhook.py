@@ -273,16 +273,16 @@ def _device_tested(world: VendorWorld, corpus: Corpus, m: VendorMeeting) -> None
     a = pick(r, m.attendees)
     line = corpus.add(None, "meeting.device_tested", m)
     obj = _meeting_object(world, line, m)
-    obj["participant"] = {
+    # As Zoom's SDK types it (rivet `MeetingDeviceTestedEvent`): the tester inside the result.
+    obj["test_result"] = {
+        "user_id": str(16_778_240 + a.join_ms % 100_000),
         "user_name": a.user.name,
-        "test_result": {
-            "camera_status": int(r() * 3),
-            "speaker_status": int(r() * 3),
-            "microphone_status": int(r() * 3),
-            "os": a.user.device,
-        },
+        "camera_status": int(r() * 3),
+        "speaker_status": int(r() * 3),
+        "microphone_status": int(r() * 3),
+        "os": a.user.device,
     }
-    line.must_not_publish(a.user.name, "identifier", "participant.user_name")
+    line.must_not_publish(a.user.name, "identifier", "test_result.user_name")
     line.set_body(_envelope(world, "meeting.device_tested", a.join_ms, m, obj))
 
 
