@@ -67,6 +67,8 @@ HARD_CASES = {
         "egress_file_location",
         "created_at_str",
         "created_at_int",
+        "transcription_received",
+        "chat_received",
     },
 }
 

@@ -6,6 +6,11 @@ room, participant `metadata` (a free-form JSON string) and `attributes` (a free-
 track names that name a person or a window, `region`, egress file locations, and int64
 fields (`created_at`, `joined_at`, `creation_time`) as strings in one event and numbers in
 the next, as protobuf JSON encoders disagree.
+
+LiveKit's webhooks carry no speech or chat. An agent in the room that relays them writes the
+same envelope with `event` `transcription_received` (`segment`: a TranscriptionSegment) or
+`chat_received` (`chat_message`: a ChatMessage), the speaker as `participant`: content of
+that participant, and text the vendor's PII labels do not cover (facts file, section 4).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pipelines.generate.vendor import (
     broken_line,
     plant_on,
 )
-from pipelines.generate.vocab import pick
+from pipelines.generate.vocab import CHAT_MESSAGES, SPOKEN_SENTENCES, pick
 
 _REGIONS = ("eu-central", "eu-west", "us-east", "us-west", "ap-southeast")
 _COLORS = ("#4f46e5", "#059669", "#d97706", "#dc2626")
@@ -37,7 +42,11 @@ _DISCONNECT = (
     "DUPLICATE_IDENTITY",
 )
 # Fields a newer server sends that no schema has declared yet.
-_NEW_FIELDS = (("participant", "kind_details"), ("room", "version"), ("track", "audio_features"))
+_NEW_FIELDS = (
+    ("participant", "kind_details"),
+    ("room", "pinned_regions"),
+    ("track", "layer_hints"),
+)
 
 
 def _int64(world: VendorWorld, value: int) -> int | str:
@@ -191,10 +200,12 @@ def _meeting_lines(world: VendorWorld, corpus: Corpus, m: VendorMeeting, every: 
                 participant=part,
                 track=track,
             )
-    everyone = tuple(a.user.pid for a in m.attendees)
     recorded = every or r() < 0.3
     if recorded:
-        _egress(world, corpus, m, room, "egress_started", everyone)
+        _egress(world, corpus, m, room, "egress_started")
+    if every or r() < 0.5:
+        for _ in range(1 + int(r() * 2 * n)):
+            _relayed(world, corpus, m, room, pick(r, m.attendees), chat=r() < 0.4)
     for a in m.attendees:
         line = corpus.add(None, "participant_left", m)
         part = _participant(world, line, room, a, "DISCONNECTED")
@@ -208,7 +219,7 @@ def _meeting_lines(world: VendorWorld, corpus: Corpus, m: VendorMeeting, every: 
             participant=part,
         )
     if recorded:
-        _egress(world, corpus, m, room, "egress_ended", everyone)
+        _egress(world, corpus, m, room, "egress_ended")
     line = corpus.add(None, "room_finished", m)
     _event(world, line, "room_finished", m.end, room=_room(world, line, m, room, 0))
 
@@ -219,12 +230,12 @@ def _egress(
     m: VendorMeeting,
     room: _Room,
     name: str,
-    everyone: tuple[str, ...],
     error: str = "",
 ) -> Line:
-    """A room recording: its metadata, and where the file went (a reference to content)."""
+    """A room recording: its metadata (service data) and where the file went (a reference to
+    content, secret)."""
     ended = name == "egress_ended"
-    line = corpus.add(None, name, m, "restricted", subjects=everyone)
+    line = corpus.add(None, name, m)
     info: dict[str, Any] = {
         "egress_id": _sid(world, "EG_"),
         "room_id": room.sid,
@@ -250,6 +261,41 @@ def _egress(
     ms = m.end + 30 * SECOND if ended else m.start + 5 * SECOND
     _event(world, line, name, ms, egress_info=info)
     return line
+
+
+def _relayed(
+    world: VendorWorld, corpus: Corpus, m: VendorMeeting, room: _Room, a: Attendee, chat: bool
+) -> None:
+    """A transcript segment or a chat line an agent relayed: the speaker's content."""
+    r = world.r
+    event = "chat_received" if chat else "transcription_received"
+    line = corpus.add(None, event, m, "restricted", subjects=(a.user.pid,))
+    line.case(event)
+    at = a.join_ms + 1 + int(r() * max(1, a.leave_ms - a.join_ms - 1))
+    text = pick(r, CHAT_MESSAGES if chat else SPOKEN_SENTENCES)
+    if len(text.split()) >= 4:  # shorter ones ("+1", "thanks!") are not distinctive
+        line.must_not_publish(text, "content", f"{event}.text")
+    part = _participant(world, line, room, a, "ACTIVE")
+    body: dict[str, Any] = {"room": _room(world, line, m, room, len(m.attendees))}
+    body["participant"] = part
+    if chat:
+        body["chat_message"] = {
+            "id": _sid(world, "MSG_"),
+            "timestamp": _int64(world, world.epoch_ms(at)),
+            "message": text,
+            "generated": False,
+        }
+    else:
+        length = 1_000 + int(r() * 6_000)
+        body["segment"] = {
+            "id": _sid(world, "SG_"),
+            "text": text,
+            "start_time": _int64(world, at - a.join_ms),
+            "end_time": _int64(world, at - a.join_ms + length),
+            "final": True,
+            "language": pick(r, ("en", "en", "en-GB", "de")),
+        }
+    _event(world, line, event, at, **body)
 
 
 def _plant(world: VendorWorld, corpus: Corpus, kind: str, instance: int, m: VendorMeeting) -> Line:
@@ -278,10 +324,7 @@ def _plant(world: VendorWorld, corpus: Corpus, kind: str, instance: int, m: Vend
         return plant_on(line, kind, "undeclared_field", f"{where}.{name}", None)
     # Egress errors are free text: an upload error can echo a URL, an address, a name.
     needle, phrase = world.leak(kind, instance)
-    everyone = tuple(x.user.pid for x in m.attendees)
-    line = _egress(
-        world, corpus, m, room, "egress_updated", everyone, error=f"upload failed: {phrase}"
-    )
+    line = _egress(world, corpus, m, room, "egress_updated", error=f"upload failed: {phrase}")
     return plant_on(line, kind, f"detector:{kind}", "egress_info.error", needle)
 
 

@@ -54,7 +54,7 @@ _LABELS = ("chat", "chat", "reactions", "file-transfer", "whiteboard-sync")
 # Fields a newer browser sends that no schema has declared yet.
 _NEW_FIELDS = (
     ("inbound-rtp", "totalCorruptionProbability", 0.0),
-    ("outbound-rtp", "rtxSsrc", 2_845_112_101),
+    ("outbound-rtp", "encoderFallbackCount", 1),
     ("transport", "iceLocalUsernameFragmentHash", "a1b2"),
 )
 
@@ -593,11 +593,12 @@ def _plant(world: VendorWorld, corpus: Corpus, kind: str, instance: int, m: Vend
         next(s for s in body["stats"] if s["type"] == stats_type)[name] = value
         line.set_body(body)
         return plant_on(line, kind, "undeclared_field", f"{stats_type}.{name}", None)
-    # The data-channel label is whatever the app chose: free text.
+    # A data channel's sub-protocol is whatever string the app chose (RFC 8831), and unlike
+    # its label (content, never published) a service string that may reach training.
     needle, phrase = world.leak(kind, instance)
-    next(s for s in body["stats"] if s["type"] == "data-channel")["label"] = phrase
+    next(s for s in body["stats"] if s["type"] == "data-channel")["protocol"] = phrase
     line.set_body(body)
-    return plant_on(line, kind, f"detector:{kind}", "data-channel.label", needle)
+    return plant_on(line, kind, f"detector:{kind}", "data-channel.protocol", needle)
 
 
 SOURCE = VendorSource("webrtc-stats", _meeting_lines, _plant, withheld_fields=WITHHELD)

@@ -2,7 +2,8 @@
 
 Shapes follow the facts file (section 2): `GET /metrics/meetings/{id}/participants/qos`
 pages (`participants[].user_qos[]` samples of audio, video and screen-share groups, CPU and
-Wi-Fi) and `GET /metrics/meetings/{id}/participants` pages, paged with `next_page_token`.
+Wi-Fi) and `GET /metrics/meetings/{id}/participants` pages, paged with `next_page_token`,
+each with the `account_id` and `meeting_id` the collector adds (docs/input-contract.md).
 Values are unit strings as Zoom writes them ("23 kbps", "126 ms", "0.3%", "1280*720",
 "12 fps", "12%"), often "" and sometimes bare ("15", "720", "0*0"); device identity
 (`pc_name`, `mac_addr`, `harddisk_id`, `domain`), IP addresses and location ride along.
@@ -137,6 +138,12 @@ def _who(world: VendorWorld, line: Line, m: VendorMeeting, a: Attendee) -> dict[
     return who
 
 
+def _collected(m: VendorMeeting) -> dict[str, Any]:
+    """What the collector adds to each page it fetched: the page names neither the account
+    (the collector's Zoom credentials do) nor the meeting (its path does)."""
+    return {"account_id": m.account.account_id, "meeting_id": m.meeting_id}
+
+
 def _qos_page(
     world: VendorWorld, line: Line, m: VendorMeeting, people: list[Attendee], token: str
 ) -> Any:
@@ -153,6 +160,7 @@ def _qos_page(
         participants.append(entry)
     line.case("unit_strings")
     return {
+        **_collected(m),
         "page_count": 1,
         "page_size": _PAGE_SIZE,
         "total_records": len(m.attendees),
@@ -202,6 +210,7 @@ def _details_page(
         line.case("device_names")
         participants.append(entry)
     return {
+        **_collected(m),
         "page_count": 1,
         "page_size": _PAGE_SIZE,
         "total_records": len(m.attendees),

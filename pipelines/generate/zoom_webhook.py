@@ -175,10 +175,10 @@ def _meeting_lines(world: VendorWorld, corpus: Corpus, m: VendorMeeting, every: 
     obj["end_time"] = world.iso(m.end)
     line.set_body(_envelope(world, "meeting.ended", m.end, m, obj))
     if every or r() < 0.4:
-        _recording(world, corpus, m, "recording.completed", everyone)
-        _recording(world, corpus, m, "recording.transcript_completed", everyone)
+        _recording(world, corpus, m, "recording.completed")
+        _recording(world, corpus, m, "recording.transcript_completed")
     if every or r() < 0.05:
-        _renamed(world, corpus, m, everyone)
+        _renamed(world, corpus, m)
     if every or r() < 0.3:
         # The first meetings have one of each summary shape, however the draws fall.
         plain = r() < 0.3 or (every and world.meetings == 2)
@@ -273,16 +273,16 @@ def _device_tested(world: VendorWorld, corpus: Corpus, m: VendorMeeting) -> None
     a = pick(r, m.attendees)
     line = corpus.add(None, "meeting.device_tested", m)
     obj = _meeting_object(world, line, m)
-    obj["participant"] = {
+    # As Zoom's SDK types it (rivet `MeetingDeviceTestedEvent`): the tester inside the result.
+    obj["test_result"] = {
+        "user_id": str(16_778_240 + a.join_ms % 100_000),
         "user_name": a.user.name,
-        "test_result": {
-            "camera_status": int(r() * 3),
-            "speaker_status": int(r() * 3),
-            "microphone_status": int(r() * 3),
-            "os": a.user.device,
-        },
+        "camera_status": int(r() * 3),
+        "speaker_status": int(r() * 3),
+        "microphone_status": int(r() * 3),
+        "os": a.user.device,
     }
-    line.must_not_publish(a.user.name, "identifier", "participant.user_name")
+    line.must_not_publish(a.user.name, "identifier", "test_result.user_name")
     line.set_body(_envelope(world, "meeting.device_tested", a.join_ms, m, obj))
 
 
@@ -301,7 +301,8 @@ def _sharing(world: VendorWorld, corpus: Corpus, m: VendorMeeting, with_link: bo
     link = ""
     if r() < 0.5 or with_link:  # a shared cloud file: the link opens the document itself
         link = f"https://docs.example.com/d/{world.rng.getrandbits(120):030x}/edit?usp=sharing"
-    line = corpus.add(None, "meeting.sharing_started", m, "restricted", subjects=(a.user.pid,))
+    # A service record: the window title and the link are content fields, dropped.
+    line = corpus.add(None, "meeting.sharing_started", m)
     line.case("window_title_in_sharing_details")
     line.must_not_publish(title, "content", "participant.sharing_details.content")
     if link:
@@ -320,12 +321,10 @@ def _sharing(world: VendorWorld, corpus: Corpus, m: VendorMeeting, with_link: bo
     line.set_body(_envelope(world, "meeting.sharing_started", a.join_ms + SECOND, m, obj))
 
 
-def _recording(
-    world: VendorWorld, corpus: Corpus, m: VendorMeeting, event: str, everyone: tuple[str, ...]
-) -> None:
+def _recording(world: VendorWorld, corpus: Corpus, m: VendorMeeting, event: str) -> None:
     """Recording metadata: sizes and times are service data; tokens, passcodes and links are not."""
     r, bits = world.r, world.rng.getrandbits
-    line = corpus.add(None, event, m, "restricted", subjects=everyone)
+    line = corpus.add(None, event, m)
     obj = _meeting_object(world, line, m)
     host = m.host.user
     files: list[dict[str, Any]] = []
@@ -415,12 +414,10 @@ def _recording(
     line.set_body(body)
 
 
-def _renamed(
-    world: VendorWorld, corpus: Corpus, m: VendorMeeting, everyone: tuple[str, ...]
-) -> None:
+def _renamed(world: VendorWorld, corpus: Corpus, m: VendorMeeting) -> None:
     """A recording renamed: the old and the new title are both what people wrote."""
     new_topic = f"{m.topic} (final)"
-    line = corpus.add(None, "recording.renamed", m, "restricted", subjects=everyone)
+    line = corpus.add(None, "recording.renamed", m)
     line.case("recording_renamed_topics")
     line.must_not_publish(new_topic, "content", "object.topic")
     obj = {"uuid": m.uuid, "id": m.numeric_id, "topic": new_topic, "type": 2}
@@ -481,7 +478,8 @@ def _feedback(world: VendorWorld, corpus: Corpus, m: VendorMeeting) -> None:
     r = world.r
     a = pick(r, m.attendees)
     comment = pick(r, _FEEDBACK_COMMENTS)
-    line = corpus.add(None, "meeting.participant_feedback", m, "restricted", subjects=(a.user.pid,))
+    # A service record (satisfied, the feedback ids); the comment is a content field, dropped.
+    line = corpus.add(None, "meeting.participant_feedback", m)
     line.case("feedback_comment")
     line.must_not_publish(comment, "content", "participant.feedback.comments")
     obj = _meeting_object(world, line, m)

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.errors import ConfigError
+from pipelines.sources.declared import compile_sources
 
 __all__ = [
     "DEFAULT_K",
@@ -234,7 +235,7 @@ class StringRegistry:
 
 
 def closed_vocabularies(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, frozenset[str]]:
-    """`<event type>.<field>` -> the values the contract's `enum` allows there."""
+    """`<event type>.<field>` -> the values its `enum` allows (contract or source schema)."""
     out: dict[str, frozenset[str]] = {}
     for path, schema in schemas.items():
         event_type = schema.get("x-event-type")
@@ -244,6 +245,12 @@ def closed_vocabularies(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, f
             enum = spec.get("enum")
             if isinstance(enum, list) and all(isinstance(v, str) for v in enum):
                 out[field_key(event_type, name)] = frozenset(enum)
+    # Vendor fields declared with an `enum` in schemas/sources/.
+    for source in compile_sources(schemas).values():
+        for kind in source.kinds.values():
+            for decl in kind.fields.values():
+                if decl.enum is not None:
+                    out[field_key(kind.event_type, decl.name)] = decl.enum
     return out
 
 
@@ -254,14 +261,24 @@ def published_vocabularies(
     hold: the contract's enums, the record class and event type, and `withheld_fields` (the
     event type's field names)."""
     out = closed_vocabularies(schemas)
-    types = {s["x-event-type"] for s in schemas.values() if s.get("x-event-type")}
-    for schema in schemas.values():
-        event_type = schema.get("x-event-type")
-        if not event_type:
-            continue
+    fields_of = {
+        s["x-event-type"]: frozenset(s.get("properties", {}))
+        for s in schemas.values()
+        if s.get("x-event-type")
+    }
+    # Vendor kinds (`<source>.<kind>`) are event types too: their columns as declared.
+    fields_of.update(
+        {
+            kind.event_type: frozenset(c for f in kind.fields.values() for c, _ in f.columns())
+            for source in compile_sources(schemas).values()
+            for kind in source.kinds.values()
+        }
+    )
+    types = frozenset(fields_of)
+    for event_type, names in fields_of.items():
         out[field_key(event_type, "record_class")] = frozenset({"service_generated"})
-        out[field_key(event_type, "event_type")] = frozenset(types)
-        out[field_key(event_type, WITHHELD_COLUMN)] = frozenset(schema.get("properties", {}))
+        out[field_key(event_type, "event_type")] = types
+        out[field_key(event_type, WITHHELD_COLUMN)] = names
     return out
 
 

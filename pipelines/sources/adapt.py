@@ -131,6 +131,8 @@ def _value(decl: FieldDecl, value: Any) -> tuple[Any, ...]:
         return (
             None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode(),
         )
+    if decl.enum is not None and isinstance(value, str) and value not in decl.enum:
+        raise _Reject("bad_value", f"$.{decl.path}")
     if decl.category == "identifier" and value == "":
         return (None,)  # Zoom writes "" for a guest's email: no identifier, not an empty one
     return (value,)

@@ -50,7 +50,9 @@ FIELD_TYPES: dict[str, str | None] = {
     "time": None,  # RFC 3339, epoch s, epoch ms or float ms -> UTC microseconds
 }
 _ENVELOPE_TARGETS = ("event_ts", "account_id", "meeting_id", "participant_id")
-_FIELD_KEYS = frozenset({"category", "type", "name", "unit", "fides", "envelope", "description"})
+_FIELD_KEYS = frozenset(
+    {"category", "type", "name", "unit", "fides", "envelope", "enum", "description"}
+)
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
@@ -70,6 +72,9 @@ class FieldDecl:
     unit: str | None
     fides: str
     envelope: str | None
+    # A closed vocabulary (`enum`): any other value quarantines the record (`bad_value`), and
+    # every value of it may be published as it is (no string rule applies).
+    enum: frozenset[str] | None = None
 
     def columns(self) -> tuple[tuple[str, str | None], ...]:
         """(column, JSON type) this field writes; none for a secret or an envelope-only field."""
@@ -136,6 +141,18 @@ def _field(path: str, spec: Any, where: str, fides: Mapping[str, str]) -> FieldD
         raise ConfigError(
             f"{where}/fields/{path}/type: an identifier must be string, id, json or list"
         )
+    enum = spec.get("enum")
+    if enum is not None and (
+        kind != "string"
+        or category != "service"
+        or unit is not None
+        or not isinstance(enum, list)
+        or not enum
+        or not all(isinstance(v, str) for v in enum)
+    ):
+        raise ConfigError(
+            f"{where}/fields/{path}/enum: a non-empty list of strings, for a service string"
+        )
     name = spec.get("name") or snake_case(path.rsplit(".", 1)[-1])
     if name in ENVELOPE_FIELDS and envelope is None:
         raise ConfigError(f"{where}/fields/{path}/name: {name!r} is an envelope field's name")
@@ -147,6 +164,7 @@ def _field(path: str, spec: Any, where: str, fides: Mapping[str, str]) -> FieldD
         unit=unit,
         fides=spec.get("fides") or fides.get(category, ""),
         envelope=envelope,
+        enum=frozenset(enum) if enum is not None else None,
     )
 
 

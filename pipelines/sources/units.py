@@ -110,28 +110,33 @@ def parse_unit(rule: str, value: Any) -> tuple[Any, ...]:
     return found if isinstance(found, tuple) else (found,)
 
 
-# Epoch numbers by size: seconds up to 1e11 (year 5138), milliseconds up to 1e14, else micros.
+# Epoch numbers by size: seconds up to 1e11 (year 5138), milliseconds up to 1e14, microseconds
+# up to 1e17, else nanoseconds (LiveKit's egress times are Go's UnixNano).
 _SECONDS_BELOW = 1e11
 _MILLIS_BELOW = 1e14
 _MICROS_BELOW = 1e17
-_EPOCH_TEXT = re.compile(r"^[0-9]{1,17}(?:\.[0-9]+)?$")
+_NANOS_BELOW = 1e20
+_EPOCH_TEXT = re.compile(r"^[0-9]{1,20}(?:\.[0-9]+)?$")
 
 
 def parse_time(value: Any) -> int | None:
-    """UTC microseconds since the epoch from RFC 3339 text, epoch seconds, epoch milliseconds
-    or float milliseconds; None for a missing value; BadValue for anything else."""
+    """UTC microseconds since the epoch from RFC 3339 text, or epoch seconds, milliseconds,
+    microseconds or nanoseconds (told apart by size); None for a missing value; BadValue for
+    anything else."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise BadValue(f"{value!r} is not a time")
     if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0 or value >= _MICROS_BELOW:
+        if not math.isfinite(value) or value < 0 or value >= _NANOS_BELOW:
             raise BadValue(f"{value!r} is not an epoch time")
         if value < _SECONDS_BELOW:
             return round(value * 1_000_000)
         if value < _MILLIS_BELOW:
             return round(value * 1_000)
-        return int(value)
+        if value < _MICROS_BELOW:
+            return int(value)
+        return int(value) // 1_000
     if isinstance(value, str) and _EPOCH_TEXT.match(value):
         # Protobuf's JSON writes int64 fields (LiveKit's created_at) as strings of digits.
         return parse_time(float(value) if "." in value else int(value))

@@ -18,6 +18,11 @@ the two sets are alike, not byte-equal), then times, each as a subprocess:
   types (from the schemas' `x-record-class`, after the taxonomy's overrides) and writing Parquet.
   No parsing checks, detectors, consent, pseudonyms, dedup or gate: the cost of moving the bytes.
 
+`--sources zoom-webhook,zoom-qos,...` (or `all`) adds a `job` row per vendor source: a corpus
+of `--source-lines` lines from `consentgate generate --source NAME`, timed under
+`consentgate run --source NAME`; its events/s counts lines, `records/s` the records the
+adapter made of them (a QoS page or a stats snapshot holds many).
+
 Peak RSS is the largest sum of `rss` over the subprocess and all its descendants, polled every
 0.2 s (pages shared between processes count once per process). Results go to a table on stdout
 and to `DIR/bench.json`. Input sets are reused when `DIR/input/` holds one made with the same
@@ -62,6 +67,8 @@ MULTIPROCESS_OPTIONS = ("--direct_num_workers=2", "--direct_running_mode=multi_p
 FORMATS = ("jsonl", "parquet")
 EVENT_GLOBS = {"jsonl": "events*.jsonl.gz", "parquet": "events*.parquet"}
 MODES = ("job", "job-mp", "job-flink", "floor", "profile")
+VENDOR_SOURCES = ("zoom-webhook", "zoom-qos", "webrtc-stats", "livekit-webhook")
+DEFAULT_SOURCE_LINES = 5_000
 
 
 # --------------------------------------------------------------------------- measuring
@@ -150,6 +157,12 @@ class InputSet:
     reused: bool
     generate_s: float | None
     bytes: int
+    source: str = "contract"
+
+    @property
+    def label(self) -> str:
+        """The format of a contract set, the source's name of a vendor one."""
+        return self.fmt if self.source == "contract" else self.source
 
     @property
     def glob(self) -> str:
@@ -172,12 +185,20 @@ def _event_files(folder: Path, fmt: str) -> list[Path]:
 
 
 def input_set(
-    workdir: Path, fmt: str, events: int, seed: int, shards: int, say: Callable[[str], None]
+    workdir: Path,
+    fmt: str,
+    events: int,
+    seed: int,
+    shards: int,
+    say: Callable[[str], None],
+    source: str = "contract",
 ) -> InputSet:
     """The input set for these arguments, generated unless a matching one is already there."""
-    folder = workdir / "input" / f"{fmt}-n{events}-seed{seed}-shards{shards}"
+    label = fmt if source == "contract" else source
+    folder = workdir / "input" / f"{label}-n{events}-seed{seed}-shards{shards}"
     marker = folder.parent / f"{folder.name}.json"
     want = {
+        "source": source,
         "format": fmt,
         "events": events,
         "seed": seed,
@@ -197,8 +218,8 @@ def input_set(
                 f"shards={shards}, same generator source; generated earlier in "
                 f"{have.get('generate_s', 0):.1f}s)"
             )
-            return InputSet(fmt, folder, events, True, None, sum(sizes.values()))
-    say(f"generating {fmt} input set: {events:,} events, seed {seed}, {shards} shard(s) ...")
+            return InputSet(fmt, folder, events, True, None, sum(sizes.values()), source)
+    say(f"generating {label} input set: {events:,} events, seed {seed}, {shards} shard(s) ...")
     marker.unlink(missing_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
     cmd = [
@@ -215,6 +236,8 @@ def input_set(
         str(shards),
         "--format",
         fmt,
+        "--source",
+        source,
     ]
     log = workdir / "logs" / f"generate-{folder.name}.log"
     start = time.perf_counter()
@@ -229,7 +252,7 @@ def input_set(
     marker.write_text(json.dumps({**want, "files": sizes, "generate_s": round(elapsed, 2)}))
     megabytes = sum(sizes.values()) / 1e6
     say(f"  generated in {elapsed:.1f}s: {megabytes:.1f} MB in {len(files)} file(s)")
-    return InputSet(fmt, folder, events, False, elapsed, sum(sizes.values()))
+    return InputSet(fmt, folder, events, False, elapsed, sum(sizes.values()), source)
 
 
 # --------------------------------------------------------------------------- the floor
@@ -307,7 +330,7 @@ def _manifest(out: Path) -> dict[str, Any]:
 def _row(mode: str, data: InputSet, measured: Measured, **extra: Any) -> dict[str, Any]:
     return {
         "mode": mode,
-        "format": data.fmt,
+        "format": data.label,
         "events": data.events,
         "wall_s": round(measured.wall_s, 3),
         "events_per_s": round(data.events / measured.wall_s, 1),
@@ -320,7 +343,8 @@ def _row(mode: str, data: InputSet, measured: Measured, **extra: Any) -> dict[st
 
 def _run_args(data: InputSet, out: Path) -> list[str]:
     """`run` with the set's events and ledger, into `out`: the same for timing and profiling."""
-    return ["run", "--input", data.glob, "--consent", str(data.consent), "--out", str(out)]
+    args = ["run", "--input", data.glob, "--consent", str(data.consent), "--out", str(out)]
+    return args if data.source == "contract" else [*args, "--source", data.source]
 
 
 def flink_options() -> list[str]:
@@ -338,7 +362,7 @@ def flink_options() -> list[str]:
 
 def run_job(workdir: Path, data: InputSet, mode: str, say: Callable[[str], None]) -> dict:
     """`consentgate run` on one input set, in a fresh run folder; fails loudly unless published."""
-    name = f"{mode}-{data.fmt}-n{data.events}"
+    name = f"{mode}-{data.label}-n{data.events}"
     out = workdir / "runs" / name
     shutil.rmtree(out, ignore_errors=True)
     cmd = [*_consentgate(), *_run_args(data, out)]
@@ -349,7 +373,7 @@ def run_job(workdir: Path, data: InputSet, mode: str, say: Callable[[str], None]
         beam = flink_options()
     if beam:
         cmd += ["--", *beam]
-    say(f"{mode:9} {data.fmt:8} {data.events:>10,} events ...")
+    say(f"{mode:9} {data.label:8} {data.events:>10,} events ...")
     log = workdir / "logs" / f"{name}.log"
     measured = measure(cmd, log=log, env=_env())
     manifest = _manifest(out)
@@ -358,15 +382,17 @@ def run_job(workdir: Path, data: InputSet, mode: str, say: Callable[[str], None]
     if measured.returncode != 0 or manifest.get("status") != "published":
         error = f"exited {measured.returncode} with status {manifest.get('status')!r} (log {log})"
         say(f"  FAILED: {error}\n{_tail(log)}")
+    records = counts.get("input_records")
     return _row(
         mode,
         data,
         measured,
+        records_per_s=round(records / measured.wall_s, 1) if records else None,
         stage_us=stage_us(log, data.events),
         beam_options=beam,
         out=str(out),
         status=manifest.get("status"),
-        input_records=counts.get("input_records"),
+        input_records=records,
         training_rows=counts.get("training"),
         error=error,
     )
@@ -727,7 +753,17 @@ def ratios(results: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
 
 def format_table(results: Sequence[Mapping[str, Any]]) -> str:
     floors = {(r["format"], r["events"]): r["wall_s"] for r in results if r["mode"] == "floor"}
-    head = ("mode", "format", "events", "wall s", "events/s", "peak RSS MB", "procs", "x floor")
+    head = (
+        "mode",
+        "format",
+        "events",
+        "wall s",
+        "events/s",
+        "records/s",
+        "peak RSS MB",
+        "procs",
+        "x floor",
+    )
     lines = [head]
     for r in results:
         floor = floors.get((r["format"], r["events"]))
@@ -741,6 +777,7 @@ def format_table(results: Sequence[Mapping[str, Any]]) -> str:
                 f"{r['events']:,}",
                 f"{r['wall_s']:.2f}",
                 f"{r['events_per_s']:,.0f}",
+                f"{r['records_per_s']:,.0f}" if r.get("records_per_s") else "",
                 f"{r['peak_rss_mb']:,.0f}",
                 str(r["processes"]),
                 ratio,
@@ -866,6 +903,20 @@ def _parser() -> argparse.ArgumentParser:
         default="local",
         help="flink: also time the job (and --scaling) on `make flink-up`'s cluster (job-flink)",
     )
+    parser.add_argument(
+        "--sources",
+        type=_csv,
+        default=[],
+        metavar="NAME,...",
+        help=f"also time the job on a generated corpus of each vendor source "
+        f"({', '.join(VENDOR_SOURCES)}, or all)",
+    )
+    parser.add_argument(
+        "--source-lines",
+        type=int,
+        default=DEFAULT_SOURCE_LINES,
+        help=f"lines per vendor corpus (default {DEFAULT_SOURCE_LINES:,})",
+    )
     parser.add_argument("--floor-worker", metavar="SPEC", help=argparse.SUPPRESS)
     return parser
 
@@ -883,9 +934,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile:
         modes.append("profile")
     modes = list(dict.fromkeys(modes))
+    sources = list(VENDOR_SOURCES) if args.sources == ["all"] else args.sources
     bad = [m for m in modes if m not in MODES] + [f for f in args.formats if f not in FORMATS]
+    bad += [s for s in sources if s not in VENDOR_SOURCES]
     if bad:
-        raise SystemExit(f"unknown mode or format: {', '.join(bad)}")
+        raise SystemExit(f"unknown mode, format or source: {', '.join(bad)}")
+    if sources and not 200 <= args.source_lines <= MAX_EVENTS:
+        raise SystemExit(f"source lines must be from 200 to {MAX_EVENTS:,}")
     for n in [args.events, *args.scaling]:
         if not 500 <= n <= MAX_EVENTS:
             raise SystemExit(f"events must be from 500 to {MAX_EVENTS:,}, got {n:,}")
@@ -900,6 +955,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(
         f"bench: {args.events:,} events, seed {args.seed}, {args.shards} shard(s), "
         f"modes {','.join(modes)}, formats {','.join(args.formats)}, workdir {workdir}"
+        + (f"; sources {','.join(sources)} at {args.source_lines:,} lines" if sources else "")
     )
     say(
         f"machine: {machine['cpus']} CPUs, {machine['memory_gb']} GB, load average "
@@ -936,6 +992,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 results.append(run_job(workdir, data, mode, say))
 
+    for source in sources:
+        data = input_set(workdir, "jsonl", args.source_lines, args.seed, 1, say, source)
+        inputs[f"{source}-{args.source_lines}"] = {
+            "source": source,
+            "events": args.source_lines,
+            "folder": str(data.folder),
+            "bytes": data.bytes,
+            "reused": data.reused,
+            "generate_s": None if data.generate_s is None else round(data.generate_s, 2),
+        }
+        results.append(run_job(workdir, data, "job", say))
+
     scaled = ["job", "job-flink"] if args.runner == "flink" else ["job"]
     for mode in scaled:
         for n in args.scaling:
@@ -953,6 +1021,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "shards": args.shards,
         "modes": modes,
+        "sources": sources,
+        "source_lines": args.source_lines if sources else None,
         "machine": machine,
         "inputs": inputs,
         "results": results,

@@ -73,3 +73,11 @@ def test_every_job_run_reports_its_stage_times(report):
         # The stages' own time is part of the whole run's, never more than it.
         assert sum(stages.values()) < row["wall_s"] / row["events"] * 1e6
     assert "read" in bench.format_stages(report["results"])
+
+
+def test_a_vendor_corpus_is_made_and_run_as_its_source(tmp_path):
+    data = bench.input_set(tmp_path, "jsonl", 200, 3, 1, print, source="livekit-webhook")
+    assert (data.label, data.source, data.reused) == ("livekit-webhook", "livekit-webhook", False)
+    assert data.folder.name.startswith("livekit-webhook-n200-")
+    assert bench._run_args(data, tmp_path / "out")[-2:] == ["--source", "livekit-webhook"]
+    assert bench.input_set(tmp_path, "jsonl", 200, 3, 1, print, source="livekit-webhook").reused

@@ -213,3 +213,33 @@ def test_a_redelivered_body_gets_the_same_event_ids():
     found = adapt("zoom-webhook", [body, copy.deepcopy(body)])
     ids = rows(found, "zoom-webhook.meeting.started")
     assert ids[0]["event_id"] == ids[1]["event_id"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "reason"),
+    [("audio", "audio", None), ("video", "video", None), ("audio ", "audio ", "bad_value")],
+    ids=["audio", "video", "outside-the-enum"],
+)
+def test_a_declared_enum_is_a_closed_vocabulary(kind, value, reason):
+    """RTCStats `kind` is declared with an enum: its values are kept, any other quarantines."""
+    snapshot = copy.deepcopy(P.webrtc_snapshots()[0])
+    stat = next(s for s in snapshot["stats"] if s["type"] == "inbound-rtp")
+    stat["kind"] = value
+    snapshot["stats"] = [stat]
+    found = adapt("webrtc-stats", [snapshot])
+    if reason is None:
+        assert [r["kind"] for r in rows(found, "webrtc-stats.inbound-rtp")] == [kind]
+    else:
+        assert found.rejects["reason"].to_pylist() == [reason]
+        assert found.rejects["detail"].to_pylist() == ["$.stat.kind"]
+
+
+def test_enum_vocabularies_reach_the_string_rules():
+    from pipelines.rules.strings import closed_vocabularies, published_vocabularies
+
+    closed = closed_vocabularies(CONFIG.schemas)
+    assert closed["webrtc-stats.inbound-rtp.kind"] == {"audio", "video"}
+    assert "MP4" in closed["zoom-webhook.recording.file.file_type"]
+    published = published_vocabularies(CONFIG.schemas)
+    assert published["zoom-qos.audio_input.record_class"] == {"service_generated"}
+    assert "livekit-webhook.chat_received" in published["webrtc-stats.codec.event_type"]

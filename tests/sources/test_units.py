@@ -61,6 +61,8 @@ def test_unreadable_unit_values_are_refused(rule, value):
         1_796_047_205_250,  # epoch milliseconds
         1_796_047_205_250.0,  # float milliseconds (WebRTC)
         "1796047205250",  # protobuf JSON writes int64 as text
+        1_796_047_205_250_000,  # epoch microseconds
+        "1796047205250000000",  # epoch nanoseconds as text (LiveKit egress times)
     ],
     ids=repr,
 )
@@ -68,7 +70,9 @@ def test_every_time_form_names_the_same_instant(value):
     assert parse_time(value) == T0
 
 
-@pytest.mark.parametrize("value", ["yesterday", "2026-11-30 14:00:05", -5, True, [1]], ids=repr)
+@pytest.mark.parametrize(
+    "value", ["yesterday", "2026-11-30 14:00:05", -5, True, [1], 10**20], ids=repr
+)
 def test_unreadable_times_are_refused(value):
     with pytest.raises(BadValue):
         parse_time(value)
