@@ -491,6 +491,9 @@ def up(timeout: float) -> None:
                 *tm_jvm,
                 *java,
                 f"-Dlog.file={log / f'taskmanager-{i}.log'}",
+                # A TaskManager that runs out of heap leaves a dump that names what held it.
+                "-XX:+HeapDumpOnOutOfMemoryError",
+                f"-XX:HeapDumpPath={log / f'taskmanager-{i}.hprof'}",
                 f"-Dlog4j.configurationFile=file:{conf / 'log4j.properties'}",
                 "-cp",
                 lib,
