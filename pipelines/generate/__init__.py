@@ -43,8 +43,8 @@ def generate(
     `contract` (the default) writes v1 envelopes (see `contract.generate`). A vendor source
     writes `events` lines as the platform sends them (gzip JSON Lines only), the consent
     ledger and `truth.json` (see `vendor`). `accounts` customer accounts share the meetings
-    (default: 50 to 500 by size for the contract, 24 for a vendor source). The same arguments give the same bytes. Raises
-    ValueError on a bad argument.
+    (default: 50 to 500 by size for the contract, 24 for a vendor source). The same arguments
+    give the same bytes. Raises ValueError on a bad argument.
     """
     if source == "contract":
         return contract.generate(
