@@ -42,7 +42,7 @@ flink-down:
 
 # The job on the cluster against the in-process runner (brings the cluster up if it is down).
 test-flink: $(BIN)/consentgate
-	$(BIN)/python -m pytest -q -m flink tests/flink
+	$(BIN)/python -m pytest -q -m flink --durations=0 tests/flink
 
 # Throughput and peak memory of the whole job against a DuckDB floor; figures in $(BENCH_DIR)/bench.json.
 # 4M events in four shards by default; more: make bench BENCH_EVENTS=200000 BENCH_ARGS='--profile --multiprocess'

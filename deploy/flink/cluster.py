@@ -1,10 +1,12 @@
 """A Flink session cluster on this machine for the job: `up`, `down`, `status`.
 
-`make flink-up` / `make flink-down` call this with the project's .venv python. Everything lives
-under one folder (`.flink/`, or $CONSENTGATE_FLINK_DIR): downloads in cache/, the Flink jars in
-flink-<version>/, the job server's jars in jobserver-<version>/, the config in conf/, pid files in
-run/, logs in log/. `up` starts what is not running and leaves the rest alone; `down` stops what
-`up` started (by the pids it wrote) and is a no-op when nothing runs.
+`make flink-up` / `make flink-down` call this with the project's .venv python. The cluster lives
+under one folder (`.flink/`, or $CONSENTGATE_FLINK_DIR): the config in conf/, pid files in run/,
+logs in log/, Flink's scratch files in tmp/. The downloads (the apache-flink-libraries sdist, the
+Flink jars unpacked from it, the job server's jars) go to a cache shared by every clone on the
+machine ($CONSENTGATE_FLINK_CACHE, default ~/.cache/consentgate/flink), so a fresh clone (CI's)
+does not fetch 230 MB again. `up` starts what is not running and leaves the rest alone; `down`
+stops what `up` started (by the pids it wrote) and is a no-op when nothing runs.
 
 Processes: one JobManager, two TaskManagers (one slot each) and Beam's Flink job server. Each
 TaskManager starts its Python SDK workers itself (`--environment_type=PROCESS`, with `.flink/boot`,
@@ -35,6 +37,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = Path(os.environ.get("CONSENTGATE_FLINK_DIR", ROOT / ".flink")).resolve()
+_XDG_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+CACHE = Path(
+    os.environ.get("CONSENTGATE_FLINK_CACHE") or _XDG_CACHE / "consentgate" / "flink"
+).resolve()
 
 # Flink comes from PyPI's apache-flink-libraries sdist (it ships Flink's lib/ jars). Beam's Flink
 # job server comes from Maven Central: the newest beam-runners-flink-1.19 whose dependencies all
@@ -100,11 +106,29 @@ class ClusterError(Exception):
 
 
 def flink_home() -> Path:
-    return HOME / f"flink-{FLINK_VERSION}"
+    return CACHE / f"flink-{FLINK_VERSION}"
 
 
 def jobserver_dir() -> Path:
-    return HOME / f"jobserver-{BEAM_JAVA_VERSION}-flink-{FLINK_MINOR}"
+    return CACHE / f"jobserver-{BEAM_JAVA_VERSION}-flink-{FLINK_MINOR}"
+
+
+def _partial(target: Path) -> Path:
+    """A fresh scratch folder beside `target`, this process's own (clones may share the cache)."""
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    return partial
+
+
+def _move_into_place(partial: Path, target: Path) -> None:
+    """`partial` becomes `target` in one rename; if another clone's `up` got there first, its
+    copy is kept (it was complete when it was renamed) and ours is dropped."""
+    try:
+        partial.rename(target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def fetch_flink() -> Path:
@@ -112,11 +136,14 @@ def fetch_flink() -> Path:
     home = flink_home()
     if (home / "lib" / f"flink-dist-{FLINK_VERSION}.jar").exists():
         return home
-    cache = HOME / "cache"
+    cache = CACHE / "downloads"
     cache.mkdir(parents=True, exist_ok=True)
     sdist = cache / f"apache-flink-libraries-{FLINK_VERSION}.tar.gz"
     if not sdist.exists():
         _log(f"downloading apache-flink-libraries {FLINK_VERSION} from PyPI (about 230 MB)")
+        # Into a scratch folder first: a download cut short never sits where a later `up`
+        # would take it for a whole one.
+        scratch = _partial(sdist)
         _retried(
             [
                 sys.executable,
@@ -129,21 +156,31 @@ def fetch_flink() -> Path:
                 ":all:",
                 f"apache-flink-libraries=={FLINK_VERSION}",
                 "-d",
-                str(cache),
+                str(scratch),
             ],
             "pip download apache-flink-libraries",
         )
-    partial = home.with_name(home.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+        (scratch / sdist.name).replace(sdist)
+        shutil.rmtree(scratch, ignore_errors=True)
+    partial = _partial(home)
     prefix = f"apache-flink-libraries-{FLINK_VERSION}/deps/"
     wanted = (prefix + "lib/", prefix + "bin/bash-java-utils.jar")
-    with tarfile.open(sdist) as tar:
-        for member in tar.getmembers():
-            if member.isfile() and member.name.startswith(wanted):
-                member.name = member.name[len(prefix) :]
-                tar.extract(member, partial, filter="data")
-    shutil.rmtree(home, ignore_errors=True)
-    partial.rename(home)
+    try:
+        with tarfile.open(sdist) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and member.name.startswith(wanted):
+                    member.name = member.name[len(prefix) :]
+                    tar.extract(member, partial, filter="data")
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        sdist.unlink(missing_ok=True)
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ClusterError(
+            f"{sdist} could not be unpacked ({exc}); it was removed: run `make flink-up` again "
+            "to download it anew"
+        ) from exc
+    if not (partial / "lib" / f"flink-dist-{FLINK_VERSION}.jar").exists():
+        raise ClusterError(f"{sdist} holds no deps/lib/flink-dist-{FLINK_VERSION}.jar")
+    _move_into_place(partial, home)
     return home
 
 
@@ -155,13 +192,14 @@ def fetch_jobserver() -> Path:
     if shutil.which("mvn") is None:
         raise ClusterError("mvn is not installed: it fetches Beam's Flink job server")
     _log(f"fetching Beam's Flink {FLINK_MINOR} job server {BEAM_JAVA_VERSION} with mvn")
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = _partial(target)
     _retried(
         [
             "mvn",
             "-q",
             "-B",
+            # Maven's own retries for a dropped connection, inside each of our attempts.
+            "-Dmaven.wagon.http.retryHandler.count=3",
             "-f",
             str(ROOT / "deploy" / "flink" / "jobserver-pom.xml"),
             f"-Dbeam.version={BEAM_JAVA_VERSION}",
@@ -172,8 +210,7 @@ def fetch_jobserver() -> Path:
         ],
         "mvn dependency:copy-dependencies (Beam's Flink job server)",
     )
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
+    _move_into_place(partial, target)
     return target
 
 
@@ -187,8 +224,10 @@ def _run(command: list[str], what: str, timeout: float = 600.0) -> str:
     return done.stdout
 
 
-def _retried(command: list[str], what: str, attempts: int = 3, timeout: float = 900.0) -> str:
-    """`_run` for downloads: a network hiccup is retried (after 5 s, then 20 s)."""
+def _retried(command: list[str], what: str, attempts: int = 3, timeout: float = 360.0) -> str:
+    """`_run` for downloads: a network hiccup is retried (after 5 s, then 20 s). Three attempts
+    of at most 6 minutes fit CI's 20 minutes for `make flink-up` (a whole first one takes
+    about 1.5 minutes)."""
     for attempt in range(1, attempts + 1):
         try:
             return _run(command, what, timeout)
@@ -452,6 +491,9 @@ def up(timeout: float) -> None:
                 *tm_jvm,
                 *java,
                 f"-Dlog.file={log / f'taskmanager-{i}.log'}",
+                # A TaskManager that runs out of heap leaves a dump that names what held it.
+                "-XX:+HeapDumpOnOutOfMemoryError",
+                f"-XX:HeapDumpPath={log / f'taskmanager-{i}.hprof'}",
                 f"-Dlog4j.configurationFile=file:{conf / 'log4j.properties'}",
                 "-cp",
                 lib,
@@ -479,6 +521,8 @@ def up(timeout: float) -> None:
             f"--artifact-port={PORTS['artifact']}",
             f"--expansion-port={PORTS['expansion']}",
             f"--flink-conf-dir={conf}",
+            # The jobs' staged artifacts under .flink/tmp/ too (else /tmp/beam-artifact-staging).
+            f"--artifacts-dir={HOME / 'tmp' / 'artifacts'}",
         ],
         JOBSERVER_CLASS,
     )
@@ -533,6 +577,8 @@ def down() -> None:
         _stop(name)
     (HOME / "options").unlink(missing_ok=True)
     (HOME / "run" / "taskmanager.key").unlink(missing_ok=True)
+    # Flink's spill files and the jobs' uploaded artifacts (hundreds of MB after the tests).
+    shutil.rmtree(HOME / "tmp", ignore_errors=True)
 
 
 def status() -> int:
