@@ -27,6 +27,11 @@ KEY = "hostile-corpus-key-" + "h" * 32
 HUGE_NEEDLE = "huge-line-needle@example.org"
 # mallory@example.com in fullwidth forms (U+FF41..., U+FF20 for @, U+FF0E for the dot).
 CONFUSABLE = "".join(chr(ord(c) + 0xFEE0) for c in "mallory@example.com")
+# More than the string rule's k (configs/strings.json).
+HEX_ACCOUNTS = 5
+# Codes produced only when records come in a vendor shape (`--source`); this corpus is v1
+# envelopes. tests/e2e/test_source_corpora.py produces and checks them.
+SOURCE_ONLY_CODES = {"unknown_source_shape"}
 NEEDLES = (HUGE_NEEDLE, "mallory@example.com", CONFUSABLE, "café-latin1", "utf16-needle")
 
 
@@ -68,10 +73,13 @@ def hostile_lines() -> list[bytes]:
         dump(_event(log, "h-clean-2", message="ICE restart after 120 ms")),
         # Nested past policy.max_nesting_depth: too_deep, before any parser sees it.
         dump(_event(log, "h-deep", message=json.loads("[" * 300 + "]" * 300))),
-        # A hex run inside a word: the detectors pass it, the gate's suite would not, so the
-        # gate's twin quarantines it before staging: gate_twin:expectations.
-        dump(_event(log, "h-hex-in-word", message="sum zz" + "deadbeef" * 4 + "zz")),
     ]
+    # A hex run inside a word: the detectors pass it, the gate's suite would not. Sent by
+    # HEX_ACCOUNTS accounts, the string rule publishes it as it is (rare, it would be
+    # withheld), so the gate's twin quarantines each before staging: gate_twin:expectations.
+    for i in range(HEX_ACCOUNTS):
+        record = _event(log, f"h-hex-in-word-{i}", message="sum zz" + "deadbeef" * 4 + "zz")
+        lines.append(dump({**record, "account_id": f"acct-hex-{i}"}))
     return lines
 
 
@@ -181,8 +189,13 @@ def test_no_planted_string_reaches_training(corpus_run):
     )
     for needle in NEEDLES:
         assert needle.encode() not in blob, needle
+    # Training names records by their event id's pseudonym; the audit maps one to the other.
+    audit = ds.dataset(out / "audit").to_table(columns=["event_id", "event_pseudonym"])
+    pseudonym = dict(
+        zip(audit["event_id"].to_pylist(), audit["event_pseudonym"].to_pylist(), strict=True)
+    )
     ids = set(ds.dataset(out / "training").to_table(columns=["event_id"])["event_id"].to_pylist())
-    assert {"h-clean-1", "h-clean-2", "pq-ok"} <= ids
+    assert {pseudonym[i] for i in ("h-clean-1", "h-clean-2", "pq-ok")} <= ids
 
 
 def test_each_hostile_case_is_quarantined_with_its_code(corpus_run):
@@ -203,7 +216,7 @@ def test_each_hostile_case_is_quarantined_with_its_code(corpus_run):
     assert hostile[7] == hostile[8] == "conflicting_duplicate"
     assert hostile[9] == "bad_value"
     assert hostile[12] == "too_deep"
-    assert hostile[13] == "gate_twin:expectations"
+    assert [hostile[13 + i] for i in range(HEX_ACCOUNTS)] == ["gate_twin:expectations"] * 5
     huge = next(r for r in rows if r["reason"] == "line_too_large")
     assert len(huge["raw"]) == 1024  # only the first KiB was kept
     payload_rows = [r for r in rows if r["source_file"].endswith("hostile-payload.parquet")]
@@ -226,7 +239,7 @@ def test_every_quarantine_code_is_documented_and_every_documented_code_is_produc
     documented = documented_quarantine_codes()
     assert len(documented) >= 12
     produced = {family(r) for r in reasons}
-    assert produced == documented
+    assert produced == documented - SOURCE_ONLY_CODES
     # Every detector the generator plants is a code of its own in the family, and the corpus
     # produces each.
     assert {f"detector:{name}" for name in LEAK_KINDS} <= reasons
