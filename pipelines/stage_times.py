@@ -78,6 +78,8 @@ def stage_seconds(result: Any) -> dict[str, float]:
     try:
         counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
     except (AttributeError, NotImplementedError, KeyError):
+        # A runner whose result cannot be queried for metrics: the run goes on without the
+        # per-stage table (the stage times are a diagnostic, never an input to a decision).
         return {}
     seconds: dict[str, float] = {}
     for counter in counters:

@@ -58,11 +58,13 @@ def published(
     return source, out, truth
 
 
-def _training(out: Path) -> tuple[set[str], list[str]]:
+def training_columns_and_strings(out: Path) -> tuple[set[str], list[str]]:
     """(every column name, every string value) of every training Parquet file."""
     names: set[str] = set()
     values: list[str] = []
-    for path in sorted((out / "training").rglob("*.parquet")):
+    files = sorted((out / "training").rglob("*.parquet"))
+    assert files, "training holds files"
+    for path in files:
         table = ds.dataset(path).to_table()
         names |= set(table.schema.names)
         for column in table.columns:
@@ -100,7 +102,7 @@ def test_content_lines_are_restricted(published: Any) -> None:
 
 def test_nothing_never_published_reaches_training(published: Any) -> None:
     _, out, truth = published
-    _, values = _training(out)
+    _, values = training_columns_and_strings(out)
     joined = "\n".join(values)
     leaked = [item for item in truth["never_published"] if item["value"] in joined]
     assert leaked == []
@@ -108,7 +110,7 @@ def test_nothing_never_published_reaches_training(published: Any) -> None:
 
 def test_no_withheld_field_is_a_training_column(published: Any) -> None:
     _, out, truth = published
-    names, _ = _training(out)
+    names, _ = training_columns_and_strings(out)
     squash = lambda name: re.sub(r"[^a-z0-9]", "", name.lower())  # noqa: E731
     withheld = {squash(f) for f in truth["withheld_fields"]}
     assert sorted(n for n in names if squash(n) in withheld) == []
@@ -204,7 +206,7 @@ def test_auto_reads_every_source_and_quarantines_unknown_shapes(auto_published: 
 
 def test_auto_publishes_nothing_it_must_not(auto_published: Any) -> None:
     out, expect = auto_published
-    _, values = _training(out)
+    _, values = training_columns_and_strings(out)
     joined = "\n".join(values)
     assert len(expect["never"]) > 50
     assert sorted(v for v in expect["never"] if v in joined) == []

@@ -31,12 +31,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.dataset as ds
 import pytest
 
 from pipelines.cli import main
 from pipelines.generate import generate
+from tests.e2e.test_source_corpora import training_columns_and_strings
 
 KEY = "test-key-not-secret-0123456789abcdef0123"
 PAGE = Path(__file__).with_name("webrtc_collector.html")
@@ -325,23 +324,6 @@ def _squash(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-def _training(out: Path) -> tuple[set[str], list[str]]:
-    """(every column name, every string value) of every training Parquet file."""
-    names: set[str] = set()
-    values: list[str] = []
-    files = sorted((out / "training").rglob("*.parquet"))
-    assert files, "training holds files"
-    for path in files:
-        table = ds.dataset(path).to_table()
-        names |= set(table.schema.names)
-        for column in table.columns:
-            if pa.types.is_list(column.type):
-                column = column.combine_chunks().flatten()
-            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-                values.extend(v for v in column.to_pylist() if v is not None)
-    return names, values
-
-
 def _secrets(runs: Any) -> set[str]:
     """Every collected value that identifies a host, a session or a certificate."""
     found: set[str] = set()
@@ -377,7 +359,7 @@ def test_the_run_publishes_and_counts_every_snapshot(published: Path, runs: Any)
 def test_no_address_credential_certificate_label_or_chat_in_training(
     published: Path, runs: Any
 ) -> None:
-    _, values = _training(published)
+    _, values = training_columns_and_strings(published)
     joined = "\n".join(values)
     leaked = sorted(s for s in _secrets(runs) if s in joined)
     assert leaked == []
@@ -386,13 +368,13 @@ def test_no_address_credential_certificate_label_or_chat_in_training(
 
 
 def test_no_derived_or_identifying_field_is_a_training_column(published: Path) -> None:
-    names, _ = _training(published)
+    names, _ = training_columns_and_strings(published)
     bad = sorted(n for n in names if any(w in _squash(n) for w in WITHHELD_NAMES))
     assert bad == []
 
 
 def test_telemetry_is_kept(published: Path) -> None:
-    names, _ = _training(published)
+    names, _ = training_columns_and_strings(published)
     squashed = {_squash(n) for n in names}
     missing = [
         what
