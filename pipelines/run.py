@@ -35,6 +35,7 @@ from pipelines.errors import (
     RunFailed,
 )
 from pipelines.gate import verdict
+from pipelines.gate.expectations import check_suite_types
 from pipelines.lineage import RunLineage
 from pipelines.lock import PartitionLock
 from pipelines.pipeline import SUMMARY_NAME, build
@@ -376,6 +377,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     """Run the whole job; return the manifest. Raises a ConsentgateError with its exit code."""
     started = time.monotonic()
     config = config or load_config(override_file=request.config_file)
+    check_suite_types(config.expectations)  # before any work: the gate needs them
     if request.content_policy:
         config = config.with_policy(content_policy=request.content_policy)
     if request.source != "contract":

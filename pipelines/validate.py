@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from pipelines.config import Config
 from pipelines.errors import ConfigError, InputError
+from pipelines.gate.expectations import check_suite_types
 from pipelines.gate.leak_gate import LeakGate
 from pipelines.gate.verdict import consent_recheck, expectations_check, reconcile
 from pipelines.pipeline import read_inputs
@@ -106,6 +107,7 @@ def validate_run(
     run_id: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every gate check on the outputs of one run of `run_dir` (see `chosen_run`), by name."""
+    check_suite_types(config.expectations)
     run = chosen_run(run_dir, run_id)
     manifest, root = run["manifest"], Path(run["folder"])
     key = key_from_env()

@@ -6,6 +6,9 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import subprocess
+import sys
+from dataclasses import replace
 from functools import reduce
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from pipelines.config import load_config
 from pipelines.errors import ConfigError, GateFailed
 from pipelines.gate.expectations import (
     ExpectationsFailed,
@@ -22,6 +26,7 @@ from pipelines.gate.expectations import (
     require_success,
     validate_table,
 )
+from pipelines.run import RunRequest, run_job
 
 HOME = Path(__file__).resolve().parents[2]
 SERVICE = json.loads((HOME / "schemas/outputs/training.json").read_text(encoding="utf-8"))
@@ -619,3 +624,44 @@ def test_kwargs_that_only_fail_once_filled_name_the_file_and_key(tmp_path: Path)
 
     assert str(folder / "service_generated.json") in str(raised.value)
     assert "expectations[0].kwargs" in str(raised.value)
+
+
+# --- where GE is imported -----------------------------------------------------------------
+
+
+def test_loading_the_config_leaves_ge_unimported() -> None:
+    # Commands that never run the gate (explain, purge, report) pay no GE import (seconds).
+    probe = (
+        "import sys; from pipelines.config import load_config; load_config(); "
+        "print('great_expectations' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=HOME, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
+
+
+def test_a_run_refuses_an_unknown_expectation_before_any_work(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "configs" / "expectations"
+    folder.mkdir(parents=True)
+    expect = {
+        "service_generated": "expect_column_values_to_be_secret",
+        "consented_content": NOT_NULL,
+    }
+    for kind, type_name in expect.items():
+        one = _expectation(type_name, {"column": "event_id"})
+        (folder / f"{kind}.json").write_text(
+            json.dumps(_suite(kind=kind, expectations=[one])), encoding="utf-8"
+        )
+    config = replace(load_config(), expectations=load_suite_templates(tmp_path, check_types=False))
+    monkeypatch.setenv("CONSENTGATE_PSEUDONYM_KEY", "k" * 40)
+    events = tmp_path / "events.jsonl"
+    events.write_text("{}\n", encoding="utf-8")
+    out = tmp_path / "out"
+
+    with pytest.raises(ConfigError) as raised:
+        run_job(RunRequest(inputs=[str(events)], out=str(out)), config=config)
+
+    assert str(folder / "service_generated.json") in str(raised.value)
+    assert "expectations[0].type" in str(raised.value)
+    assert not out.exists()
