@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import json
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,6 +261,15 @@ class Config:
     # configs/strings.json: k and the reviewed registry of approved values and templates.
     strings: StringRegistry = field(default_factory=StringRegistry)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Beam pickles (and bz2-compresses) every DoFn holding the config once per bundle and
+        # unpickles it twice; the schemas are ~350 KB of the config's ~360 KB, so they travel
+        # as one compressed JSON document (~26 KB).
+        return {**self.__dict__, "schemas": _packed(self.schemas)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({**state, "schemas": _unpacked(state["schemas"])})
+
     def contract(self) -> Contract:
         """Compile the contract (validators are closures: build them where they are used);
         with the vendor sources' event types when the run reads a vendor source."""
@@ -269,6 +279,32 @@ class Config:
         from dataclasses import replace
 
         return replace(self, policy=replace(self.policy, **changes))
+
+
+# The last schemas packed (by identity, the mapping held so its id is not reused) and unpacked
+# (by the digest of the packed form): a worker's stages then share one mapping, and what is
+# compiled from it once (`kept_per_schemas`) serves them all.
+_PACKED: dict[int, tuple[Mapping[str, Any], bytes]] = {}
+_UNPACKED: dict[bytes, dict[str, dict[str, Any]]] = {}
+
+
+def _packed(schemas: dict[str, dict[str, Any]]) -> bytes:
+    hit = _PACKED.get(id(schemas))
+    if hit is None or hit[0] is not schemas:
+        if len(_PACKED) >= 8:
+            _PACKED.clear()
+        text = json.dumps(schemas, separators=(",", ":"))  # key order is field order
+        hit = _PACKED[id(schemas)] = (schemas, zlib.compress(text.encode(), 6))
+    return hit[1]
+
+
+def _unpacked(packed: bytes) -> dict[str, dict[str, Any]]:
+    digest = hashlib.sha256(packed).digest()
+    if digest not in _UNPACKED:
+        if len(_UNPACKED) >= 8:
+            _UNPACKED.clear()
+        _UNPACKED[digest] = json.loads(zlib.decompress(packed))
+    return _UNPACKED[digest]
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ configuration error, so the contract can never say more than the code enforces.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -16,12 +17,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.errors import ConfigError
+
+_Kept = TypeVar("_Kept")
 
 __all__ = [
     "CATEGORIES",
@@ -34,6 +37,7 @@ __all__ = [
     "Violation",
     "compile_contract",
     "compile_event_schema",
+    "kept_per_schemas",
     "load_contract",
     "micros_of",
     "parse_instant",
@@ -639,6 +643,30 @@ def read_json_object(path: Path, what: str = "file") -> dict[str, Any]:
     return data
 
 
+def kept_per_schemas(build: Callable[..., _Kept]) -> Callable[..., _Kept]:
+    """`build(schemas, **options)`, computed once per schemas mapping and options.
+
+    Compiling from the schemas is pure and takes milliseconds, and every stage of every bundle
+    asks for it. Results are kept by the identity of the mapping (held here with the result, so
+    its id cannot be reused): a Config's schemas are never changed once loaded, and a worker
+    shares one mapping among its stages (see `Config.__setstate__`). A caller must not change
+    what it gets; the last 32 are kept.
+    """
+    kept: dict[tuple[Any, ...], tuple[Mapping[str, Any], _Kept]] = {}
+
+    @functools.wraps(build)
+    def keep(schemas: Mapping[str, Any], **options: Any) -> _Kept:
+        key = (id(schemas), *sorted(options.items()))
+        hit = kept.get(key)
+        if hit is None or hit[0] is not schemas:
+            if len(kept) >= 32:
+                kept.clear()
+            hit = kept[key] = (schemas, build(schemas, **options))
+        return hit[1]
+
+    return keep
+
+
 def read_schemas(schemas_dir: str | Path) -> dict[str, dict[str, Any]]:
     """The contract's schema files as plain data, keyed by path relative to `schemas_dir`.
 
@@ -662,6 +690,7 @@ def load_contract(schemas_dir: str | Path, *, sources: bool = False) -> Contract
     return compile_contract(read_schemas(schemas_dir), sources=sources)
 
 
+@kept_per_schemas
 def compile_contract(
     schemas: Mapping[str, Mapping[str, Any]], *, sources: bool = False
 ) -> Contract:

@@ -157,3 +157,19 @@ def test_known_keys_still_load(tmp_path, override):
     path = tmp_path / "o.json"
     path.write_text(json.dumps(override))
     load_config(override_file=path)
+
+
+def test_a_config_pickles_whole_and_workers_share_its_schemas():
+    # Beam pickles the config into every DoFn; what arrives must be the same config, schema
+    # key order (the field order of every table) included, and a worker's stages share one
+    # schemas mapping so what is compiled from it is compiled once.
+    from apache_beam.internal import pickler
+
+    config = load_config()
+    first, second = (pickler.loads(pickler.dumps(config)) for _ in range(2))
+
+    assert first == config
+    assert json.dumps(first.schemas) == json.dumps(config.schemas)
+    assert first.schemas is second.schemas
+    assert first.contract() is second.contract()
+    assert len(pickler.dumps(config)) < len(json.dumps(config.schemas)) / 5

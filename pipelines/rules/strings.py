@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.contract import kept_per_schemas
 from pipelines.errors import ConfigError
 from pipelines.sources.declared import compile_sources
 
@@ -234,20 +235,12 @@ class StringRegistry:
         return np.fromiter((t in allowed for t in texts), bool, len(texts))
 
 
-# Kept by the identity of the schemas mapping, as compile_sources keeps its results.
-_CLOSED: dict[int, tuple[Mapping[str, Any], dict[str, frozenset[str]]]] = {}
-
-
 def closed_vocabularies(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, frozenset[str]]:
     """`<event type>.<field>` -> the values its `enum` allows (contract or source schema)."""
-    hit = _CLOSED.get(id(schemas))
-    if hit is None or hit[0] is not schemas:
-        if len(_CLOSED) >= 32:
-            _CLOSED.clear()
-        hit = _CLOSED[id(schemas)] = (schemas, _closed_vocabularies(schemas))
-    return dict(hit[1])
+    return dict(_closed_vocabularies(schemas))
 
 
+@kept_per_schemas
 def _closed_vocabularies(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, frozenset[str]]:
     out: dict[str, frozenset[str]] = {}
     for path, schema in schemas.items():

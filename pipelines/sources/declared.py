@@ -21,7 +21,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipelines.contract import ENVELOPE_FIELDS, EventType, FieldSpec, compile_event_schema
+from pipelines.contract import (
+    ENVELOPE_FIELDS,
+    EventType,
+    FieldSpec,
+    compile_event_schema,
+    kept_per_schemas,
+)
 from pipelines.errors import ConfigError
 from pipelines.sources.units import UNIT_RULES, unit_columns
 
@@ -176,22 +182,12 @@ def _prefixes(paths: list[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-# Compiling the sources is pure and takes ~15 ms; the chunk stages ask for it on every chunk.
-# The last results are kept by the identity of the schemas mapping (held here, so its id cannot
-# be reused): a Config's schemas are never changed once loaded.
-_COMPILED: dict[int, tuple[Mapping[str, Any], dict[str, SourceDecl]]] = {}
-
-
 def compile_sources(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, SourceDecl]:
     """Every source under `sources/` of `read_schemas` output, checked."""
-    hit = _COMPILED.get(id(schemas))
-    if hit is None or hit[0] is not schemas:
-        if len(_COMPILED) >= 32:
-            _COMPILED.clear()
-        hit = _COMPILED[id(schemas)] = (schemas, _compile_sources(schemas))
-    return dict(hit[1])
+    return dict(_compile_sources(schemas))
 
 
+@kept_per_schemas
 def _compile_sources(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, SourceDecl]:
     folders: dict[str, dict[str, Mapping[str, Any]]] = {}
     for path, schema in schemas.items():
