@@ -377,7 +377,6 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
     """Run the whole job; return the manifest. Raises a ConsentgateError with its exit code."""
     started = time.monotonic()
     config = config or load_config(override_file=request.config_file)
-    check_suite_types(config.expectations)  # before any work: the gate needs them
     if request.content_policy:
         config = config.with_policy(content_policy=request.content_policy)
     if request.source != "contract":
@@ -404,6 +403,7 @@ def run_job(request: RunRequest, *, config: Config | None = None) -> dict[str, A
         request.inputs, exclude=[request.consent] if request.consent else [], out=request.out
     )
 
+    check_suite_types(config.expectations)  # the gate's; imports GE, so after the quick checks
     folder = RunFolder(request.out)
     folder.check_links()  # before the lock, the Beam job or any write: exit 2 names the link
     run_id = _new_run_id()

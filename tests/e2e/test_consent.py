@@ -59,9 +59,20 @@ def run(tmp_path: Path, *args: str, change=None, extra=()) -> tuple[int, Path]:
     return code, out
 
 
-def test_only_alices_own_content_is_consented(tmp_path, key):
-    code, out = run(tmp_path, "--content-policy", "per_participant")
+@pytest.fixture(scope="module")
+def per_participant(tmp_path_factory) -> Path:
+    """One per-participant run of the spec's meeting, read (never changed) by the tests below."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONSENTGATE_PSEUDONYM_KEY", KEY)
+        code, out = run(
+            tmp_path_factory.mktemp("per_participant"), "--content-policy", "per_participant"
+        )
     assert code == 0
+    return out
+
+
+def test_only_alices_own_content_is_consented(per_participant):
+    out = per_participant
     assert ids_in(out) == {"ev-0013", "ev-0014"}
     counts = json.loads((out / "manifest.json").read_text())["counts"]
     assert counts["consented_content"] == 2
@@ -78,8 +89,8 @@ def test_only_alices_own_content_is_consented(tmp_path, key):
     )
 
 
-def test_consented_rows_are_pseudonymised(tmp_path, key):
-    _, out = run(tmp_path, "--content-policy", "per_participant")
+def test_consented_rows_are_pseudonymised(per_participant):
+    out = per_participant
     rows = ds.dataset(out / "training" / "consented_content").to_table().to_pylist()
     assert {r["event_id"] for r in rows} == {"ev-0013", "ev-0014"}
     for row in rows:
@@ -89,8 +100,8 @@ def test_consented_rows_are_pseudonymised(tmp_path, key):
         assert row["text"] == "Let's start with the roadmap"
 
 
-def test_restricted_rows_say_who_lacked_consent_and_why(tmp_path, key):
-    _, out = run(tmp_path, "--content-policy", "per_participant")
+def test_restricted_rows_say_who_lacked_consent_and_why(per_participant):
+    out = per_participant
     rows = {r["event_id"]: r for r in ds.dataset(out / "restricted").to_table().to_pylist()}
     assert rows["ev-0012"]["reason"] == "no_consent:not_own_grant"  # bob: host's grant only
     assert rows["ev-0016"]["reason"] == "no_consent:revoked"  # carol revoked
