@@ -402,25 +402,29 @@ class EventChunk:
         findings column. On a service string the run's `strings` show to be common across
         accounts, the known-identifier and natural-language detectors stand down."""
         overrides = config.taxonomy.record_class_overrides
+        # Every scanned column of every event type, scanned as one (each prefilter compiled
+        # once per chunk, not once per column).
+        scanned: dict[str, tuple[str, ...]] = {}
+        for name in self.tables:
+            event_type = contract.event_types[name]
+            # The event id is kept as it is wherever a record goes, so every record's is scanned.
+            scanned[name] = ENVELOPE_SCANNED
+            if classify.record_class_of(event_type, overrides) == "service_generated":
+                scanned[name] += scannable_fields(event_type)
+        columns = [
+            (self.tables[name][field_name], self.tables[name]["meeting_id"])
+            for name, fields in scanned.items()
+            for field_name in fields
+        ]
+        results = iter(detectors.scan_columns(columns, config.detectors, known=known, echo=echo))
         tables = {}
         for name, table in self.tables.items():
             event_type = contract.event_types[name]
             per_row: list[list[dict]] = [[] for _ in range(table.num_rows)]
-            # The event id is kept as it is wherever a record goes, so every record's is scanned.
-            scanned: tuple[str, ...] = ENVELOPE_SCANNED
             record_class = classify.record_class_of(event_type, overrides)
-            if record_class == "service_generated":
-                scanned += scannable_fields(event_type)
             common_fields = set(string_fields(config, contract, event_type))
-            meetings = table["meeting_id"]
-            for field_name in scanned:
-                found = detectors.scan_column(
-                    table[field_name],
-                    config.detectors,
-                    known=known,
-                    echo=echo,
-                    meeting_ids=meetings,
-                )
+            for field_name in scanned[name]:
+                found = next(results)
                 if strings is not None and field_name in common_fields:
                     key = field_key(name, field_name)
                     common = common_rows(key, table[field_name], strings)

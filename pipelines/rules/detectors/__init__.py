@@ -29,7 +29,7 @@ from pipelines.rules.detectors.normalise import (
     outermost,
 )
 from pipelines.rules.detectors.registry import DETECTORS, TEXT_DETECTORS
-from pipelines.rules.detectors.scan import find_all, scan_column, scan_text
+from pipelines.rules.detectors.scan import find_all, scan_column, scan_columns, scan_text
 from pipelines.rules.detectors.settings import DetectorSettings
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "outermost",
     "record_runs",
     "scan_column",
+    "scan_columns",
     "scan_text",
     "shingle_hashes",
 ]

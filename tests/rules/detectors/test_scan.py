@@ -22,6 +22,7 @@ from pipelines.rules.detectors import (
     find_all,
     scan,
     scan_column,
+    scan_columns,
     scan_text,
     shingle_hashes,
 )
@@ -720,3 +721,31 @@ def test_echo_catches_unspaced_scripts_and_three_word_runs(text: str, echoed: st
     found = scan_text(text, DEFAULTS, echo=index, meeting_id="m-9", detectors=["content_echo"])
     assert [text[f.start : f.end] for f in found] == [echoed]
     assert scan_text(text, DEFAULTS, echo=index, meeting_id="m-1", detectors=["content_echo"]) == []
+
+
+def test_scanning_columns_together_finds_what_each_column_alone_finds() -> None:
+    # The chunk stage scans all its columns as one; each row must still be scanned alone.
+    columns = [
+        (pa.array(["mail alice@example.com", None, "ICE restart after 412 ms"]), ["m-1"] * 3),
+        (pa.array(["upload failed: send me the budget (retry 2)"]), ["m-1"]),
+        (
+            pa.array(["send me the budget", "participant p-3f9a2c muted"], pa.large_string()),
+            ["m-2", None],
+        ),
+        (pa.nulls(2), ["m-1", "m-2"]),
+        (pa.array([], pa.string()), []),
+        (pa.array(["card 4111 1111 1111 1111", fullwidth("Alice") + " Example"]), ["m-9", "m-1"]),
+    ]
+    pairs = [(values, pa.array(ids, pa.string())) for values, ids in columns]
+
+    together = scan_columns(pairs, DEFAULTS, known=KNOWN, echo=ECHO)
+    alone = [
+        scan_column(values, DEFAULTS, known=KNOWN, echo=ECHO, meeting_ids=ids)
+        for values, ids in pairs
+    ]
+
+    assert together == alone
+    assert [len(found) for found in together] == [3, 1, 2, 2, 0, 2]
+    assert sum(bool(row) for found in together for row in found) >= 5  # leaks were there
+    with pytest.raises(ValueError, match="meeting_ids has 1 rows"):
+        scan_columns([(pa.array(["a", "b"]), pa.array(["m-1"]))], DEFAULTS)
