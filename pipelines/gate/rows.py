@@ -97,30 +97,38 @@ def detector_hits(
     """
     settings = detectors.DetectorSettings()
     scanner = scanner_for(known) if content else None
-    for name in table.column_names:
-        if name in pseudonym_columns or (content and not column_detectors(name)):
+    # Detectors judge a value alone, so each distinct value is scanned once: service columns
+    # repeat a few codecs, versions and log templates across many rows.
+    leaves = [
+        (name, leaf, rows, pc.unique(leaf))
+        for name in table.column_names
+        if not (name in pseudonym_columns or (content and not column_detectors(name)))
+        for leaf, rows in _leaf_rows(table[name].combine_chunks())
+    ]
+    if scanner is not None:
+        found = [
+            scanner.scan_column(distinct, column_detectors(name)) for name, *_, distinct in leaves
+        ]
+    else:  # one scan of every column's distinct values end to end
+        found = detectors.scan_columns(
+            [(distinct, pa.nulls(len(distinct), pa.string())) for *_, distinct in leaves],
+            settings,
+            known=known,
+        )
+    flagged_rows: dict[str, list[np.ndarray]] = {}
+    kinds: dict[str, set[str]] = {}
+    for (name, leaf, rows, distinct), hits in zip(leaves, found, strict=True):
+        if common is not None:
+            for i in np.flatnonzero(common(name, distinct)).tolist():
+                hits[i] = [f for f in hits[i] if f.detector not in STANDS_DOWN_WHEN_COMMON]
+        flagged = [i for i, f in enumerate(hits) if f]
+        if not flagged:
             continue
-        flagged_rows: list[np.ndarray] = []
-        kinds: set[str] = set()
-        for leaf, rows in _leaf_rows(table[name].combine_chunks()):
-            # Detectors judge a value alone, so each distinct value is scanned once: service
-            # columns repeat a few codecs, versions and log templates across many rows.
-            distinct = pc.unique(leaf)
-            if scanner is not None:
-                hits = scanner.scan_column(distinct, column_detectors(name))
-            else:
-                hits = detectors.scan_column(distinct, settings, known=known)
-            if common is not None:
-                for i in np.flatnonzero(common(name, distinct)).tolist():
-                    hits[i] = [f for f in hits[i] if f.detector not in STANDS_DOWN_WHEN_COMMON]
-            flagged = [i for i, f in enumerate(hits) if f]
-            if not flagged:
-                continue
-            kinds.update(f.detector for i in flagged for f in hits[i])
-            in_flagged = pc.is_in(leaf, value_set=distinct.take(pa.array(flagged)))
-            flagged_rows.append(rows[in_flagged.to_numpy(zero_copy_only=False)])
-        if flagged_rows:
-            yield name, np.unique(np.concatenate(flagged_rows)), sorted(kinds)
+        kinds.setdefault(name, set()).update(f.detector for i in flagged for f in hits[i])
+        in_flagged = pc.is_in(leaf, value_set=distinct.take(pa.array(flagged)))
+        flagged_rows.setdefault(name, []).append(rows[in_flagged.to_numpy(zero_copy_only=False)])
+    for name, found_rows in flagged_rows.items():
+        yield name, np.unique(np.concatenate(found_rows)), sorted(kinds[name])
 
 
 # A generalised location: an ISO 3166 alpha-2 shape, nothing else.
