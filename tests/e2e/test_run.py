@@ -329,8 +329,9 @@ def test_a_weakened_classifier_is_backed_by_the_gates_own_checks_before_staging(
     ]
     override = tmp_path / "no-email.json"
     override.write_text(json.dumps({"detectors": {"enabled": enabled}}))
-    run = _run(
+    code = _main_with_key(
         [
+            "-q",
             "run",
             "--input",
             str(folder / "events.jsonl.gz"),
@@ -342,7 +343,7 @@ def test_a_weakened_classifier_is_backed_by_the_gates_own_checks_before_staging(
             str(override),
         ]
     )
-    assert run.returncode == 0, run.stderr
+    assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "published"
     assert manifest["gate"]["checks"]["detectors_clean"]["passed"] is True
@@ -460,8 +461,9 @@ def test_gate_catches_chat_labelled_as_service_generated(dataset, tmp_path):
             {"taxonomy": {"record_class_overrides": {"content.chat_message": "service_generated"}}}
         )
     )
-    result = _run(
+    code = _main_with_key(
         [
+            "-q",
             "run",
             "--input",
             str(folder / "events.jsonl.gz"),
@@ -471,7 +473,7 @@ def test_gate_catches_chat_labelled_as_service_generated(dataset, tmp_path):
             str(override),
         ]
     )
-    assert result.returncode == 3, result.stderr
+    assert code == 3
     manifest = json.loads((out / "manifest.json").read_text())
     checks = manifest["gate"]["checks"]
     assert manifest["status"] == "gate_failed"
