@@ -68,9 +68,11 @@ def training_files(out: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def dated_run(partitions, schedule_config) -> Path:
-    """The first day run from the config's templates alone, as cron would call it."""
-    done = consentgate("-q", "run", "--config", str(schedule_config), "--date", DAYS[0])
-    assert done.returncode == 0, done.stderr
+    """The first day run from the config's templates alone, as cron would call it (through the
+    CLI's entry point, in this process: the reruns below go through fresh interpreters)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONSENTGATE_PSEUDONYM_KEY", KEY)
+        assert main(["-q", "run", "--config", str(schedule_config), "--date", DAYS[0]]) == 0
     return partitions / "out" / f"dt={DAYS[0]}"
 
 
