@@ -17,6 +17,7 @@ from pipelines.contract import (
     RECORD_CLASSES,
     Contract,
     compile_contract,
+    kept_per_schemas,
     read_json_object,
     read_schemas,
 )
@@ -281,21 +282,16 @@ class Config:
         return replace(self, policy=replace(self.policy, **changes))
 
 
-# The last schemas packed (by identity, the mapping held so its id is not reused) and unpacked
-# (by the digest of the packed form): a worker's stages then share one mapping, and what is
-# compiled from it once (`kept_per_schemas`) serves them all.
-_PACKED: dict[int, tuple[Mapping[str, Any], bytes]] = {}
+# The schemas packed once per mapping (`kept_per_schemas`) and unpacked once per packed form (by
+# its digest): a worker's stages then share one mapping, and what is compiled from it once
+# serves them all.
 _UNPACKED: dict[bytes, dict[str, dict[str, Any]]] = {}
 
 
+@kept_per_schemas
 def _packed(schemas: dict[str, dict[str, Any]]) -> bytes:
-    hit = _PACKED.get(id(schemas))
-    if hit is None or hit[0] is not schemas:
-        if len(_PACKED) >= 8:
-            _PACKED.clear()
-        text = json.dumps(schemas, separators=(",", ":"))  # key order is field order
-        hit = _PACKED[id(schemas)] = (schemas, zlib.compress(text.encode(), 6))
-    return hit[1]
+    text = json.dumps(schemas, separators=(",", ":"))  # key order is field order
+    return zlib.compress(text.encode(), 6)
 
 
 def _unpacked(packed: bytes) -> dict[str, dict[str, Any]]:
