@@ -275,8 +275,12 @@ def scan_columns(
 
 
 def _concatenated(arrays: list[pa.Array]) -> pa.Array:
-    kind = pa.large_string() if any(pa.types.is_large_string(a.type) for a in arrays) else None
-    return pa.concat_arrays([a.cast(kind) for a in arrays] if kind else arrays)
+    """One array of all the rows; 64-bit offsets when any part has them or the text together
+    could pass the 2 GiB that 32-bit offsets address."""
+    wide = any(pa.types.is_large_string(a.type) for a in arrays)
+    if wide or sum(a.nbytes for a in arrays) >= 2**31 - 1:
+        return pa.concat_arrays([a.cast(pa.large_string()) for a in arrays])
+    return pa.concat_arrays(arrays)
 
 
 def _candidate_masks(
