@@ -7,7 +7,7 @@ bookkeeping and never reach an output file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -420,39 +420,34 @@ class EventChunk:
         tables = {}
         for name, table in self.tables.items():
             event_type = contract.event_types[name]
-            per_row: list[list[dict]] = [[] for _ in range(table.num_rows)]
+            rows: list[int] = []  # the row of each finding in `entries`, fields in scan order
+            entries: list[dict[str, Any]] = []
             record_class = classify.record_class_of(event_type, overrides)
             common_fields = set(string_fields(config, contract, event_type))
             for field_name in scanned[name]:
                 found = next(results)
-                if strings is not None and field_name in common_fields:
+                if found and strings is not None and field_name in common_fields:
                     key = field_key(name, field_name)
                     common = common_rows(key, table[field_name], strings)
-                    for at in np.flatnonzero(common).tolist():
+                    for at in [row for row in found if common[row]]:
                         found[at] = [
                             f for f in found[at] if f.detector not in STANDS_DOWN_WHEN_COMMON
                         ]
-                for row, findings in enumerate(found):
-                    if not findings:
-                        continue
-                    per_row[row].extend(
-                        {
-                            "detector": f.detector,
-                            "field": field_name,
-                            "start": f.start,
-                            "end": f.end,
-                        }
-                        for f in findings
-                    )
+                for row, findings in found.items():
+                    _add_findings(rows, entries, row, field_name, findings)
             if (
                 record_class == "customer_content"
                 and config.policy.content_policy == "per_participant"
             ):
                 # What a consented record's id must pass at the gate (rules/consented.py).
-                _add_id_findings(per_row, table["event_id"], scanner_for(known))
+                scanner = scanner_for(known)
+                for row, findings in enumerate(
+                    scanner.scan_column(table["event_id"], ID_DETECTORS)
+                ):
+                    _add_findings(rows, entries, row, "event_id", findings)
             tables[name] = table.append_column(
                 pa.field(FINDINGS, pa.list_(FINDING_TYPE)),
-                pa.array(per_row, pa.list_(FINDING_TYPE)),
+                _findings_column(rows, entries, table.num_rows),
             )
         return replace(self, tables=tables)
 
@@ -1042,15 +1037,29 @@ def _deidentify_content(
     return pa.table(columns, schema=schema).take(_by_event_id(table)), counts
 
 
-def _add_id_findings(
-    per_row: list[list[dict]], event_ids: pa.ChunkedArray, scanner: ConsentedScanner
+def _add_findings(
+    rows: list[int],
+    entries: list[dict[str, Any]],
+    row: int,
+    field_name: str,
+    findings: Iterable[detectors.Finding],
 ) -> None:
-    """Findings in content records' `event_id`, which cannot be redacted."""
-    for row, findings in enumerate(scanner.scan_column(event_ids, ID_DETECTORS)):
-        per_row[row].extend(
-            {"detector": f.detector, "field": "event_id", "start": f.start, "end": f.end}
-            for f in findings
+    for f in findings:
+        rows.append(row)
+        entries.append(
+            {"detector": f.detector, "field": field_name, "start": f.start, "end": f.end}
         )
+
+
+def _findings_column(rows: list[int], entries: list[dict[str, Any]], count: int) -> pa.Array:
+    """The FINDINGS column of `count` rows: each row's entries in the order they were added
+    (a row without any holds an empty list)."""
+    at = np.asarray(rows, dtype=np.int64)
+    order = np.argsort(at, kind="stable")
+    offsets = np.zeros(count + 1, dtype=np.int32)
+    np.cumsum(np.bincount(at, minlength=count), out=offsets[1:])
+    values = pa.array([entries[i] for i in order.tolist()], FINDING_TYPE)
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
 def _echo_records(

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.errors import ConfigError, GateFailed
 from pipelines.rules.nested import iter_strings
@@ -343,6 +345,20 @@ def _is_nested(kind: pa.DataType) -> bool:
 
 def _joined_strings(column: pa.ChunkedArray) -> pa.Array:
     """One string per row: the cell's string items joined; null when it holds none."""
+    kind = column.type
+    if _is_list(kind) and pa.types.is_string(kind.value_type):
+        # A list of strings (most nested columns): joined in Arrow, null items left out.
+        cells = column.combine_chunks()
+        items = pc.list_flatten(cells)
+        present = pc.is_valid(items)
+        parents = pc.filter(pc.list_parent_indices(cells), present).to_numpy()
+        offsets = np.zeros(len(cells) + 1, dtype=np.int32)
+        np.cumsum(np.bincount(parents, minlength=len(cells)), out=offsets[1:])
+        lists = pa.ListArray.from_arrays(pa.array(offsets), pc.filter(items, present))
+        joined_items = pc.binary_join(lists, _ITEM_SEPARATOR)
+        return pc.if_else(
+            pc.greater(pc.list_value_length(lists), 0), joined_items, pa.scalar(None, pa.string())
+        )
     joined = []
     for cell in column.to_pylist():
         items = list(iter_strings(cell))

@@ -105,23 +105,24 @@ def detector_hits(
         if not (name in pseudonym_columns or (content and not column_detectors(name)))
         for leaf, rows in _leaf_rows(table[name].combine_chunks())
     ]
+    found: list[dict[int, list[detectors.Finding]]]
     if scanner is not None:
         found = [
-            scanner.scan_column(distinct, column_detectors(name)) for name, *_, distinct in leaves
+            dict(enumerate(scanner.scan_column(distinct, column_detectors(name))))
+            for name, *_, distinct in leaves
         ]
     else:  # one scan of every column's distinct values end to end
         found = detectors.scan_columns(
-            [(distinct, pa.nulls(len(distinct), pa.string())) for *_, distinct in leaves],
-            settings,
-            known=known,
+            [(distinct, None) for *_, distinct in leaves], settings, known=known
         )
     flagged_rows: dict[str, list[np.ndarray]] = {}
     kinds: dict[str, set[str]] = {}
     for (name, leaf, rows, distinct), hits in zip(leaves, found, strict=True):
-        if common is not None:
+        if common is not None and hits:
             for i in np.flatnonzero(common(name, distinct)).tolist():
-                hits[i] = [f for f in hits[i] if f.detector not in STANDS_DOWN_WHEN_COMMON]
-        flagged = [i for i, f in enumerate(hits) if f]
+                if i in hits:
+                    hits[i] = [f for f in hits[i] if f.detector not in STANDS_DOWN_WHEN_COMMON]
+        flagged = [i for i, f in hits.items() if f]
         if not flagged:
             continue
         kinds.setdefault(name, set()).update(f.detector for i in flagged for f in hits[i])

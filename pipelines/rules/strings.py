@@ -88,9 +88,24 @@ _MASK = re.compile("|".join(f"(?P<{kind}{i}>{p})" for i, (kind, p) in enumerate(
 _KIND_OF = {f"{kind}{i}": kind for i, (kind, _) in enumerate(MASKS)}
 
 
+# The same values are templated by several stages (run context, detectors, template summary,
+# de-identification) and recur across chunks, and the mask is a backtracking regex of some
+# 40 us a value: a worker keeps the templates of short values it has made, up to a bound.
+_KEPT_TEMPLATES = 65_536
+_KEPT_TEMPLATE_CHARS = 512
+_templates: dict[str, str] = {}
+
+
 def template_of(value: str) -> str:
     """The value with each variable part replaced by `<kind>`; the rest kept as it is."""
-    return _MASK.sub(lambda m: f"<{_KIND_OF[m.lastgroup or '']}>", value)
+    template = _templates.get(value)
+    if template is None:
+        template = _MASK.sub(lambda m: f"<{_KIND_OF[m.lastgroup or '']}>", value)
+        if len(value) <= _KEPT_TEMPLATE_CHARS:
+            if len(_templates) >= _KEPT_TEMPLATES:
+                _templates.clear()
+            _templates[value] = template
+    return template
 
 
 def field_key(event_type: str, name: str) -> str:

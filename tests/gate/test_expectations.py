@@ -24,6 +24,7 @@ from pipelines.gate.expectations import (
     load_suite_templates,
     merge_results,
     require_success,
+    string_columns,
     validate_table,
 )
 from pipelines.run import RunRequest, run_job
@@ -665,3 +666,21 @@ def test_a_run_refuses_an_unknown_expectation_before_any_work(tmp_path: Path, mo
     assert str(folder / "service_generated.json") in str(raised.value)
     assert "expectations[0].type" in str(raised.value)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", [pa.list_(pa.string()), pa.large_list(pa.string())])
+def test_list_cells_are_read_as_their_string_items_joined(kind: pa.DataType) -> None:
+    cells = [["a", "b"], None, [], [None], ["x", None, "y"], ["z"]]
+    table = pa.table(
+        {
+            "withheld_fields": pa.chunked_array(
+                [pa.array(cells[:4], kind), pa.array(cells[4:], kind)]
+            )
+        }
+    )
+
+    [(name, joined)] = list(string_columns(table))
+
+    assert name == "withheld_fields"
+    assert joined.to_pylist() == ["a\nb", None, None, None, "x\ny", "z"]
+    assert joined.type == pa.string()

@@ -29,7 +29,13 @@ from pipelines.rules.detectors.normalise import (
     outermost,
 )
 from pipelines.rules.detectors.registry import DETECTORS, TEXT_DETECTORS
-from pipelines.rules.detectors.scan import find_all, scan_column, scan_columns, scan_text
+from pipelines.rules.detectors.scan import (
+    find_all,
+    scan_column,
+    scan_columns,
+    scan_rows,
+    scan_text,
+)
 from pipelines.rules.detectors.settings import DetectorSettings
 
 __all__ = [
@@ -60,6 +66,7 @@ __all__ = [
     "record_runs",
     "scan_column",
     "scan_columns",
+    "scan_rows",
     "scan_text",
     "shingle_hashes",
 ]

@@ -29,6 +29,7 @@ __all__ = [
     "regex_prefilters",
     "scan_column",
     "scan_columns",
+    "scan_rows",
     "scan_text",
     "to_mask",
 ]
@@ -223,39 +224,59 @@ def scan_column(
     detectors: Collection[str] | None = None,
 ) -> list[list[Finding]]:
     """`scan_text` of every value (null -> []), prefiltered column-wide with RE2."""
+    found = scan_rows(
+        values, settings, known=known, echo=echo, meeting_ids=meeting_ids, detectors=detectors
+    )
+    return [found.get(row, []) for row in range(len(values))]
+
+
+def scan_rows(
+    values: pa.Array | pa.ChunkedArray,
+    settings: DetectorSettings,
+    *,
+    known: KnownIdentifiers | None = None,
+    echo: EchoIndex | None = None,
+    meeting_ids: pa.Array | pa.ChunkedArray | None = None,
+    detectors: Collection[str] | None = None,
+) -> dict[int, list[Finding]]:
+    """`scan_column` as {row: findings} for the rows with any, in row order: most rows of a
+    large column have none, and a list per row would cost more than the scan."""
     column = as_strings(values, "values")
     meetings = None if meeting_ids is None else as_strings(meeting_ids, "meeting_ids")
     if meetings is not None and len(meetings) != len(column):
         raise ValueError(f"meeting_ids has {len(meetings)} rows, values has {len(column)}")
     names = _active(settings, detectors, known, echo)
     count = len(column)
-    results: list[list[Finding]] = [[] for _ in range(count)]
     if not names or count == 0:
-        return results
+        return {}
     masks = _candidate_masks(column, settings, names, known, echo, meetings)
     if "content_echo" in masks:
         masks["content_echo"] &= to_mask(pc.is_valid(meetings)) if meetings is not None else False
     selected = np.flatnonzero(np.logical_or.reduce(list(masks.values())))
     if len(selected) == 0:
-        return results
+        return {}
     take = pa.array(selected, pa.int64())
     texts = column.take(take).to_pylist()
     ids = meetings.take(take).to_pylist() if meetings is not None else [None] * len(selected)
+    results: dict[int, list[Finding]] = {}
     for row, text, meeting_id in zip(selected.tolist(), texts, ids, strict=True):
         if text is not None:
             row_names = [name for name in names if masks[name][row]]
-            results[row] = _scan(text, settings, row_names, known, echo, meeting_id)
+            findings = _scan(text, settings, row_names, known, echo, meeting_id)
+            if findings:
+                results[row] = findings
     return results
 
 
 def scan_columns(
-    columns: Sequence[tuple[pa.Array | pa.ChunkedArray, pa.Array | pa.ChunkedArray]],
+    columns: Sequence[tuple[pa.Array | pa.ChunkedArray, pa.Array | pa.ChunkedArray | None]],
     settings: DetectorSettings,
     *,
     known: KnownIdentifiers | None = None,
     echo: EchoIndex | None = None,
-) -> list[list[list[Finding]]]:
-    """`scan_column` of each (values, meeting ids) pair, as one scan of their rows end to end.
+) -> list[dict[int, list[Finding]]]:
+    """`scan_rows` of each (values, meeting ids or None) pair, as one scan of their rows end to
+    end.
 
     Each row is scanned alone either way; one scan compiles each prefilter once, not once per
     column, which is most of the cost for the many short columns of a chunk.
@@ -263,15 +284,25 @@ def scan_columns(
     if not columns:
         return []
     values = [as_strings(v, "values") for v, _ in columns]
-    meetings = [as_strings(m, "meeting_ids") for _, m in columns]
+    meetings = [
+        pa.nulls(len(column), pa.string()) if m is None else as_strings(m, "meeting_ids")
+        for column, (_, m) in zip(values, columns, strict=True)
+    ]
     for column, ids in zip(values, meetings, strict=True):
         if len(column) != len(ids):
             raise ValueError(f"meeting_ids has {len(ids)} rows, values has {len(column)}")
-    found = scan_column(
+    found = scan_rows(
         _concatenated(values), settings, known=known, echo=echo, meeting_ids=_concatenated(meetings)
     )
-    ends = np.cumsum([len(column) for column in values]).tolist()
-    return [found[end - len(column) : end] for column, end in zip(values, ends, strict=True)]
+    starts = np.cumsum([0, *(len(column) for column in values)]).tolist()
+    out: list[dict[int, list[Finding]]] = [{} for _ in values]
+    # Rows come in order, so each column's rows are a run of them.
+    part = 0
+    for row, findings in found.items():
+        while row >= starts[part + 1]:
+            part += 1
+        out[part][row - starts[part]] = findings
+    return out
 
 
 def _concatenated(arrays: list[pa.Array]) -> pa.Array:
