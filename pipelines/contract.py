@@ -13,12 +13,14 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -43,6 +45,7 @@ __all__ = [
     "parse_instant",
     "parse_timestamp",
     "plain_utc",
+    "plain_utc_mask",
     "read_json_object",
     "read_schemas",
 ]
@@ -235,8 +238,12 @@ def _all_timestamps(texts: list[str]) -> bool:
     go one by one.
     """
     array = pa.array(texts, pa.string())
-    if not plain_utc(array):
-        return all(parse_instant(t) is not None for t in texts)
+    plain = plain_utc_mask(array)
+    if not pc.all(plain).as_py():
+        others = pc.invert(plain).to_numpy(zero_copy_only=False)
+        if not all(parse_instant(texts[i]) is not None for i in np.flatnonzero(others).tolist()):
+            return False
+        array = array.filter(plain)
     try:
         pc.utf8_slice_codeunits(array, 0, 19).cast(pa.timestamp("s"))
     except pa.ArrowInvalid:
@@ -244,9 +251,14 @@ def _all_timestamps(texts: list[str]) -> bool:
     return True
 
 
+def plain_utc_mask(texts: pa.Array) -> pa.BooleanArray:
+    """Per text: is it of the plain UTC form (see `_PLAIN_UTC`)? Null for a null text."""
+    return pc.match_substring_regex(texts, _PLAIN_UTC)
+
+
 def plain_utc(texts: pa.Array) -> bool:
     """Is every text of the plain UTC form (see `_PLAIN_UTC`)?"""
-    return bool(pc.all(pc.match_substring_regex(texts, _PLAIN_UTC)).as_py())
+    return bool(pc.all(plain_utc_mask(texts)).as_py())
 
 
 class _LeafKeywords(NamedTuple):
@@ -406,6 +418,19 @@ _CHILD_KEYWORDS = ("anyOf", "properties", "required", "items")
 _LEAF_KEYWORDS = ("const", "enum", "minLength", "pattern", "format", "minimum", "maximum")
 
 
+def _all_match(texts: list[str], pattern: re.Pattern[str], re2_pattern: str | None) -> bool:
+    """Does `pattern` find a match in every text? In Arrow when `re2_pattern` is its RE2 twin
+    and the texts are UTF-8 (a lone surrogate is not), else in Python."""
+    if re2_pattern is not None:
+        try:
+            array = pa.array(texts, pa.string())
+        except (UnicodeError, pa.ArrowException):
+            pass
+        else:
+            return bool(pc.all(pc.match_substring_regex(array, re2_pattern)).as_py())
+    return all(map(pattern.search, texts))
+
+
 def _column_check(schema: Mapping[str, Any], where: str) -> Callable[[list[Any]], bool] | None:
     """`_leaf` for a whole column: True only when every value passes the node's own keywords.
 
@@ -419,6 +444,10 @@ def _column_check(schema: Mapping[str, Any], where: str) -> Callable[[list[Any]]
     )
 
     ints = _int_range(allowed)
+    # A pattern of literal characters, classes of ranges, anchors and repeats means the same to
+    # RE2 (Arrow) as to Python once `$` ends the text; with any escape, Python alone judges.
+    raw_pattern = schema.get("pattern")
+    re2_pattern = raw_pattern if raw_pattern is not None and "\\" not in raw_pattern else None
 
     def column_ok(values: list[Any]) -> bool:
         if not values:
@@ -435,7 +464,7 @@ def _column_check(schema: Mapping[str, Any], where: str) -> Callable[[list[Any]]
             texts = values if kinds == {str} else [v for v in values if type(v) is str]
             if min_length is not None and min(map(len, texts)) < min_length:
                 return False
-            if pattern is not None and not all(map(pattern.search, texts)):
+            if pattern is not None and not _all_match(texts, pattern, re2_pattern):
                 return False
             if timestamp and not _all_timestamps(texts):
                 return False
@@ -452,6 +481,10 @@ def _column_check(schema: Mapping[str, Any], where: str) -> Callable[[list[Any]]
         return True
 
     return column_ok
+
+
+# Values of a column a failing screen re-checks together before it asks the exact check.
+_SCREEN_BLOCK = 1024
 
 
 def _compile_screen(schema: Mapping[str, Any], where: str) -> Screen:
@@ -476,21 +509,40 @@ def _compile_screen(schema: Mapping[str, Any], where: str) -> Screen:
         for name, sub in properties.items()
     }
 
+    def keys_ok(keys: Collection[str]) -> bool:
+        return required <= set(keys) and (allowed_keys is None or allowed_keys >= set(keys))
+
     def screen(values: Sequence[Any]) -> set[int]:
-        suspects = {
-            i
-            for i, v in enumerate(values)
-            if type(v) is not dict
-            or not required <= v.keys()
-            or (allowed_keys is not None and not v.keys() <= allowed_keys)
-        }
-        records = [v if type(v) is dict else {} for v in values]
+        # Records of one producer share a few key orders: each distinct order is judged once.
+        if set(map(type, values)) == {dict} and all(map(keys_ok, set(map(tuple, values)))):
+            suspects: set[int] = set()
+            records = values
+        else:
+            suspects = {i for i, v in enumerate(values) if type(v) is not dict or not keys_ok(v)}
+            records = [v if type(v) is dict else {} for v in values]
         for name, (column_ok, value_node) in columns.items():
-            if column_ok is not None and column_ok([r[name] for r in records if name in r]):
+            if column_ok is None:
+                suspects.update(
+                    i
+                    for i, r in enumerate(records)
+                    if name in r and value_node(r[name]) is not None
+                )
                 continue
-            suspects.update(
-                i for i, r in enumerate(records) if name in r and value_node(r[name]) is not None
-            )
+            try:
+                column = list(map(itemgetter(name), records))
+            except KeyError:  # an optional field, or a record that lacks it
+                column = [r[name] for r in records if name in r]
+            if column_ok(column):
+                continue
+            # Some value fails: find it a block at a time, so that one bad value sends its
+            # block, not the whole column, value by value through the exact check.
+            at = [i for i, r in enumerate(records) if name in r]
+            for start in range(0, len(column), _SCREEN_BLOCK):
+                block = column[start : start + _SCREEN_BLOCK]
+                if not column_ok(block):
+                    suspects.update(
+                        at[start + j] for j, v in enumerate(block) if value_node(v) is not None
+                    )
         return suspects
 
     return screen

@@ -220,6 +220,34 @@ def test_the_screen_keeps_every_broken_record_for_the_exact_check(
         assert contract.screen(good["event_type"], group) == {1}
 
 
+@pytest.mark.parametrize(("path", "value", "code"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_a_long_column_sends_only_the_broken_record_to_the_exact_check(
+    contract, examples, path, value, code
+):
+    """Columns longer than a screen block, timestamps of both forms: one broken record is
+    found where it is, and the good records of every other block are cleared."""
+    good = copy.deepcopy(examples[0])
+    records = [copy.deepcopy(good) for _ in range(3000)]
+    for i in range(0, 3000, 7):
+        records[i]["event_ts"] = "2026-11-26T11:00:00+02:00"
+    _mutate(records[2500], path, value)
+    if records[2500].get("event_type") == good["event_type"]:
+        assert contract.screen(good["event_type"], records) == {2500}
+        assert contract.validate(records[2500]).code == code
+
+
+@pytest.mark.parametrize(
+    "account", ["acct-1\n", "acct-\ud800", "\u0661acct", "acct 1", "acct-" + "x" * 255]
+)
+def test_the_pattern_screen_rejects_what_the_exact_check_rejects(contract, examples, account):
+    """A final newline, a lone surrogate (no UTF-8 for Arrow), a non-ASCII digit, a space or
+    too many characters: the screen never clears what the pattern refuses."""
+    records = [copy.deepcopy(examples[0]) for _ in range(3)]
+    records[1]["account_id"] = account
+    assert contract.validate(records[1]).code == "bad_value"
+    assert contract.screen(records[0]["event_type"], records) == {1}
+
+
 def test_the_screen_clears_conforming_records(contract, examples):
     for record in examples:
         assert contract.screen(record["event_type"], [record, record]) == set()
@@ -299,3 +327,28 @@ def test_unsupported_schema_keyword_is_a_config_error(tmp_path):
     path.write_text(json.dumps(schema))
     with pytest.raises(ConfigError, match=r"qos\.audio\.json.*oneOf"):
         load_contract(tmp_path / "schemas")
+
+
+def test_a_column_of_mixed_timestamp_forms_keeps_each_instant(contract, examples):
+    """Plain UTC texts are cast in Arrow, the rest parsed one by one: each row its own instant."""
+    from pipelines.rules.classify import classify_records
+
+    texts = [
+        "2026-11-26T09:00:00.518Z",
+        "2026-11-26T11:00:00+02:00",
+        "9999-12-31T23:59:59.9999999Z",
+        "2026-11-26t09:00:00z",
+        "0001-01-01T00:00:00Z",
+        "2026-11-26T09:00:00.123456789-00:30",
+    ]
+    records = []
+    for i, text in enumerate(texts):
+        record = copy.deepcopy(examples[0])
+        record["event_id"], record["event_ts"] = f"ev-{i}", text
+        records.append(record)
+
+    found = classify_records(contract, [(i, r, None, None) for i, r in enumerate(records)])
+
+    [table] = found.tables.values()
+    assert found.rejects.num_rows == 0
+    assert table["event_ts"].to_pylist() == [parse_timestamp(t) for t in texts]

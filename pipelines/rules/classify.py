@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from pipelines.contract import Contract, EventType, FieldSpec, parse_instant, plain_utc
+from pipelines.contract import Contract, EventType, FieldSpec, parse_instant, plain_utc_mask
 
 __all__ = [
     "DEFAULT_MAX_NESTING_DEPTH",
@@ -150,13 +151,15 @@ def _timestamps(values: list[Any]) -> pa.Array:
     instant a text names is the same on both paths.
     """
     texts = pa.array(values, pa.string())
-    if plain_utc(texts):
+    plain = plain_utc_mask(texts)
+    if pc.all(plain).as_py():
         return texts.cast(pa.timestamp("us", tz="UTC"))
-    micros = []
-    for v in values:
-        instant = parse_instant(v)
+    cast = pc.if_else(plain, texts, None).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    micros = pc.fill_null(cast, 0).to_numpy().copy()
+    for i in np.flatnonzero(~plain.to_numpy(zero_copy_only=False)).tolist():
+        instant = parse_instant(values[i])
         assert instant is not None  # the contract check ran first
-        micros.append(instant.micros)
+        micros[i] = instant.micros
     return pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
 
 
