@@ -44,6 +44,7 @@ __all__ = [
     "qualified_of",
     "string_hashes",
     "template_of",
+    "unique_pairs",
 ]
 
 # At least this many distinct accounts must have produced a value (or its template) in a field
@@ -159,9 +160,19 @@ def account_keys(key: str, values: pa.Array | pa.ChunkedArray, accounts: pa.Arra
 _KEYS_SCHEMA = pa.schema([pa.field("key", pa.uint64()), pa.field("account", pa.uint64())])
 
 
+def unique_pairs(keys: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (key, owner) pairs, sorted by key and then owner (what `np.unique(...,
+    axis=0)` gives for the stacked pairs, at a fraction of its cost)."""
+    order = np.lexsort((owners, keys))
+    keys, owners = keys[order], owners[order]
+    first = np.ones(len(keys), bool)
+    first[1:] = (keys[1:] != keys[:-1]) | (owners[1:] != owners[:-1])
+    return keys[first], owners[first]
+
+
 def _distinct_pairs(keys: np.ndarray, owners: np.ndarray) -> pa.Table:
-    pairs = np.unique(np.stack([keys, owners], axis=1), axis=0)
-    return pa.table({"key": pairs[:, 0], "account": pairs[:, 1]}, schema=_KEYS_SCHEMA)
+    keys, owners = unique_pairs(keys, owners)
+    return pa.table({"key": keys, "account": owners}, schema=_KEYS_SCHEMA)
 
 
 def cap_accounts(tables: Iterable[pa.Table], k: int) -> pa.Table:
@@ -172,11 +183,11 @@ def cap_accounts(tables: Iterable[pa.Table], k: int) -> pa.Table:
         return _KEYS_SCHEMA.empty_table()
     keys = np.concatenate([t["key"].to_numpy() for t in parts])
     owners = np.concatenate([t["account"].to_numpy() for t in parts])
-    pairs = np.unique(np.stack([keys, owners], axis=1), axis=0)  # sorted by key, then account
-    starts = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])
-    rank = np.arange(len(pairs)) - np.repeat(starts, np.diff(np.r_[starts, len(pairs)]))
-    kept = pairs[rank < k]
-    return pa.table({"key": kept[:, 0], "account": kept[:, 1]}, schema=_KEYS_SCHEMA)
+    keys, owners = unique_pairs(keys, owners)  # sorted by key, then account
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    rank = np.arange(len(keys)) - np.repeat(starts, np.diff(np.r_[starts, len(keys)]))
+    kept = rank < k
+    return pa.table({"key": keys[kept], "account": owners[kept]}, schema=_KEYS_SCHEMA)
 
 
 def qualified_of(capped: pa.Table, k: int) -> np.ndarray:

@@ -32,6 +32,7 @@ from pipelines.rules.strings import (
     cap_accounts,
     string_hashes,
     template_of,
+    unique_pairs,
 )
 
 __all__ = [
@@ -114,8 +115,8 @@ def _distinct(values: pa.Array | pa.ChunkedArray, accounts: pa.Array | pa.Chunke
 def _pairs(keys: np.ndarray, owners: np.ndarray) -> pa.Table:
     if not len(keys):
         return _PAIRS_SCHEMA.empty_table()
-    pairs = np.unique(np.stack([keys, owners], axis=1), axis=0)
-    return pa.table({"key": pairs[:, 0], "account": pairs[:, 1]}, schema=_PAIRS_SCHEMA)
+    keys, owners = unique_pairs(keys, owners)
+    return pa.table({"key": keys, "account": owners}, schema=_PAIRS_SCHEMA)
 
 
 def template_pairs(
@@ -133,19 +134,18 @@ def word_pairs(
 ) -> pa.Table:
     """Distinct (word hash, account hash) pairs: the words each account's templates keep."""
     distinct, codes, owners = _distinct(values, accounts)
-    keys: list[np.ndarray] = []
-    rows: list[np.ndarray] = []
-    for code, value in enumerate(distinct):
-        words = words_of(template_of(value))
-        if not words:
-            continue
-        hashes = string_hashes(WORD, field, words)
-        at = np.flatnonzero(codes == code)
-        keys.append(np.repeat(hashes, len(at)))
-        rows.append(np.tile(owners[at], len(hashes)))
-    if not keys:
+    words = [words_of(template_of(value)) for value in distinct]
+    counts = np.array([len(w) for w in words], np.int64)
+    if not counts.sum():
         return _PAIRS_SCHEMA.empty_table()
-    return _pairs(np.concatenate(keys), np.concatenate(rows))
+    hashes = string_hashes(WORD, field, [word for value_words in words for word in value_words])
+    # Each distinct (value, account) once, then one pair per word of the value.
+    pair_codes, pair_owners = unique_pairs(codes.astype(np.uint64), owners)
+    code = pair_codes.astype(np.int64)
+    per_pair = counts[code]
+    first = np.repeat(np.cumsum(counts)[code] - per_pair, per_pair)
+    within = np.arange(per_pair.sum()) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
+    return _pairs(hashes[first + within], np.repeat(pair_owners, per_pair))
 
 
 def approved_words(registry: StringRegistry, field: str) -> frozenset[str]:

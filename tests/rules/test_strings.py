@@ -24,6 +24,7 @@ from pipelines.rules.strings import (
     published_vocabularies,
     qualified_of,
     template_of,
+    unique_pairs,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -280,3 +281,17 @@ def test_hashes_are_unsigned_and_sorted():
     qualified = _qualified([(f"acct-{i}", "x") for i in range(K)])
     assert qualified.hashes.dtype == np.uint64
     assert np.all(np.diff(qualified.hashes.astype(np.float64)) >= 0)
+
+
+@pytest.mark.parametrize("size", [0, 1, 5_000])
+def test_unique_pairs_are_the_sorted_distinct_pairs(size: int) -> None:
+    rng = np.random.default_rng(size)
+    # Few keys and owners, so most pairs repeat; values past 2**63 as hashes are.
+    keys = rng.choice(np.array([0, 7, 2**63 + 5, 2**64 - 1], np.uint64), size)
+    owners = rng.choice(np.array([3, 2**64 - 2, 11], np.uint64), size)
+
+    got_keys, got_owners = unique_pairs(keys, owners)
+
+    expected = sorted(set(zip(keys.tolist(), owners.tolist(), strict=True)))
+    assert list(zip(got_keys.tolist(), got_owners.tolist(), strict=True)) == expected
+    assert got_keys.dtype == got_owners.dtype == np.uint64

@@ -24,6 +24,7 @@ from pipelines.rules.templates import (
     template_names,
     template_pairs,
     template_reference,
+    word_pairs,
     words_of,
 )
 
@@ -135,3 +136,24 @@ def _names_table(values: list[str]) -> pa.Table:
         registry=REGISTRY,
         key=KEY,
     )
+
+
+def test_word_pairs_pair_every_word_of_a_template_with_each_account_that_wrote_it() -> None:
+    values = pa.array(
+        ["disk full on /dev/sda1", None, "retry 3 of 5", "disk full on /dev/sdb2", "ok", "", "ok"]
+    )
+    accounts = pa.array(["a-1", "a-2", "a-1", "a-3", "a-2", "a-1", "a-3"])
+
+    got = word_pairs(FIELD, values, accounts)
+
+    expected = set()
+    for value, account in zip(values.to_pylist(), accounts.to_pylist(), strict=True):
+        if value is None:
+            continue
+        words = words_of(template_of(value))
+        owner = string_hashes("a", "", [account])[0]
+        for word in string_hashes(WORD, FIELD, words).tolist() if words else []:
+            expected.add((word, int(owner)))
+    pairs = list(zip(got["key"].to_pylist(), got["account"].to_pylist(), strict=True))
+    assert pairs == sorted(expected)
+    assert len(pairs) > 5  # words were there to pair
