@@ -31,6 +31,9 @@ __all__ = [
 KEY_ENV = "CONSENTGATE_PSEUDONYM_KEY"
 MIN_KEY_BYTES = 32
 _CACHE_ENTRIES = 1_000_000
+_BLOCK = 64  # SHA-256's block size in bytes
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 _COUNTRY = re.compile(r"\(\s*([A-Za-z]{2})\s*\)\s*$")
 
 
@@ -72,6 +75,12 @@ class Pseudonymizer:
         self.pattern = f"^{re.escape(prefix)}[0-9a-f]{{{hex_chars}}}$"
         # Ids repeat across chunks (accounts, meetings, participants): hash each once per worker.
         self._cache: dict[str, str] = {}
+        # HMAC (RFC 2104) with its keyed pads hashed once: each value then costs two copies of
+        # a SHA-256 state, half of what `hmac.digest` pays to key itself every call.
+        block = key if len(key) <= _BLOCK else hashlib.sha256(key).digest()
+        block = block.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(block.translate(_IPAD))
+        self._outer = hashlib.sha256(block.translate(_OPAD))
 
     def __repr__(self) -> str:  # never show the key
         return f"Pseudonymizer(prefix={self.prefix!r}, hex_chars={self.hex_chars})"
@@ -85,13 +94,25 @@ class Pseudonymizer:
         return key_fingerprint(self._key)
 
     def one(self, value: str) -> str:
-        cached = self._cache.get(value)
-        if cached is None:
-            digest = hmac.digest(self._key, value.encode("utf-8"), "sha256").hex()
-            cached = self.prefix + digest[: self.hex_chars]
-            if len(self._cache) < _CACHE_ENTRIES:
-                self._cache[value] = cached
-        return cached
+        return self.many([value])[0]
+
+    def many(self, values: list[str]) -> list[str]:
+        """The pseudonym of each value, in order."""
+        cache, inner, outer = self._cache, self._inner, self._outer
+        prefix, size = self.prefix, self.hex_chars
+        out = []
+        for value in values:
+            pseudonym = cache.get(value)
+            if pseudonym is None:
+                hashed = inner.copy()
+                hashed.update(value.encode("utf-8"))
+                keyed = outer.copy()
+                keyed.update(hashed.digest())
+                pseudonym = prefix + keyed.hexdigest()[:size]
+                if len(cache) < _CACHE_ENTRIES:
+                    cache[value] = pseudonym
+            out.append(pseudonym)
+        return out
 
     def array(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
         """Pseudonymise a string column (or a list-of-strings column); nulls stay null."""
@@ -102,7 +123,7 @@ class Pseudonymizer:
             return pa.ListArray.from_arrays(values.offsets, flat, mask=values.is_null())
         encoded = values.dictionary_encode()
         uniques = encoded.dictionary.to_pylist()
-        mapped = pa.array([self.one(v) for v in uniques], pa.string())
+        mapped = pa.array(self.many(uniques), pa.string())
         return mapped.take(encoded.indices)
 
 

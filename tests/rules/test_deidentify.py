@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import pickle
 
 import pyarrow as pa
@@ -28,6 +30,16 @@ def test_pseudonyms_are_stable_for_a_key_and_differ_across_keys():
     assert make().one("p-alice") == make().one("p-alice")
     assert make().one("p-alice") != make(OTHER).one("p-alice")
     assert make().one("p-alice") != make().one("p-bob")
+
+
+@pytest.mark.parametrize("key", [KEY, b"x" * 64, b"y" * 65, bytes(range(256)) * 2])
+def test_a_pseudonym_is_the_values_hmac_sha256_under_the_key(key: bytes) -> None:
+    """Keys shorter than, as long as and longer than SHA-256's block (hashed first)."""
+    values = ["", "p-alice", "Zoë Ünïcödé 名前", "x" * 5_000, "p-alice"]
+
+    got = Pseudonymizer(key, "ps_", 32).many(values)
+
+    assert got == ["ps_" + hmac.digest(key, v.encode(), hashlib.sha256).hex()[:32] for v in values]
 
 
 def test_pseudonym_format():

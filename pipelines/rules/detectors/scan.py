@@ -176,11 +176,28 @@ class _Tokens:
         return np.repeat(offsets[:-1][self.which], counts) + within, np.repeat(self.rows, counts)
 
 
+# The known identifiers' first tokens as an Arrow array, for the few KnownIdentifiers a worker
+# holds (the run's, from its side input): sorting tens of thousands of names per column costs
+# more than the scan.
+_first_arrays: dict[int, tuple[KnownIdentifiers, pa.Array]] = {}
+
+
+def _first_tokens(known: KnownIdentifiers) -> pa.Array:
+    kept = _first_arrays.get(id(known))
+    if kept is None or kept[0] is not known:
+        if len(_first_arrays) >= 4:
+            _first_arrays.clear()
+        kept = _first_arrays[id(known)] = (known, pa.array(sorted(known.first_tokens), pa.string()))
+    return kept[1]
+
+
 def _known_candidates(tokens: _Tokens, known: KnownIdentifiers, count: int) -> np.ndarray:
     """Rows holding a token that starts a known identifier."""
     parts = tokens.split(r"[^0-9a-z_.@+\-]+")
     trimmed = pc.utf8_trim(pc.list_flatten(parts), ".@+-")
-    first = pa.array(sorted(known.first_tokens), trimmed.type)
+    first = _first_tokens(known)
+    if first.type != trimmed.type:
+        first = first.cast(trimmed.type)
     found = to_mask(pc.is_in(trimmed, value_set=first))
     holds = np.zeros(len(tokens.distinct), dtype=bool)
     holds[pc.list_parent_indices(parts).to_numpy()[found]] = True
