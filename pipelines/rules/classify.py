@@ -241,7 +241,9 @@ def classify_records(
             assert violation is not None  # no event type of the contract: never conforms
             rejects.append(_reject_row(loc, record, violation.code, violation.path, raw))
             continue
-        group = groups.setdefault(event_type, _Group())
+        group = groups.get(event_type)
+        if group is None:  # not setdefault, which would build a _Group per record
+            group = groups[event_type] = _Group()
         group.records.append(record)
         group.locs.append(loc)
         group.raws.append(raw)
