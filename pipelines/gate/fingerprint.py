@@ -24,7 +24,12 @@ MIN_WORDS = 3
 _WORD = re.compile(r"\w+")
 
 
+_ASCII_WORD = re.compile(r"[A-Za-z0-9_]+")
+
+
 def _words(text: str) -> list[str]:
+    if text.isascii():  # NFKC leaves ASCII as it is, and casefolds it to lower case
+        return _ASCII_WORD.findall(text.lower())
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 

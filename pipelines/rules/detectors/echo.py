@@ -55,13 +55,33 @@ __all__ = [
 ]
 # A word, or one character of a script written without spaces: Chinese or Japanese quoted
 # verbatim is a run of such characters, with no spaces to split it into words.
-_ECHO_WORD = re.compile(f"[{UNSPACED_SCRIPTS}]|(?:(?![{UNSPACED_SCRIPTS}])\\w)+")
+_ECHO_WORD = re.compile(f"[{UNSPACED_SCRIPTS}]|[^\\W{UNSPACED_SCRIPTS}]+")
+# In ASCII text the same words, found at twice the speed.
+_ASCII_WORD = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _words_of(text: str) -> re.Pattern[str]:
+    """The pattern of the words of `text`: `_ECHO_WORD`, or its ASCII twin for ASCII text."""
+    return _ASCII_WORD if text.isascii() else _ECHO_WORD
+
+
 MIN_ECHO_WORDS = 3
 
 
-def _shingle_hash(meeting_id: str, words: list[str]) -> int:
-    data = (meeting_id + "\x1f" + " ".join(words)).encode("utf-8")
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+def _shingle_digest(prefix: str, words: list[str]) -> bytes:
+    return hashlib.blake2b((prefix + " ".join(words)).encode("utf-8"), digest_size=8).digest()
+
+
+def _shingle_hashes(
+    meeting_id: str, words: list[str], windows: Iterable[tuple[int, int]]
+) -> np.ndarray:
+    """The hash of each (start, size) window of `words` in one meeting: blake2b of the
+    meeting id, a unit separator and the window's words, read big-endian as uint64."""
+    prefix = meeting_id + "\x1f"
+    digests = b"".join(
+        _shingle_digest(prefix, words[start : start + size]) for start, size in windows
+    )
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
 
 
 def _windows(count: int, k: int) -> range:
@@ -73,15 +93,10 @@ def _windows(count: int, k: int) -> range:
 
 def shingle_hashes(meeting_id: str, text: str, k: int) -> np.ndarray:
     """Hashes of the k-word shingles of `text` for one meeting (uint64, in text order)."""
-    words = _ECHO_WORD.findall(fold(text))
+    folded = fold(text)
+    words = _words_of(folded).findall(folded)
     size = min(k, len(words))
-    return np.fromiter(
-        (
-            _shingle_hash(meeting_id, words[start : start + size])
-            for start in _windows(len(words), k)
-        ),
-        dtype=np.uint64,
-    )
+    return _shingle_hashes(meeting_id, words, ((start, size) for start in _windows(len(words), k)))
 
 
 def _code(sorted_values: tuple[str, ...], value: str) -> int:
@@ -122,7 +137,8 @@ class EchoIndex:
         used: set[tuple[str, str]] = set()
         for meeting_id, text in pairs:
             hashes.append(shingle_hashes(meeting_id, text, k))
-            used.update((meeting_id, word) for word in _ECHO_WORD.findall(fold(text)))
+            folded = fold(text)
+            used.update((meeting_id, word) for word in _words_of(folded).findall(folded))
         merged = np.unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
         return cls._of(k, merged.astype(np.uint64), used)
 
@@ -181,7 +197,7 @@ class EchoIndex:
 
     def find_in_view(self, meeting_id: str, view: View) -> Finding | None:
         meeting = _code(self.meetings, meeting_id)
-        tokens = list(_ECHO_WORD.finditer(view.text))
+        tokens = list(_words_of(view.text).finditer(view.text))
         if meeting < 0 or len(tokens) < MIN_ECHO_WORDS:
             return None
         words = [token.group() for token in tokens]
@@ -197,11 +213,7 @@ class EchoIndex:
                 windows.append((index - size + 1, size))
         if not windows:
             return None
-        wanted = np.fromiter(
-            (_shingle_hash(meeting_id, words[start : start + size]) for start, size in windows),
-            dtype=np.uint64,
-            count=len(windows),
-        )
+        wanted = _shingle_hashes(meeting_id, words, windows)
         hits = [windows[hit] for hit in np.flatnonzero(_in_sorted(self.hashes, wanted)).tolist()]
         if not hits:
             return None

@@ -751,3 +751,30 @@ def test_scanning_columns_together_finds_what_each_column_alone_finds() -> None:
     assert all(list(found) == sorted(found) for found in together)
     with pytest.raises(ValueError, match="meeting_ids has 1 rows"):
         scan_columns([(pa.array(["a", "b"]), pa.array(["m-1"]))], DEFAULTS)
+
+
+def test_echo_and_fingerprint_words_match_their_unicode_definitions() -> None:
+    """The ASCII shortcut and the class-based word pattern find exactly the words of the
+    definitions: a run of word characters outside the unspaced scripts, or one character of
+    them (echo); a run of word characters after NFKC and case folding (fingerprints)."""
+    import random
+    import re
+    import unicodedata
+
+    from pipelines.gate.fingerprint import _words
+    from pipelines.rules.detectors.echo import _words_of
+    from pipelines.rules.detectors.normalise import UNSPACED_SCRIPTS
+
+    echo_word = re.compile(f"[{UNSPACED_SCRIPTS}]|(?:(?![{UNSPACED_SCRIPTS}])\\w)+")
+    alphabet = (
+        "aZ9_ -.,!:/@\t\nßİ\u00e9\u0301\u200b\u00b2\u0661\u0e01\u1000\u1780\u3042\u30a2"
+        "\u4e00\u9fff\uf900\U00020000\U0003134f\U00031350\u3000\uff21"
+    )
+    rng = random.Random(11)
+    for _ in range(20_000):
+        size = rng.randint(0, 24)
+        text = "".join(rng.choices(alphabet if rng.random() < 0.5 else alphabet[:9], k=size))
+        spans = [m.span() for m in _words_of(text).finditer(text)]
+        assert spans == [m.span() for m in echo_word.finditer(text)], repr(text)
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        assert _words(text) == re.findall(r"\w+", folded), repr(text)
