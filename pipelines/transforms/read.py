@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import logging
 import zlib
@@ -300,6 +301,13 @@ class ReadEvents(beam.PTransform):
         )
 
 
+# Python's cyclic garbage collector runs after every 700 new container objects and walks the
+# young ones each time; a chunk decodes up to `chunk_records` records into dicts and lists,
+# which reference counting frees anyway. Collecting after 100,000 instead takes about a tenth
+# off a run (200k events: 21.5 s -> 19.7 s, the mean of two runs each).
+BATCH_GC_THRESHOLDS = (100_000, 50, 100)
+
+
 class _ClassifyChunk(beam.DoFn):
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -307,6 +315,8 @@ class _ClassifyChunk(beam.DoFn):
     def setup(self) -> None:
         self.contract = self.config.contract()
         self.source_reader = source_reader(self.config)
+        # Process-wide, set where the records are decoded: the local runner and each worker.
+        gc.set_threshold(*BATCH_GC_THRESHOLDS)
 
     @timed("classify")
     def process(self, raw: RawChunk) -> Iterator[EventChunk]:
