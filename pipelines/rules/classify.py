@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "python_rows",
     "record_class_of",
     "record_hash",
+    "record_hashes",
 ]
 
 # Internal columns carried beside the contract's fields (never written to training).
@@ -88,6 +90,15 @@ def record_hash(record: Any) -> int:
     A record orjson cannot write (an integer past 64 bits) is hashed from Python's JSON text;
     one neither can write hashes as its JSON type name, so its repeats still meet.
     """
+    return int.from_bytes(_record_digest(record), "little", signed=True)
+
+
+def record_hashes(records: Iterable[Any]) -> np.ndarray:
+    """`record_hash` of each record, as int64."""
+    return np.frombuffer(b"".join(map(_record_digest, records)), dtype="<i8").astype(np.int64)
+
+
+def _record_digest(record: Any) -> bytes:
     try:
         canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
@@ -95,7 +106,7 @@ def record_hash(record: Any) -> int:
             canonical = json.dumps(record, sort_keys=True, default=repr).encode("utf-8", "replace")
         except (ValueError, TypeError, RecursionError):
             canonical = type(record).__name__.encode()
-    return int.from_bytes(hashlib.blake2b(canonical, digest_size=8).digest(), "little", signed=True)
+    return hashlib.blake2b(canonical, digest_size=8).digest()
 
 
 def decode_line(line: bytes, max_depth: int = DEFAULT_MAX_NESTING_DEPTH) -> tuple[Any, str | None]:
@@ -174,19 +185,22 @@ def build_table(
     event_type: EventType,
     records: Sequence[dict[str, Any]],
     locs: Sequence[int],
-    hashes: Sequence[int],
+    hashes: Sequence[int] | np.ndarray,
 ) -> pa.Table:
     """Arrow table of conforming records of one type: envelope, payload fields, LOC and HASH."""
     columns: dict[str, pa.Array] = {}
     for spec in contract.envelope:
-        values = [r.get(spec.name) for r in records]
+        try:
+            values = list(map(itemgetter(spec.name), records))
+        except KeyError:  # an optional field some records leave out
+            values = [r.get(spec.name) for r in records]
         if spec.name == "event_ts":
             columns[spec.name] = _timestamps(values)
         else:
             columns[spec.name] = pa.array(values, spec.arrow_type)
-    payloads = [r["payload"] for r in records]
+    payloads = list(map(itemgetter("payload"), records))
     for spec in event_type.fields:
-        columns[spec.name] = _column(spec, [p[spec.name] for p in payloads])
+        columns[spec.name] = _column(spec, list(map(itemgetter(spec.name), payloads)))
     columns[LOC] = pa.array(locs, pa.int64())
     columns[HASH] = pa.array(hashes, pa.int64())
     return pa.table(columns)
@@ -270,7 +284,7 @@ def classify_records(
             records, locs = [records[i] for i in kept], [locs[i] for i in kept]
         if not records:
             continue
-        hashes = [record_hash(r) for r in records]
+        hashes = record_hashes(records)
         chunk.tables[name] = build_table(
             contract, contract.event_types[name], records, locs, hashes
         )

@@ -23,7 +23,13 @@ from pipelines.chunk import EventChunk
 from pipelines.config import load_config
 from pipelines.errors import ConfigError
 from pipelines.gate.rows import GateTwin, account_prints, print_hits
-from pipelines.rules.classify import decode_line, nesting_depth, record_hash, too_deep
+from pipelines.rules.classify import (
+    decode_line,
+    nesting_depth,
+    record_hash,
+    record_hashes,
+    too_deep,
+)
 from pipelines.rules.consent import ConsentLedger, hosts_by_meeting
 from pipelines.rules.deidentify import Pseudonymizer
 from pipelines.rules.detectors import EchoIndex, KnownIdentifiers
@@ -305,3 +311,19 @@ def test_fingerprints_compare_a_row_with_its_own_accounts_content_only():
     assert [(name, rows.tolist()) for name, rows in same] == [("message", [0])]
     assert other == []
     assert np.all(np.diff(prints["acct-a"]) > 0)  # sorted and distinct
+
+
+def test_record_hashes_are_each_records_hash() -> None:
+    records = [
+        {"b": 1, "a": [1.5, "x"]},
+        {"a": [1.5, "x"], "b": 1},  # the same record, keys in another order
+        {"big": 2**70},  # past orjson: hashed from Python's JSON text
+        {"odd": {1, 2}},  # neither writes a set
+        {},
+    ]
+
+    hashes = record_hashes(records)
+
+    assert hashes.dtype == "int64"
+    assert hashes.tolist() == [record_hash(r) for r in records]
+    assert hashes[0] == hashes[1] and len(set(hashes.tolist())) == 4
