@@ -286,31 +286,39 @@ def _rows_sharing_prints(
     """Rows whose value (a dictionary code) has a print among its own account's prints;
     `hashes` are the prints of the dictionary's values in order, `sizes` how many each has.
 
-    One membership test per account over the prints of the values its rows use, so the
-    cost follows the number of prints, not rows times accounts.
+    Each distinct (account, value) pair is judged once, all in one membership test: prints are
+    ranked among all the prints in play, so (account, print) fits one int64 key.
     """
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     printed = (codes >= 0) & (sizes[np.maximum(codes, 0)] > 0)
     rows = np.flatnonzero(printed)
-    if not rows.size:
-        return rows
-    account_of = np.array([accounts[r] or "" for r in rows.tolist()], dtype=object)
-    bad: list[np.ndarray] = []
-    for account in set(account_of.tolist()):
-        known = prints.get(account)
-        if known is None:
-            continue
-        mine = rows[account_of == account]
-        values = np.unique(codes[mine])
-        lengths = sizes[values]
-        # Positions of every print of these values in `hashes`, value by value.
-        first = np.repeat(starts[values] - np.cumsum(lengths) + lengths, lengths)
-        positions = first + np.arange(int(lengths.sum()))
-        hit = np.isin(hashes[positions], known)
-        hit_values = values[np.add.reduceat(hit, np.cumsum(lengths) - lengths) > 0]
-        bad.append(mine[np.isin(codes[mine], hit_values)])
-    return np.sort(np.concatenate(bad)) if bad else np.empty(0, np.int64)
+    names = sorted({accounts[r] or "" for r in rows.tolist()} & prints.keys())
+    if not rows.size or not names:
+        return np.empty(0, np.int64)
+    account_code = {name: i for i, name in enumerate(names)}
+    row_account = np.array([account_code.get(accounts[r] or "", -1) for r in rows.tolist()])
+    rows, row_account = rows[row_account >= 0], row_account[row_account >= 0]
+    # The distinct (account, value) pairs of those rows, and each row's pair.
+    pair_keys, row_pair = np.unique(row_account * len(sizes) + codes[rows], return_inverse=True)
+    pair_account, pair_value = np.divmod(pair_keys, len(sizes))
+    # Every print of each pair's value, labelled with the pair.
+    counts = sizes[pair_value]
+    starts = np.cumsum(sizes) - sizes
+    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    wanted = hashes[np.repeat(starts[pair_value], counts) + within]
+    wanted_account = np.repeat(pair_account, counts)
+    known = [prints[name] for name in names]
+    known_account = np.repeat(np.arange(len(names)), [len(k) for k in known])
+    ranks = np.unique(np.concatenate([wanted, *known]), return_inverse=True)[1]
+    width = int(ranks.max()) + 1
+    hit = np.isin(
+        wanted_account * width + ranks[: len(wanted)],
+        known_account * width + ranks[len(wanted) :],
+    )
+    bad_pairs = (
+        np.bincount(np.repeat(np.arange(len(pair_keys)), counts)[hit], minlength=len(pair_keys)) > 0
+    )
+    return rows[bad_pairs[row_pair.ravel()]]
 
 
 @dataclass(frozen=True)

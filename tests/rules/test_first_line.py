@@ -288,6 +288,40 @@ def test_a_detector_switched_off_in_the_config_is_still_the_gates(tmp_path: Path
     assert out.counts["training"] + out.counts["quarantine"] == 2
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fingerprint_hits_are_the_rows_sharing_a_window_with_their_own_account(seed: int):
+    """Many accounts and values drawn from few words, so windows collide across accounts:
+    the rows found are exactly those a row-by-row comparison finds."""
+    import random
+
+    from pipelines.gate.fingerprint import fingerprints
+
+    rng = random.Random(seed)
+    words = ["alpha", "beta", "gamma"]
+    accounts = [f"acct-{i}" for i in range(12)]
+
+    def text(most: int = 8) -> str:
+        return " ".join(rng.choices(words, k=rng.randint(1, most)))
+
+    content = [(rng.choice(accounts), text(12)) for _ in range(60)]
+    prints = account_prints(iter(content))
+    values = [text() if rng.random() < 0.9 else None for _ in range(400)]
+    row_accounts = [rng.choice([*accounts, "acct-none"]) for _ in values]
+    table = pa.table({"message": pa.array(values, pa.string())})
+
+    found = list(print_hits(table, accounts=row_accounts, prints=prints, pseudonym_columns=[]))
+
+    expected = [
+        row
+        for row, (value, account) in enumerate(zip(values, row_accounts, strict=True))
+        if value is not None
+        and account in prints
+        and set(fingerprints(value).tolist()) & set(prints[account].tolist())
+    ]
+    assert expected  # collisions were planted
+    assert [(name, rows.tolist()) for name, rows in found] == [("message", expected)]
+
+
 def test_under_redact_an_event_id_finding_still_quarantines(tmp_path: Path):
     lines = [_log("4111111111111111", "ICE restart"), _log("ev-ok", "mail a@example.com now")]
     override = {
