@@ -10,6 +10,7 @@ only ever fails on a defect of consentgate. No Beam here.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -276,6 +277,56 @@ def print_hits(
             yield name, bad
 
 
+class _KnownPrints:
+    """All accounts' prints in one sorted array, each print XORed with its account's salt, so
+    that one `searchsorted` asks "is this print among this account's?" for many pairs at once.
+
+    A salted match can, with odds of one in 2**64, be two accounts' prints meeting by chance;
+    every match is confirmed against the account's own sorted prints, so none stands unearned.
+    """
+
+    def __init__(self, prints: Mapping[str, np.ndarray]) -> None:
+        self.prints = prints
+        self.salts = {name: _salt(name) for name in prints}
+        salted = [hashes ^ self.salts[name] for name, hashes in prints.items()]
+        self.salted = np.sort(np.concatenate(salted)) if salted else np.empty(0, np.int64)
+
+    def holds(self, names: Sequence[str], owners: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+        """Per print: is it among the prints of its owner (`names[owner]`, each a key of the
+        prints)?"""
+        salts = np.array([self.salts[name] for name in names], np.int64)[owners]
+        found = _in_sorted(self.salted, hashes ^ salts)
+        for i in np.flatnonzero(found).tolist():
+            known = self.prints[names[owners[i]]]
+            found[i] = bool(_in_sorted(known, hashes[i : i + 1])[0])
+        return found
+
+
+def _salt(name: str) -> np.int64:
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return np.frombuffer(digest, "<i8")[0]
+
+
+def _in_sorted(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    if not len(sorted_values):
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return np.asarray(sorted_values[at] == values)
+
+
+# The run's prints, salted, for the few prints mappings a worker holds (its side input's).
+_known_prints: dict[int, _KnownPrints] = {}
+
+
+def _known(prints: Mapping[str, np.ndarray]) -> _KnownPrints:
+    kept = _known_prints.get(id(prints))
+    if kept is None or kept.prints is not prints:
+        if len(_known_prints) >= 4:
+            _known_prints.clear()
+        kept = _known_prints[id(prints)] = _KnownPrints(prints)
+    return kept
+
+
 def _rows_sharing_prints(
     encoded: pa.DictionaryArray,
     hashes: np.ndarray,
@@ -286,8 +337,7 @@ def _rows_sharing_prints(
     """Rows whose value (a dictionary code) has a print among its own account's prints;
     `hashes` are the prints of the dictionary's values in order, `sizes` how many each has.
 
-    Each distinct (account, value) pair is judged once, all in one membership test: prints are
-    ranked among all the prints in play, so (account, print) fits one int64 key.
+    Each distinct (account, value) pair is judged once, all pairs in one search.
     """
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     printed = (codes >= 0) & (sizes[np.maximum(codes, 0)] > 0)
@@ -301,23 +351,14 @@ def _rows_sharing_prints(
     # The distinct (account, value) pairs of those rows, and each row's pair.
     pair_keys, row_pair = np.unique(row_account * len(sizes) + codes[rows], return_inverse=True)
     pair_account, pair_value = np.divmod(pair_keys, len(sizes))
-    # Every print of each pair's value, labelled with the pair.
+    # Every print of each pair's value, with the pair's account.
     counts = sizes[pair_value]
     starts = np.cumsum(sizes) - sizes
     within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
     wanted = hashes[np.repeat(starts[pair_value], counts) + within]
-    wanted_account = np.repeat(pair_account, counts)
-    known = [prints[name] for name in names]
-    known_account = np.repeat(np.arange(len(names)), [len(k) for k in known])
-    ranks = np.unique(np.concatenate([wanted, *known]), return_inverse=True)[1]
-    width = int(ranks.max()) + 1
-    hit = np.isin(
-        wanted_account * width + ranks[: len(wanted)],
-        known_account * width + ranks[len(wanted) :],
-    )
-    bad_pairs = (
-        np.bincount(np.repeat(np.arange(len(pair_keys)), counts)[hit], minlength=len(pair_keys)) > 0
-    )
+    hit = _known(prints).holds(names, np.repeat(pair_account, counts), wanted)
+    pair_of_print = np.repeat(np.arange(len(pair_keys)), counts)
+    bad_pairs = np.bincount(pair_of_print[hit], minlength=len(pair_keys)) > 0
     return rows[bad_pairs[row_pair.ravel()]]
 
 

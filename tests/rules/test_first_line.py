@@ -322,6 +322,21 @@ def test_fingerprint_hits_are_the_rows_sharing_a_window_with_their_own_account(s
     assert [(name, rows.tolist()) for name, rows in found] == [("message", expected)]
 
 
+def test_a_salted_match_between_two_accounts_is_not_a_hit():
+    """Prints are searched XORed with their account's salt; a print of one account that meets
+    another's only after salting is confirmed against the account's own prints, and fails."""
+    from pipelines.gate.rows import _KnownPrints, _salt
+
+    mine = np.array([12345], np.int64)
+    collides = np.int64(12345) ^ _salt("acct-a") ^ _salt("acct-b")
+    known = _KnownPrints({"acct-a": mine, "acct-b": np.array([7], np.int64)})
+    names = ["acct-a", "acct-b"]
+
+    found = known.holds(names, np.array([0, 1, 1]), np.array([12345, collides, 7], np.int64))
+
+    assert found.tolist() == [True, False, True]
+
+
 def test_under_redact_an_event_id_finding_still_quarantines(tmp_path: Path):
     lines = [_log("4111111111111111", "ICE restart"), _log("ev-ok", "mail a@example.com now")]
     override = {
