@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from pipelines.gate.expectations import string_columns, suite_patterns
 from pipelines.gate.fingerprint import fingerprints_of_many
 from pipelines.rules import detectors
+from pipelines.rules.arrays import in_sorted
 from pipelines.rules.consented import column_detectors, scanner_for
 from pipelines.rules.nested import iter_strings
 from pipelines.rules.strings import (
@@ -295,23 +296,16 @@ class _KnownPrints:
         """Per print: is it among the prints of its owner (`names[owner]`, each a key of the
         prints)?"""
         salts = np.array([self.salts[name] for name in names], np.int64)[owners]
-        found = _in_sorted(self.salted, hashes ^ salts)
+        found = in_sorted(self.salted, hashes ^ salts)
         for i in np.flatnonzero(found).tolist():
             known = self.prints[names[owners[i]]]
-            found[i] = bool(_in_sorted(known, hashes[i : i + 1])[0])
+            found[i] = bool(in_sorted(known, hashes[i : i + 1])[0])
         return found
 
 
 def _salt(name: str) -> np.int64:
     digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return np.frombuffer(digest, "<i8")[0]
-
-
-def _in_sorted(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
-    if not len(sorted_values):
-        return np.zeros(len(values), bool)
-    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
-    return np.asarray(sorted_values[at] == values)
 
 
 # The run's prints, salted, for the few prints mappings a worker holds (its side input's).

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from pipelines.contract import kept_per_schemas
 from pipelines.errors import ConfigError
+from pipelines.rules.arrays import in_sorted, unique_pairs
 from pipelines.sources.declared import compile_sources
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
     "qualified_of",
     "string_hashes",
     "template_of",
-    "unique_pairs",
 ]
 
 # At least this many distinct accounts must have produced a value (or its template) in a field
@@ -160,16 +160,6 @@ def account_keys(key: str, values: pa.Array | pa.ChunkedArray, accounts: pa.Arra
 _KEYS_SCHEMA = pa.schema([pa.field("key", pa.uint64()), pa.field("account", pa.uint64())])
 
 
-def unique_pairs(keys: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (key, owner) pairs, sorted by key and then owner (what `np.unique(...,
-    axis=0)` gives for the stacked pairs, at a fraction of its cost)."""
-    order = np.lexsort((owners, keys))
-    keys, owners = keys[order], owners[order]
-    first = np.ones(len(keys), bool)
-    first[1:] = (keys[1:] != keys[:-1]) | (owners[1:] != owners[:-1])
-    return keys[first], owners[first]
-
-
 def _distinct_pairs(keys: np.ndarray, owners: np.ndarray) -> pa.Table:
     keys, owners = unique_pairs(keys, owners)
     return pa.table({"key": keys, "account": owners}, schema=_KEYS_SCHEMA)
@@ -209,11 +199,7 @@ class QualifiedStrings:
         return bool(self.contains(np.asarray([digest], np.uint64))[0])
 
     def contains(self, digests: np.ndarray) -> np.ndarray:
-        if not len(self.hashes):
-            return np.zeros(len(digests), bool)
-        at = np.searchsorted(self.hashes, digests)
-        at = np.minimum(at, len(self.hashes) - 1)
-        return np.asarray(self.hashes[at] == digests)
+        return in_sorted(self.hashes, digests)
 
     def __len__(self) -> int:
         return len(self.hashes)

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.rules.arrays import unique_pairs
 from pipelines.rules.strings import (
     TEMPLATE,
     VALUE,
@@ -32,7 +33,6 @@ from pipelines.rules.strings import (
     cap_accounts,
     string_hashes,
     template_of,
-    unique_pairs,
 )
 
 __all__ = [

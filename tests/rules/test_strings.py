@@ -14,6 +14,7 @@ from pipelines.chunk import EventChunk
 from pipelines.config import load_config
 from pipelines.errors import ConfigError
 from pipelines.gate.rows import unearned_strings
+from pipelines.rules.arrays import unique_pairs
 from pipelines.rules.detectors import EchoIndex, KnownIdentifiers
 from pipelines.rules.strings import (
     QualifiedStrings,
@@ -24,7 +25,6 @@ from pipelines.rules.strings import (
     published_vocabularies,
     qualified_of,
     template_of,
-    unique_pairs,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

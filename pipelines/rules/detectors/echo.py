@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.rules.arrays import in_sorted
 from pipelines.rules.detectors.detector import Finding
 from pipelines.rules.detectors.normalise import UNSPACED_SCRIPTS, View, fold, normalise
 
@@ -104,14 +105,6 @@ def _code(sorted_values: tuple[str, ...], value: str) -> int:
     position = bisect.bisect_left(sorted_values, value)
     found = position < len(sorted_values) and sorted_values[position] == value
     return position if found else -1
-
-
-def _in_sorted(sorted_array: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Per value, whether it is in `sorted_array`."""
-    if len(sorted_array) == 0:
-        return np.zeros(len(values), dtype=bool)
-    positions = np.minimum(np.searchsorted(sorted_array, values), len(sorted_array) - 1)
-    return np.asarray(sorted_array[positions] == values)
 
 
 @dataclass(frozen=True)
@@ -202,7 +195,7 @@ class EchoIndex:
             return None
         words = [token.group() for token in tokens]
         codes = np.array([_code(self.words, word) for word in words], dtype=np.int64)
-        in_meeting = (codes >= 0) & _in_sorted(self.pairs, meeting * len(self.words) + codes)
+        in_meeting = (codes >= 0) & in_sorted(self.pairs, meeting * len(self.words) + codes)
         # Windows of k words match shingles; of 3..k-1 words, whole short records. Only
         # windows made entirely of this meeting's content words can match: hash just those.
         windows: list[tuple[int, int]] = []  # (start, size)
@@ -214,7 +207,7 @@ class EchoIndex:
         if not windows:
             return None
         wanted = _shingle_hashes(meeting_id, words, windows)
-        hits = [windows[hit] for hit in np.flatnonzero(_in_sorted(self.hashes, wanted)).tolist()]
+        hits = [windows[hit] for hit in np.flatnonzero(in_sorted(self.hashes, wanted)).tolist()]
         if not hits:
             return None
         start, size = min(hits, key=lambda window: (window[0], -window[1]))
