@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import functools
 import hashlib
+import itertools
 import re
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -94,8 +95,15 @@ def _windows(count: int, k: int) -> range:
 
 def shingle_hashes(meeting_id: str, text: str, k: int) -> np.ndarray:
     """Hashes of the k-word shingles of `text` for one meeting (uint64, in text order)."""
+    return _word_shingles(meeting_id, _echo_words(text), k)
+
+
+def _echo_words(text: str) -> list[str]:
     folded = fold(text)
-    words = _words_of(folded).findall(folded)
+    return _words_of(folded).findall(folded)
+
+
+def _word_shingles(meeting_id: str, words: list[str], k: int) -> np.ndarray:
     size = min(k, len(words))
     return _shingle_hashes(meeting_id, words, ((start, size) for start in _windows(len(words), k)))
 
@@ -129,9 +137,9 @@ class EchoIndex:
         hashes: list[np.ndarray] = []
         used: set[tuple[str, str]] = set()
         for meeting_id, text in pairs:
-            hashes.append(shingle_hashes(meeting_id, text, k))
-            folded = fold(text)
-            used.update((meeting_id, word) for word in _words_of(folded).findall(folded))
+            words = _echo_words(text)
+            hashes.append(_word_shingles(meeting_id, words, k))
+            used.update(zip(itertools.repeat(meeting_id), words))
         merged = np.unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
         return cls._of(k, merged.astype(np.uint64), used)
 
