@@ -424,11 +424,19 @@ def _all_match(texts: list[str], pattern: re.Pattern[str], re2_pattern: str | No
     if re2_pattern is not None:
         try:
             array = pa.array(texts, pa.string())
-        except (UnicodeError, pa.ArrowException):
-            pass
-        else:
             return bool(pc.all(pc.match_substring_regex(array, re2_pattern)).as_py())
+        except (UnicodeError, pa.ArrowException):  # not UTF-8; or a pattern RE2 refuses
+            pass
     return all(map(pattern.search, texts))
+
+
+def _re2_twin(pattern: str | None) -> str | None:
+    """`pattern` when RE2 reads it as Python does (`$` ending the text in both): literal
+    characters, classes of ranges, groups, alternation, anchors and repeats. An escape, a `(?`
+    construct or a `{,n}` repeat (a literal to RE2) leaves the judging to Python."""
+    if pattern is None or any(part in pattern for part in ("\\", "(?", "{,")):
+        return None
+    return pattern
 
 
 def _column_check(schema: Mapping[str, Any], where: str) -> Callable[[list[Any]], bool] | None:
@@ -444,10 +452,7 @@ def _column_check(schema: Mapping[str, Any], where: str) -> Callable[[list[Any]]
     )
 
     ints = _int_range(allowed)
-    # A pattern of literal characters, classes of ranges, anchors and repeats means the same to
-    # RE2 (Arrow) as to Python once `$` ends the text; with any escape, Python alone judges.
-    raw_pattern = schema.get("pattern")
-    re2_pattern = raw_pattern if raw_pattern is not None and "\\" not in raw_pattern else None
+    re2_pattern = _re2_twin(schema.get("pattern"))
 
     def column_ok(values: list[Any]) -> bool:
         if not values:

@@ -352,3 +352,20 @@ def test_a_column_of_mixed_timestamp_forms_keeps_each_instant(contract, examples
     [table] = found.tables.values()
     assert found.rejects.num_rows == 0
     assert table["event_ts"].to_pylist() == [parse_timestamp(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "texts"),
+    [
+        ("^(?=.*x)[a-z]+$", ["abx", "abc"]),  # a lookahead: RE2 refuses it, Python judges
+        ("^a{,3}$", ["aaa", "a{,3}", "aaaa"]),  # a repeat to Python, a literal to RE2
+        ("^[0-9]{1,5}x[0-9]{1,5}$", ["1280x720", "1280x720\n", "\uff11280x720"]),
+        ("^(account|meeting:.+)$", ["account", "meeting:\n", "meeting:m-1"]),
+    ],
+)
+def test_a_pattern_column_is_judged_as_python_judges_each_text(pattern, texts):
+    from pipelines import contract as module
+
+    check = module._column_check({"type": "string", "pattern": pattern}, "test")
+    for text in texts:
+        assert check([text]) == (module._python_pattern(pattern).search(text) is not None), text
