@@ -39,6 +39,7 @@ __all__ = [
     "Violation",
     "compile_contract",
     "compile_event_schema",
+    "kept_per_object",
     "kept_per_schemas",
     "load_contract",
     "micros_of",
@@ -700,28 +701,39 @@ def read_json_object(path: Path, what: str = "file") -> dict[str, Any]:
     return data
 
 
-def kept_per_schemas(build: Callable[..., _Kept]) -> Callable[..., _Kept]:
-    """`build(schemas, **options)`, computed once per schemas mapping and options.
+def kept_per_object(
+    most: int,
+) -> Callable[[Callable[..., _Kept]], Callable[..., _Kept]]:
+    """A decorator: `build(source, **options)`, computed once per source object and options.
 
-    Compiling from the schemas is pure and takes milliseconds, and every stage of every bundle
-    asks for it. Results are kept by the identity of the mapping (held here with the result, so
-    its id cannot be reused): a Config's schemas are never changed once loaded, and a worker
-    shares one mapping among its stages (see `Config.__setstate__`). A caller must not change
-    what it gets; the last 32 are kept.
+    Results are kept by the identity of the source (held here with the result, so its id
+    cannot be reused), for sources that are never changed once made, such as a Config's
+    schemas or a run's side inputs on a worker. A caller must not change what it gets; the
+    last `most` are kept.
     """
-    kept: dict[tuple[Any, ...], tuple[Mapping[str, Any], _Kept]] = {}
 
-    @functools.wraps(build)
-    def keep(schemas: Mapping[str, Any], **options: Any) -> _Kept:
-        key = (id(schemas), *sorted(options.items()))
-        hit = kept.get(key)
-        if hit is None or hit[0] is not schemas:
-            if len(kept) >= 32:
-                kept.clear()
-            hit = kept[key] = (schemas, build(schemas, **options))
-        return hit[1]
+    def decorate(build: Callable[..., _Kept]) -> Callable[..., _Kept]:
+        kept: dict[tuple[Any, ...], tuple[object, _Kept]] = {}
 
-    return keep
+        @functools.wraps(build)
+        def keep(source: Any, **options: Any) -> _Kept:
+            key = (id(source), *sorted(options.items()))
+            hit = kept.get(key)
+            if hit is None or hit[0] is not source:
+                if len(kept) >= most:
+                    kept.clear()
+                hit = kept[key] = (source, build(source, **options))
+            return hit[1]
+
+        return keep
+
+    return decorate
+
+
+# What is compiled from the schemas is pure and takes milliseconds, and every stage of every
+# bundle asks for it: kept per schemas mapping (a worker shares one among its stages, see
+# `Config.__setstate__`).
+kept_per_schemas = kept_per_object(32)
 
 
 def read_schemas(schemas_dir: str | Path) -> dict[str, dict[str, Any]]:

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.contract import kept_per_object
 from pipelines.gate.expectations import string_columns, suite_patterns
 from pipelines.gate.fingerprint import fingerprints_of_many
 from pipelines.rules import detectors
@@ -308,17 +309,8 @@ def _salt(name: str) -> np.int64:
     return np.frombuffer(digest, "<i8")[0]
 
 
-# The run's prints, salted, for the few prints mappings a worker holds (its side input's).
-_known_prints: dict[int, _KnownPrints] = {}
-
-
-def _known(prints: Mapping[str, np.ndarray]) -> _KnownPrints:
-    kept = _known_prints.get(id(prints))
-    if kept is None or kept.prints is not prints:
-        if len(_known_prints) >= 4:
-            _known_prints.clear()
-        kept = _known_prints[id(prints)] = _KnownPrints(prints)
-    return kept
+# The run's prints salted once per prints mapping (a worker holds its side input's).
+_known = kept_per_object(4)(_KnownPrints)
 
 
 def _rows_sharing_prints(

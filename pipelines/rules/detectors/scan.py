@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.contract import kept_per_object
 from pipelines.rules.detectors.detector import Finding
 from pipelines.rules.detectors.echo import MIN_ECHO_WORDS, EchoIndex
 from pipelines.rules.detectors.known import KnownIdentifiers
@@ -176,19 +177,12 @@ class _Tokens:
         return np.repeat(offsets[:-1][self.which], counts) + within, np.repeat(self.rows, counts)
 
 
-# The known identifiers' first tokens as an Arrow array, for the few KnownIdentifiers a worker
-# holds (the run's, from its side input): sorting tens of thousands of names per column costs
-# more than the scan.
-_first_arrays: dict[int, tuple[KnownIdentifiers, pa.Array]] = {}
-
-
+@kept_per_object(4)
 def _first_tokens(known: KnownIdentifiers) -> pa.Array:
-    kept = _first_arrays.get(id(known))
-    if kept is None or kept[0] is not known:
-        if len(_first_arrays) >= 4:
-            _first_arrays.clear()
-        kept = _first_arrays[id(known)] = (known, pa.array(sorted(known.first_tokens), pa.string()))
-    return kept[1]
+    """The known identifiers' first tokens as an Arrow array, made once per KnownIdentifiers
+    (a worker holds the run's, from its side input): sorting tens of thousands of names per
+    column costs more than the scan."""
+    return pa.array(sorted(known.first_tokens), pa.string())
 
 
 def _known_candidates(tokens: _Tokens, known: KnownIdentifiers, count: int) -> np.ndarray:
