@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,23 @@ def test_a_vendor_corpus_is_made_and_run_as_its_source(tmp_path):
     assert data.folder.name.startswith("livekit-webhook-n200-")
     assert bench._run_args(data, tmp_path / "out")[-2:] == ["--source", "livekit-webhook"]
     assert bench.input_set(tmp_path, "jsonl", 200, 3, 1, print, source="livekit-webhook").reused
+
+
+def test_a_run_shorter_than_one_poll_still_has_its_peak_memory(tmp_path):
+    # The poll never sees this child hold its 200 MB: it is read once, at start, then the
+    # measure waits out a poll far longer than the child lives. The peak must still count it.
+    hold = "b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096])"
+    env = {"PATH": "/usr/bin:/bin"}
+    measured = bench.measure(
+        [sys.executable, "-c", hold], log=tmp_path / "log", env=env, interval=60.0
+    )
+    assert measured.returncode == 0
+    assert measured.peak_rss_bytes >= 200 * 2**20
+    assert measured.wall_s < 60
+
+
+def test_a_failing_run_keeps_its_exit_status(tmp_path):
+    measured = bench.measure(
+        [sys.executable, "-c", "raise SystemExit(3)"], log=tmp_path / "log", env={}, interval=0.05
+    )
+    assert measured.returncode == 3
