@@ -17,10 +17,11 @@ from pipelines.transforms.consent import ApplyConsent, ReadConsent
 from pipelines.transforms.context import CollectRunContext, FindDuplicates
 from pipelines.transforms.process import Deidentify, DetectLeaks, RouteRecords
 from pipelines.transforms.read import ClassifyEvents, InputFile, ReadEvents, count_records
+from pipelines.transforms.spill import SPILL_FOLDER, LoadChunks, SpillChunks
 from pipelines.transforms.templates import SummariseTemplates
 from pipelines.transforms.write import StagedChunk, WriteStaged
 
-__all__ = ["SUMMARY_NAME", "build", "read_inputs"]
+__all__ = ["SUMMARY_NAME", "build", "read_inputs", "spill_folder"]
 
 SUMMARY_NAME = "_summary.json"
 
@@ -63,24 +64,27 @@ def _write_summary(counts: dict[str, Any], gate: dict[str, Any], path: str) -> N
 
 
 def _classified(
-    pipeline: beam.Pipeline, config: Config, inputs: list[InputFile], again: bool = False
+    pipeline: beam.Pipeline, config: Config, inputs: list[InputFile]
 ) -> beam.PCollection:
-    """The input files read and classified into EventChunks (`again`: a second pass)."""
-    prefix = "Again" if again else ""
+    """The input files read and classified into EventChunks."""
     policy = config.policy
     return (
         pipeline
-        | f"{prefix}ListInputs" >> beam.Create(inputs)
-        | f"{prefix}ReadEvents"
+        | "ListInputs" >> beam.Create(inputs)
+        | "ReadEvents"
         >> ReadEvents(
             policy.chunk_records,
             policy.max_line_bytes,
-            progress_name="reread" if again else "read",
             max_file_records=policy.max_file_records,
             max_decompressed_bytes=policy.max_decompressed_bytes,
         )
-        | f"{prefix}ClassifyEvents" >> ClassifyEvents(config)
+        | "ClassifyEvents" >> ClassifyEvents(config)
     )
+
+
+def spill_folder(staging: str) -> str:
+    """Where a large run parks its classified chunks; the run deletes it when the job ends."""
+    return storage.join(staging, SPILL_FOLDER)
 
 
 def read_inputs(
@@ -116,17 +120,24 @@ def build(
         config, list(consent), staging
     )
     # The main chain needs the side inputs, which need every chunk first. Below the limits the
-    # chunks wait in memory (or the runner's shuffle) for them; above either they are read and
-    # classified a second time, so memory stays flat at the cost of parsing twice. Records are
-    # counted, not guessed from sizes: a few KB of gzip can hold millions of records.
+    # chunks wait in memory (or the runner's shuffle) for them; above either each chunk is
+    # spilled to the staging folder as it is classified and loaded back when the side inputs
+    # are ready, so memory stays flat. Records are counted, not guessed from sizes: a few KB of
+    # gzip can hold millions of records.
     policy = config.policy
-    reread = (
+    spill = (
         sum(f.size for f in inputs) > policy.reread_inputs_above_bytes
         or count_records(inputs, policy.reread_inputs_above_records)
         > policy.reread_inputs_above_records
     )
+    if spill:
+        chunks_again = (
+            chunks
+            | "SpillChunks" >> SpillChunks(spill_folder(staging))
+            | "LoadChunks" >> LoadChunks()
+        )
     events_staged = (
-        (_classified(pipeline, config, inputs, again=True) if reread else chunks)
+        (chunks_again if spill else chunks)
         | "DetectLeaks" >> DetectLeaks(config, context)
         | "ApplyConsent"
         >> ApplyConsent(config, ledger_parts, context, as_of=as_of, keyed_join=consent_join)

@@ -38,7 +38,7 @@ from pipelines.gate import verdict
 from pipelines.gate.expectations import check_suite_types
 from pipelines.lineage import RunLineage
 from pipelines.lock import PartitionLock
-from pipelines.pipeline import SUMMARY_NAME, build
+from pipelines.pipeline import SUMMARY_NAME, build, spill_folder
 from pipelines.progress import progress
 from pipelines.publish import RunFolder
 from pipelines.report.html import write_report
@@ -559,6 +559,9 @@ def _stage_gate_publish(
         with signals.held():
             _close_unpublished(folder, manifest, lineage, started, "failed", error)
         raise RunFailed(f"run {run_id} failed: {error}") from None
+    finally:
+        # Chunks a large run parked on disk hold raw records: never left beside the outputs.
+        storage.delete_tree(spill_folder(staging))
 
     counts = summary["counts"]
     workers_keys = counts.pop(WORKER_KEY_FINGERPRINTS, [])

@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 __all__ = ["NAMESPACE", "STAGES", "stage_seconds", "timed"]
 
 NAMESPACE = "consentgate_stage_us"
-# The stages as `make bench` lists them; `context` is the run context and duplicate keys.
+# The stages as `make bench` lists them; `spill` parks classified chunks on disk and loads them
+# back (large runs only); `context` is the run context and duplicate keys.
 STAGES = (
     "read",
     "classify",
+    "spill",
     "context",
     "detect",
     "consent",

@@ -540,6 +540,7 @@ RULES: tuple[tuple[str, str | None, str], ...] = (
     ("pipelines/transforms/process.py", r"_Route", ROUTE),
     ("pipelines/transforms/process.py", r"_Deidentify", DEID),
     ("pipelines/transforms/read.py", None, READ),
+    ("pipelines/transforms/spill.py", None, READ),
     ("pipelines/rules/classify.py", None, READ),
     ("pipelines/contract.py", None, READ),
     ("pipelines/transforms/context.py", None, CONTEXT),

@@ -487,9 +487,10 @@ def test_gate_catches_chat_labelled_as_service_generated(dataset, tmp_path):
     assert json.loads(evidence.read_text())["contract_record_class"]["passed"] is False
 
 
-def test_reading_the_inputs_twice_gives_the_same_outputs(published, dataset, tmp_path):
-    """Above `reread_inputs_above_bytes` the main chain reads the inputs again instead of
-    holding the chunks until the side inputs are ready; what it writes must not change."""
+def test_spilling_the_chunks_gives_the_same_outputs(published, dataset, tmp_path):
+    """Above `reread_inputs_above_bytes` the main chain loads the classified chunks back from
+    the staging folder instead of holding them until the side inputs are ready; what it writes
+    must not change, and the spilled chunks (raw records) are gone when the run ends."""
     out, code = published
     assert code == 0
     folder, _ = dataset
@@ -510,3 +511,4 @@ def test_reading_the_inputs_twice_gives_the_same_outputs(published, dataset, tmp
         }
         assert first and first == second, table
     assert json.loads((again / "manifest.json").read_text())["counts"] == manifest["counts"]
+    assert not list(again.rglob("*.arrows")) and not list(again.rglob("_spill"))
