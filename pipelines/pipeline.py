@@ -114,30 +114,28 @@ def build(
     records by a keyed join instead of a side input (for ledgers too big for one worker).
     """
     chunks, context = read_inputs(pipeline, config, inputs)
-    verdicts = chunks | "FindDuplicates" >> FindDuplicates(config.policy.dedup_buckets)
-    _ = chunks | "SummariseTemplates" >> SummariseTemplates(config, context, staging)
-    ledger_parts, ledger_staged = pipeline | "ReadConsent" >> ReadConsent(
-        config, list(consent), staging
-    )
-    # The main chain needs the side inputs, which need every chunk first. Below the limits the
-    # chunks wait in memory (or the runner's shuffle) for them; above either each chunk is
-    # spilled to the staging folder as it is classified and loaded back when the side inputs
-    # are ready, so memory stays flat. Records are counted, not guessed from sizes: a few KB of
-    # gzip can hold millions of records.
+    # The main chain (and the template names) need the side inputs, which need every chunk
+    # first. Below the limits the chunks wait in memory (or the runner's shuffle) for them;
+    # above either each chunk is spilled to the staging folder as it is classified and loaded
+    # back when the side inputs are ready, so memory stays flat. Records are counted, not
+    # guessed from sizes: a few KB of gzip can hold millions of records.
     policy = config.policy
     spill = (
         sum(f.size for f in inputs) > policy.reread_inputs_above_bytes
         or count_records(inputs, policy.reread_inputs_above_records)
         > policy.reread_inputs_above_records
     )
+    waited = chunks
     if spill:
-        chunks_again = (
-            chunks
-            | "SpillChunks" >> SpillChunks(spill_folder(staging))
-            | "LoadChunks" >> LoadChunks()
-        )
+        spilled = chunks | "SpillChunks" >> SpillChunks(spill_folder(staging))
+        waited = spilled | "LoadChunks" >> LoadChunks()
+    verdicts = chunks | "FindDuplicates" >> FindDuplicates(config.policy.dedup_buckets)
+    _ = chunks | "SummariseTemplates" >> SummariseTemplates(config, context, staging, waited)
+    ledger_parts, ledger_staged = pipeline | "ReadConsent" >> ReadConsent(
+        config, list(consent), staging
+    )
     events_staged = (
-        (chunks_again if spill else chunks)
+        waited
         | "DetectLeaks" >> DetectLeaks(config, context)
         | "ApplyConsent"
         >> ApplyConsent(config, ledger_parts, context, as_of=as_of, keyed_join=consent_join)

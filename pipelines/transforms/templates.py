@@ -115,11 +115,21 @@ class SummariseTemplates(beam.PTransform):
     accounts (capped at k), whether it qualified or is approved, and its masked form or
     keyed reference."""
 
-    def __init__(self, config: Config, context: beam.PCollection, staging: str) -> None:
+    def __init__(
+        self,
+        config: Config,
+        context: beam.PCollection,
+        staging: str,
+        waited: beam.PCollection | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.context = context
         self.staging = staging
+        # The chunks as the main chain gets them once the side inputs are ready (loaded back
+        # from the spill in a large run); the names need those side inputs too. None: the
+        # chunks this transform is applied to.
+        self.waited = waited
 
     def expand(self, chunks: beam.PCollection) -> beam.PCollection:
         k = self.config.strings.k
@@ -135,7 +145,8 @@ class SummariseTemplates(beam.PTransform):
             | "TemplateKeys" >> beam.ParDo(_Pairs(self.config, template_pairs))
             | "CapTemplateAccounts" >> beam.CombinePerKey(CapAccounts(k))
         )
-        names = chunks | "TemplateNames" >> beam.ParDo(
+        waited = chunks if self.waited is None else self.waited
+        names = waited | "TemplateNames" >> beam.ParDo(
             _Names(self.config), AsSingleton(words), AsSingleton(self.context)
         )
         path = posixpath.join(self.staging, TEMPLATES_PATH)
