@@ -13,6 +13,7 @@ from pipelines.chunk import add_counts
 from pipelines.config import Config
 from pipelines.gate.leak_gate import LeakGate, empty_verdict
 from pipelines.progress import progress
+from pipelines.transforms.coders import register_chunk_coders
 from pipelines.transforms.consent import ApplyConsent, ReadConsent
 from pipelines.transforms.context import CollectRunContext, FindDuplicates
 from pipelines.transforms.process import Deidentify, DetectLeaks, RouteRecords
@@ -91,6 +92,7 @@ def read_inputs(
     pipeline: beam.Pipeline, config: Config, inputs: list[InputFile]
 ) -> tuple[beam.PCollection, beam.PCollection]:
     """The input files as classified EventChunks, and the run context built from them."""
+    register_chunk_coders()
     chunks = _classified(pipeline, config, inputs)
     return chunks, chunks | "CollectRunContext" >> CollectRunContext(config)
 

@@ -297,6 +297,7 @@ class ReadConsent(beam.PTransform):
         return parts | "Parts" >> beam.Values(), staged
 
 
+@beam.typehints.with_output_types(EventChunk)
 class _Consent(beam.DoFn):
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -372,6 +373,7 @@ def _route_decisions(item: tuple[Any, dict[str, Any]]) -> Iterator[tuple[str, _E
         yield chunk_id, decisions
 
 
+@beam.typehints.with_output_types(EventChunk)
 class _ConsentFromJoin(beam.DoFn):
     def __init__(self, config: Config, as_of: int) -> None:
         self.config = config

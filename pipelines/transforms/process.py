@@ -23,6 +23,7 @@ __all__ = ["WORKER_KEY_FINGERPRINTS", "Deidentify", "DetectLeaks", "RouteRecords
 WORKER_KEY_FINGERPRINTS = "worker_key_fingerprints"
 
 
+@beam.typehints.with_output_types(EventChunk)
 class _Detect(beam.DoFn):
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -49,6 +50,7 @@ class DetectLeaks(beam.PTransform):
         return chunks | "Scan" >> beam.ParDo(_Detect(self.config), AsSingleton(self.context))
 
 
+@beam.typehints.with_output_types(EventChunk)
 class _Route(beam.DoFn):
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -73,6 +75,7 @@ class RouteRecords(beam.PTransform):
         return chunks | "Decide" >> beam.ParDo(_Route(self.config), AsSingleton(self.verdicts))
 
 
+@beam.typehints.with_output_types(ChunkOutputs)
 class _Deidentify(beam.DoFn):
     def __init__(self, config: Config) -> None:
         self.config = config

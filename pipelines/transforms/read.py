@@ -61,6 +61,7 @@ class RawChunk:
     rows: list[dict[str, Any]] | None = None
     first_row: int = 0
     oversized: list[tuple[int, Oversized]] = field(default_factory=list)
+    nbytes: int = 0  # the bytes of its lines, or of its Arrow batch: a size estimate for Beam
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ def oversized_rejects(
     )
 
 
+@beam.typehints.with_output_types(RawChunk)
 class _ReadInputFile(beam.DoFn):
     """Yields a file's records in chunks of at most `chunk_records`, as they are read: memory
     is that of a chunk whatever the file's size or compression ratio. A file over
@@ -221,7 +223,7 @@ class _ReadInputFile(beam.DoFn):
         if file.format == "parquet":
             yield from self._parquet(file)
             return
-        chunk_index = 0
+        chunk_index = nbytes = 0
         lines: list[tuple[int, bytes]] = []
         oversized: list[tuple[int, Oversized]] = []
         limit = self.max_file_records
@@ -233,14 +235,15 @@ class _ReadInputFile(beam.DoFn):
                 oversized.append((number, line))
             else:
                 lines.append((number, line))
+                nbytes += len(line)
             if len(lines) + len(oversized) >= self.chunk_records:
                 progress.add(self.progress_name, len(lines) + len(oversized))
-                yield RawChunk(file, chunk_index, lines=lines, oversized=oversized)
+                yield RawChunk(file, chunk_index, lines=lines, oversized=oversized, nbytes=nbytes)
                 chunk_index += 1
-                lines, oversized = [], []
+                lines, oversized, nbytes = [], [], 0
         if lines or oversized:
             progress.add(self.progress_name, len(lines) + len(oversized))
-            yield RawChunk(file, chunk_index, lines=lines, oversized=oversized)
+            yield RawChunk(file, chunk_index, lines=lines, oversized=oversized, nbytes=nbytes)
 
     def _parquet(self, file: InputFile) -> Iterator[RawChunk]:
         with FileSystems.open(file.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
@@ -266,7 +269,7 @@ class _ReadInputFile(beam.DoFn):
             for chunk_index, batch in enumerate(reader.iter_batches(self.chunk_records)):
                 rows = python_rows(batch)
                 progress.add(self.progress_name, len(rows))
-                yield RawChunk(file, chunk_index, rows=rows, first_row=first)
+                yield RawChunk(file, chunk_index, rows=rows, first_row=first, nbytes=batch.nbytes)
                 first += len(rows)
 
 
@@ -308,6 +311,7 @@ class ReadEvents(beam.PTransform):
 BATCH_GC_THRESHOLDS = (100_000, 50, 100)
 
 
+@beam.typehints.with_output_types(EventChunk)
 class _ClassifyChunk(beam.DoFn):
     def __init__(self, config: Config) -> None:
         self.config = config

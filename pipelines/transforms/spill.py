@@ -117,6 +117,7 @@ class _Spill(beam.DoFn):
         yield spill_chunk(chunk, self.folder)
 
 
+@beam.typehints.with_output_types(EventChunk)
 class _Load(beam.DoFn):
     @timed("spill")
     def process(self, spilled: SpilledChunk) -> Iterator[EventChunk]:
