@@ -17,7 +17,8 @@ __all__ = ["NAMESPACE", "STAGES", "stage_seconds", "timed"]
 
 NAMESPACE = "consentgate_stage_us"
 # The stages as `make bench` lists them; `spill` parks classified chunks on disk and loads them
-# back (large runs only); `context` is the run context and duplicate keys.
+# back (large runs only); `context` is the side inputs: the run context (its merge included),
+# duplicate keys, string and template counts and the template names.
 STAGES = (
     "read",
     "classify",

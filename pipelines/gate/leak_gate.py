@@ -32,7 +32,7 @@ from pipelines.gate import results
 from pipelines.gate.expectations import validate_table
 from pipelines.gate.fingerprint import fingerprints, fingerprints_of_many
 from pipelines.gate.staged import CHECKS, TrainingRules, check_training_table, merge_expectations
-from pipelines.rules.arrays import in_sorted
+from pipelines.rules.arrays import in_sorted, sorted_unique
 from pipelines.rules.deidentify import pseudonymizer_from_env
 from pipelines.rules.nested import iter_strings
 from pipelines.stage_times import timed
@@ -137,7 +137,7 @@ def _by_bucket(ids: list[str], buckets: int) -> Iterator[tuple[int, list[str]]]:
         return
     of = _bucket_of(ids, buckets)
     array = np.array(ids, dtype=object)
-    for bucket in np.unique(of).tolist():
+    for bucket in sorted_unique(of).tolist():
         yield bucket, array[of == bucket].tolist()
 
 
@@ -287,7 +287,7 @@ class _ContentPrints(beam.DoFn):
                         if hashes.size:
                             per_account.setdefault(accounts[row], []).append(hashes)
         for account, parts in per_account.items():
-            yield account, ("content", np.unique(np.concatenate(parts)))
+            yield account, ("content", sorted_unique(np.concatenate(parts)))
 
 
 @timed("gate")
@@ -325,14 +325,14 @@ def _judge_prints(item: tuple[str, Iterable[tuple]]) -> dict[str, Any]:
     found = results.new(("content_fingerprints",))
     # Each part is sorted and distinct already (`_ContentPrints`); most accounts have one.
     if len(content) > 1:
-        known = np.unique(np.concatenate(content))
+        known = sorted_unique(np.concatenate(content))
     else:
         known = content[0] if content else np.empty(0, np.int64)
     for hashes, rows, where in training:
-        found["content_fingerprints"]["rows_checked"] += int(np.unique(rows).size)
+        found["content_fingerprints"]["rows_checked"] += int(sorted_unique(rows).size)
         hit = in_sorted(known, hashes)
         if hit.any():
-            bad_rows = np.unique(rows[hit])
+            bad_rows = sorted_unique(rows[hit])
             results.fail(
                 found,
                 "content_fingerprints",

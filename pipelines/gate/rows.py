@@ -24,7 +24,7 @@ from pipelines.contract import kept_per_object
 from pipelines.gate.expectations import string_columns, suite_patterns
 from pipelines.gate.fingerprint import fingerprints_of_many
 from pipelines.rules import detectors
-from pipelines.rules.arrays import in_sorted
+from pipelines.rules.arrays import in_sorted, sorted_unique
 from pipelines.rules.consented import column_detectors, scanner_for
 from pipelines.rules.nested import iter_strings
 from pipelines.rules.strings import (
@@ -132,7 +132,7 @@ def detector_hits(
         in_flagged = pc.is_in(leaf, value_set=distinct.take(pa.array(flagged)))
         flagged_rows.setdefault(name, []).append(rows[in_flagged.to_numpy(zero_copy_only=False)])
     for name, found_rows in flagged_rows.items():
-        yield name, np.unique(np.concatenate(found_rows)), sorted(kinds[name])
+        yield name, sorted_unique(np.concatenate(found_rows)), sorted(kinds[name])
 
 
 # A generalised location: an ISO 3166 alpha-2 shape, nothing else.
@@ -176,7 +176,7 @@ def unearned_strings(
             failing = (codes >= 0) & ~ok[np.maximum(codes, 0)]
             bad_rows.append(rows[failing])
         if bad_rows:
-            yield name, np.unique(np.concatenate(bad_rows))
+            yield name, sorted_unique(np.concatenate(bad_rows))
 
 
 def common_in(event_type: str, strings: QualifiedStrings) -> Callable[[str, pa.Array], np.ndarray]:
@@ -244,7 +244,7 @@ def account_prints(pairs: Iterator[tuple[str | None, Any]]) -> dict[str, np.ndar
         if account:
             texts.setdefault(account, []).extend(iter_strings(value))
     found = {a: fingerprints_of_many(t)[0] for a, t in texts.items()}
-    return {a: np.unique(hashes) for a, hashes in found.items() if hashes.size}
+    return {a: sorted_unique(hashes) for a, hashes in found.items() if hashes.size}
 
 
 def merge_prints(parts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -254,7 +254,8 @@ def merge_prints(parts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndar
         for account, hashes in part.items():
             gathered.setdefault(account, []).append(hashes)
     return {
-        a: hs[0] if len(hs) == 1 else np.unique(np.concatenate(hs)) for a, hs in gathered.items()
+        a: hs[0] if len(hs) == 1 else sorted_unique(np.concatenate(hs))
+        for a, hs in gathered.items()
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["in_sorted", "unique_pairs"]
+__all__ = ["in_sorted", "sorted_unique", "unique_pairs"]
 
 
 def in_sorted(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -13,6 +13,21 @@ def in_sorted(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.zeros(len(values), bool)
     at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
     return np.asarray(sorted_values[at] == values)
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted (what `np.unique(values)` gives, by one sort).
+
+    NumPy 2.3+ answers a plain `np.unique` with a hash table, which on millions of distinct
+    64-bit hashes runs some 60 times slower than sorting them (2M values: 1.9 s against 0.03 s).
+    """
+    values = np.sort(np.asarray(values).ravel())
+    if values.size < 2:
+        return values
+    first = np.empty(values.size, bool)
+    first[0] = True
+    np.not_equal(values[1:], values[:-1], out=first[1:])
+    return values[first]
 
 
 def unique_pairs(keys: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ from pipelines.chunk import EventChunk
 from pipelines.config import Config
 from pipelines.contract import Contract
 from pipelines.gate.rows import account_prints, merge_prints
+from pipelines.rules.arrays import sorted_unique
 from pipelines.rules.consent import hosts_by_meeting
 from pipelines.rules.detectors import (
     ENTRY_SCHEMA,
@@ -87,6 +88,7 @@ class MergeAll(beam.PTransform):
         )
 
 
+@timed("context")
 def _merge_contexts(config: Config, parts: list[RunContext]) -> RunContext:
     """The chunks' contexts as one."""
     settings = config.detectors
@@ -171,6 +173,7 @@ class _StringKeys(beam.DoFn):
     def setup(self) -> None:
         self.contract = self.config.contract()
 
+    @timed("context")
     def process(self, chunk: EventChunk) -> Iterator[tuple[int, pa.Table]]:
         keys = chunk.string_keys(self.config, self.contract)
         if not keys.num_rows:
@@ -179,7 +182,7 @@ class _StringKeys(beam.DoFn):
         bucket_of = pa.compute.cast(
             pa.array(keys["key"].to_numpy() % np.uint64(buckets)), pa.int64()
         )
-        for bucket in np.unique(bucket_of.to_numpy()).tolist():
+        for bucket in sorted_unique(bucket_of.to_numpy()).tolist():
             yield bucket, keys.filter(pa.compute.equal(bucket_of, bucket))
 
 
@@ -224,7 +227,7 @@ class MergeQualified(beam.CombineFn):
     def extract_output(self, acc: list[np.ndarray]) -> QualifiedStrings:
         if not acc:
             return QualifiedStrings()
-        return QualifiedStrings(np.unique(np.concatenate(acc)).astype(np.uint64))
+        return QualifiedStrings(sorted_unique(np.concatenate(acc)).astype(np.uint64))
 
 
 class CountStrings(beam.PTransform):

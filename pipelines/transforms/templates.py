@@ -21,6 +21,7 @@ from apache_beam.pvalue import AsSingleton
 
 from pipelines.chunk import EventChunk, string_fields
 from pipelines.config import Config
+from pipelines.rules.arrays import sorted_unique
 from pipelines.rules.deidentify import key_from_env
 from pipelines.rules.strings import QualifiedStrings, field_key, qualified_of
 from pipelines.rules.templates import (
@@ -32,6 +33,7 @@ from pipelines.rules.templates import (
     template_pairs,
     word_pairs,
 )
+from pipelines.stage_times import timed
 from pipelines.transforms.context import CapAccounts, MergeAll, MergeQualified, RunContext
 from pipelines.transforms.write import write_parquet
 
@@ -52,7 +54,7 @@ def _bucketed(table: pa.Table, buckets: int) -> Iterator[tuple[int, pa.Table]]:
     if not table.num_rows:
         return
     bucket_of = pa.array(table["key"].to_numpy() % np.uint64(buckets)).cast(pa.int64())
-    for bucket in np.unique(bucket_of.to_numpy()).tolist():
+    for bucket in sorted_unique(bucket_of.to_numpy()).tolist():
         yield bucket, table.filter(pc.equal(bucket_of, bucket))
 
 
@@ -66,6 +68,7 @@ class _Pairs(beam.DoFn):
     def setup(self) -> None:
         self.contract = self.config.contract()
 
+    @timed("context")
     def process(self, chunk: EventChunk) -> Iterator[tuple[int, pa.Table]]:
         parts = [
             self.pairs_of(key, table[name], table["account_id"])
@@ -87,6 +90,7 @@ class _Names(beam.DoFn):
         self.contract = self.config.contract()
         self.key = key_from_env()
 
+    @timed("context")
     def process(
         self, chunk: EventChunk, words: QualifiedStrings, context: RunContext
     ) -> Iterator[tuple[int, pa.Table]]:

@@ -14,7 +14,7 @@ from pipelines.chunk import EventChunk
 from pipelines.config import load_config
 from pipelines.errors import ConfigError
 from pipelines.gate.rows import unearned_strings
-from pipelines.rules.arrays import unique_pairs
+from pipelines.rules.arrays import sorted_unique, unique_pairs
 from pipelines.rules.detectors import EchoIndex, KnownIdentifiers
 from pipelines.rules.strings import (
     QualifiedStrings,
@@ -295,3 +295,16 @@ def test_unique_pairs_are_the_sorted_distinct_pairs(size: int) -> None:
     expected = sorted(set(zip(keys.tolist(), owners.tolist(), strict=True)))
     assert list(zip(got_keys.tolist(), got_owners.tolist(), strict=True)) == expected
     assert got_keys.dtype == got_owners.dtype == np.uint64
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 5_000])
+@pytest.mark.parametrize("dtype", [np.uint64, np.int64])
+def test_sorted_unique_is_the_sorted_distinct_values(size: int, dtype: type) -> None:
+    rng = np.random.default_rng(size)
+    edges = [0, 1, 2**63 - 1] if dtype is np.int64 else [0, 2**63 + 5, 2**64 - 1]
+    values = rng.choice(np.array([*edges, 7, 7, 3], dtype), size)
+
+    got = sorted_unique(values)
+
+    assert got.tolist() == sorted(set(values.tolist()))
+    assert got.dtype == dtype

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.rules.arrays import in_sorted
+from pipelines.rules.arrays import in_sorted, sorted_unique
 from pipelines.rules.detectors.detector import Finding
 from pipelines.rules.detectors.normalise import UNSPACED_SCRIPTS, View, fold, normalise
 
@@ -140,7 +140,7 @@ class EchoIndex:
             words = _echo_words(text)
             hashes.append(_word_shingles(meeting_id, words, k))
             used.update(zip(itertools.repeat(meeting_id), words))
-        merged = np.unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
+        merged = sorted_unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
         return cls._of(k, merged.astype(np.uint64), used)
 
     @classmethod
@@ -154,15 +154,7 @@ class EchoIndex:
             dtype=np.int64,
             count=len(used),
         )
-        return cls(k, hashes, words, meetings, np.unique(keys))
-
-    def _used(self) -> set[tuple[str, str]]:
-        """The (meeting_id, word) pairs of the content."""
-        meeting_codes, word_codes = np.divmod(self.pairs, max(len(self.words), 1))
-        return {
-            (self.meetings[meeting], self.words[word])
-            for meeting, word in zip(meeting_codes.tolist(), word_codes.tolist(), strict=True)
-        }
+        return cls(k, hashes, words, meetings, sorted_unique(keys))
 
     def merge(self, other: EchoIndex) -> EchoIndex:
         """Both indexes; they must use the same shingle size."""
@@ -170,15 +162,31 @@ class EchoIndex:
 
     @classmethod
     def merge_all(cls, k: int, parts: Iterable[EchoIndex]) -> EchoIndex:
-        """All the indexes at once; each must use shingles of `k` words."""
-        hashes = [np.empty(0, dtype=np.uint64)]
-        used: set[tuple[str, str]] = set()
+        """All the indexes at once; each must use shingles of `k` words.
+
+        Each part's (meeting, word) pairs are recoded in NumPy: a part's codes map to the
+        merged ones through its words and meetings, never through a pair at a time.
+        """
+        parts = list(parts)
         for part in parts:
             if part.k != k:
                 raise ValueError(f"cannot merge echo indexes of {k} and {part.k} word shingles")
-            hashes.append(part.hashes)
-            used |= part._used()
-        return cls._of(k, np.unique(np.concatenate(hashes)).astype(np.uint64), used)
+        hashes = sorted_unique(np.concatenate([np.empty(0, np.uint64), *(p.hashes for p in parts)]))
+        words = tuple(sorted(set().union(*(p.words for p in parts))))
+        meetings = tuple(sorted(set().union(*(p.meetings for p in parts))))
+        word_codes = {word: code for code, word in enumerate(words)}
+        meeting_codes = {meeting: code for code, meeting in enumerate(meetings)}
+        keys = [np.empty(0, np.int64)]
+        for part in parts:
+            if not part.pairs.size:
+                continue
+            new_word = np.fromiter(map(word_codes.__getitem__, part.words), np.int64)
+            new_meeting = np.fromiter(map(meeting_codes.__getitem__, part.meetings), np.int64)
+            meeting, word = np.divmod(part.pairs, len(part.words))
+            keys.append(new_meeting[meeting] * len(words) + new_word[word])
+        return cls(
+            k, hashes.astype(np.uint64), words, meetings, sorted_unique(np.concatenate(keys))
+        )
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -368,7 +376,7 @@ def bucket_entries(table: pa.Table, buckets: int) -> Iterator[tuple[int, pa.Tabl
     if table.num_rows == 0:
         return
     of = (table["run"].to_numpy() % np.uint64(buckets)).astype(np.int64)
-    for bucket in np.unique(of).tolist():
+    for bucket in sorted_unique(of).tolist():
         yield bucket, table.filter(pa.array(of == bucket))
 
 

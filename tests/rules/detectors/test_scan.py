@@ -503,6 +503,25 @@ def test_echo_index_is_sorted_unique_and_merges() -> None:
         EchoIndex.build(CONTENT, k=3).merge(ECHO)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_merging_many_indexes_is_indexing_all_their_content_at_once(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    vocabulary = ["budget", "launch", "Ünïcode", "é", "the", "to", "move", "q3", "ok", "日本"]
+    content = [
+        (
+            f"m-{rng.integers(0, 12)}",
+            " ".join(rng.choice(vocabulary, size=int(rng.integers(0, 9))).tolist()),
+        )
+        for _ in range(300)
+    ]
+    cuts = sorted(rng.choice(np.arange(1, 300), size=7, replace=False).tolist())
+    parts = [content[a:b] for a, b in zip([0, *cuts], [*cuts, 300], strict=True)]
+    parts.append([])  # a chunk without content merges as nothing
+    merged = EchoIndex.merge_all(4, [EchoIndex.build(part, k=4) for part in parts])
+    assert merged == EchoIndex.build(content, k=4)
+    assert EchoIndex.merge_all(4, []) == EchoIndex.build([], k=4)
+
+
 def test_reprs_hold_no_personal_data_or_content() -> None:
     assert "alice" not in repr(KNOWN).lower()
     assert "budget" not in repr(ECHO)
