@@ -197,6 +197,8 @@ class Policy:
     parquet_compression: str
     consent_side_input_max_decisions: int
     max_line_bytes: int
+    # Above either (input bytes, records counted before the job) classified chunks are spilled
+    # to the staging folder and loaded back for the main chain instead of held in memory.
     reread_inputs_above_bytes: int
     max_nesting_depth: int
     reread_inputs_above_records: int

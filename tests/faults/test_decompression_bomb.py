@@ -73,8 +73,8 @@ def test_peak_memory_does_not_grow_with_the_records_of_a_bomb(tmp_path: Path):
     assert large.stat().st_size < 4096
     assert count_records([_file(large)], 10**9) == 600_000
     config = tmp_path / "policy.json"
-    # Above 300k records the main chain reads again rather than holding every chunk: the
-    # small run holds its chunks, the large one does not (the default is 2M records).
+    # Above 300k records the chunks are spilled to disk rather than held for the side inputs:
+    # the small run holds its chunks, the large one does not (the default is 2M records).
     config.write_text(json.dumps({"policy": {"reread_inputs_above_records": 300_000}}))
     peak_small = _peak_rss(tmp_path, small, config)
     peak_large = _peak_rss(tmp_path, large, config)
