@@ -20,6 +20,7 @@ from pipelines.config import Config
 from pipelines.contract import Contract, EventType
 from pipelines.gate.rows import TWIN_PREFIX, GateTwin
 from pipelines.rules import classify, detectors
+from pipelines.rules.arrays import list_offsets
 from pipelines.rules.classify import HASH, LOC, REJECT_SCHEMA
 from pipelines.rules.consent import ConsentLedger, event_consent
 from pipelines.rules.consented import (
@@ -1054,12 +1055,9 @@ def _add_findings(
 def _findings_column(rows: list[int], entries: list[dict[str, Any]], count: int) -> pa.Array:
     """The FINDINGS column of `count` rows: each row's entries in the order they were added
     (a row without any holds an empty list)."""
-    at = np.asarray(rows, dtype=np.int64)
-    order = np.argsort(at, kind="stable")
-    offsets = np.zeros(count + 1, dtype=np.int32)
-    np.cumsum(np.bincount(at, minlength=count), out=offsets[1:])
+    order = np.argsort(np.asarray(rows, dtype=np.int64), kind="stable")
     values = pa.array([entries[i] for i in order.tolist()], FINDING_TYPE)
-    return pa.ListArray.from_arrays(pa.array(offsets), values)
+    return pa.ListArray.from_arrays(pa.array(list_offsets(rows, count)), values)
 
 
 def _echo_records(

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.errors import ConfigError, GateFailed
+from pipelines.rules.arrays import list_offsets
 from pipelines.rules.nested import iter_strings
 
 if TYPE_CHECKING:
@@ -352,8 +352,7 @@ def _joined_strings(column: pa.ChunkedArray) -> pa.Array:
         items = pc.list_flatten(cells)
         present = pc.is_valid(items)
         parents = pc.filter(pc.list_parent_indices(cells), present).to_numpy()
-        offsets = np.zeros(len(cells) + 1, dtype=np.int32)
-        np.cumsum(np.bincount(parents, minlength=len(cells)), out=offsets[1:])
+        offsets = list_offsets(parents, len(cells))
         lists = pa.ListArray.from_arrays(pa.array(offsets), pc.filter(items, present))
         joined_items = pc.binary_join(lists, _ITEM_SEPARATOR)
         return pc.if_else(

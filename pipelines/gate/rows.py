@@ -24,7 +24,7 @@ from pipelines.contract import kept_per_object
 from pipelines.gate.expectations import string_columns, suite_patterns
 from pipelines.gate.fingerprint import fingerprints_of_many
 from pipelines.rules import detectors
-from pipelines.rules.arrays import in_sorted, sorted_unique
+from pipelines.rules.arrays import in_sorted, ranges, sorted_unique
 from pipelines.rules.consented import column_detectors, scanner_for
 from pipelines.rules.nested import iter_strings
 from pipelines.rules.strings import (
@@ -341,8 +341,7 @@ def _rows_sharing_prints(
     # Every print of each pair's value, with the pair's account.
     counts = sizes[pair_value]
     starts = np.cumsum(sizes) - sizes
-    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    wanted = hashes[np.repeat(starts[pair_value], counts) + within]
+    wanted = hashes[ranges(starts[pair_value], counts)]
     hit = _known(prints).holds(names, np.repeat(pair_account, counts), wanted)
     pair_of_print = np.repeat(np.arange(len(pair_keys)), counts)
     bad_pairs = np.bincount(pair_of_print[hit], minlength=len(pair_keys)) > 0

@@ -1,10 +1,12 @@
-"""NumPy helpers over arrays of 64-bit hashes (no Beam, no Arrow here)."""
+"""NumPy helpers over arrays of 64-bit hashes and positions (no Beam, no Arrow here)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-__all__ = ["in_sorted", "sorted_unique", "unique_pairs"]
+__all__ = ["in_sorted", "list_offsets", "ranges", "sorted_unique", "unique_pairs"]
 
 
 def in_sorted(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -38,3 +40,20 @@ def unique_pairs(keys: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.n
     first = np.ones(len(keys), bool)
     first[1:] = (keys[1:] != keys[:-1]) | (owners[1:] != owners[:-1])
     return keys[first], owners[first]
+
+
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The positions `start, ..., start + count - 1` of each (start, count), end to end: where
+    the items of chosen groups lie in a flat array (int64)."""
+    starts = np.asarray(starts, np.int64)
+    counts = np.asarray(counts, np.int64)
+    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(starts, counts) + within
+
+
+def list_offsets(rows: np.ndarray | Sequence[int], count: int) -> np.ndarray:
+    """The offsets (int32, `count` + 1 of them) of a list array of `count` rows whose items,
+    taken in row order, belong to `rows` (each item's row)."""
+    offsets = np.zeros(count + 1, dtype=np.int32)
+    np.cumsum(np.bincount(np.asarray(rows, np.int64), minlength=count), out=offsets[1:])
+    return offsets

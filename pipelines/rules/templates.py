@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.rules.arrays import unique_pairs
+from pipelines.rules.arrays import ranges, unique_pairs
 from pipelines.rules.strings import (
     TEMPLATE,
     VALUE,
@@ -143,9 +143,8 @@ def word_pairs(
     pair_codes, pair_owners = unique_pairs(codes.astype(np.uint64), owners)
     code = pair_codes.astype(np.int64)
     per_pair = counts[code]
-    first = np.repeat(np.cumsum(counts)[code] - per_pair, per_pair)
-    within = np.arange(per_pair.sum()) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
-    return _pairs(hashes[first + within], np.repeat(pair_owners, per_pair))
+    starts = np.cumsum(counts) - counts
+    return _pairs(hashes[ranges(starts[code], per_pair)], np.repeat(pair_owners, per_pair))
 
 
 def approved_words(registry: StringRegistry, field: str) -> frozenset[str]:

@@ -14,7 +14,7 @@ from pipelines.chunk import EventChunk
 from pipelines.config import load_config
 from pipelines.errors import ConfigError
 from pipelines.gate.rows import unearned_strings
-from pipelines.rules.arrays import sorted_unique, unique_pairs
+from pipelines.rules.arrays import list_offsets, ranges, sorted_unique, unique_pairs
 from pipelines.rules.detectors import EchoIndex, KnownIdentifiers
 from pipelines.rules.strings import (
     QualifiedStrings,
@@ -308,3 +308,14 @@ def test_sorted_unique_is_the_sorted_distinct_values(size: int, dtype: type) -> 
 
     assert got.tolist() == sorted(set(values.tolist()))
     assert got.dtype == dtype
+
+
+def test_ranges_are_each_start_counted_on_end_to_end() -> None:
+    starts, counts = np.array([5, 0, 9, 2]), np.array([3, 0, 1, 2])
+    assert ranges(starts, counts).tolist() == [5, 6, 7, 9, 2, 3]
+    assert ranges(np.array([], np.int64), np.array([], np.int64)).tolist() == []
+
+
+def test_list_offsets_count_each_rows_items() -> None:
+    assert list_offsets([0, 0, 2, 2, 2], 4).tolist() == [0, 2, 2, 5, 5]
+    assert list_offsets([], 2).tolist() == [0, 0, 0]

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.contract import kept_per_object
+from pipelines.rules.arrays import ranges
 from pipelines.rules.detectors.detector import Finding
 from pipelines.rules.detectors.echo import MIN_ECHO_WORDS, EchoIndex
 from pipelines.rules.detectors.known import KnownIdentifiers
@@ -173,8 +174,7 @@ class _Tokens:
         in the flattened `parts`, and its row."""
         offsets = np.asarray(parts.offsets)
         counts = np.diff(offsets)[self.which]
-        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        return np.repeat(offsets[:-1][self.which], counts) + within, np.repeat(self.rows, counts)
+        return ranges(offsets[:-1][self.which], counts), np.repeat(self.rows, counts)
 
 
 @kept_per_object(4)
