@@ -32,7 +32,7 @@ from pipelines.gate import results
 from pipelines.gate.expectations import validate_table
 from pipelines.gate.fingerprint import fingerprints, fingerprints_of_many
 from pipelines.gate.staged import CHECKS, TrainingRules, check_training_table, merge_expectations
-from pipelines.rules.arrays import in_sorted, sorted_unique
+from pipelines.rules.arrays import in_sorted, sorted_union, sorted_unique
 from pipelines.rules.deidentify import pseudonymizer_from_env
 from pipelines.rules.nested import iter_strings
 from pipelines.stage_times import timed
@@ -324,10 +324,7 @@ def _judge_prints(item: tuple[str, Iterable[tuple]]) -> dict[str, Any]:
             training.append(part[1:])
     found = results.new(("content_fingerprints",))
     # Each part is sorted and distinct already (`_ContentPrints`); most accounts have one.
-    if len(content) > 1:
-        known = sorted_unique(np.concatenate(content))
-    else:
-        known = content[0] if content else np.empty(0, np.int64)
+    known = sorted_union(content)
     for hashes, rows, where in training:
         found["content_fingerprints"]["rows_checked"] += int(sorted_unique(rows).size)
         hit = in_sorted(known, hashes)

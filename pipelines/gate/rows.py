@@ -24,7 +24,7 @@ from pipelines.contract import kept_per_object
 from pipelines.gate.expectations import string_columns, suite_patterns
 from pipelines.gate.fingerprint import fingerprints_of_many
 from pipelines.rules import detectors
-from pipelines.rules.arrays import in_sorted, ranges, sorted_unique
+from pipelines.rules.arrays import in_sorted, ranges, sorted_union, sorted_unique
 from pipelines.rules.consented import column_detectors, scanner_for
 from pipelines.rules.nested import iter_strings
 from pipelines.rules.strings import (
@@ -253,10 +253,7 @@ def merge_prints(parts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndar
     for part in parts:
         for account, hashes in part.items():
             gathered.setdefault(account, []).append(hashes)
-    return {
-        a: hs[0] if len(hs) == 1 else sorted_unique(np.concatenate(hs))
-        for a, hs in gathered.items()
-    }
+    return {a: sorted_union(hs) for a, hs in gathered.items()}
 
 
 def print_hits(

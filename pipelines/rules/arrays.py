@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["in_sorted", "list_offsets", "ranges", "sorted_unique", "unique_pairs"]
+__all__ = ["in_sorted", "list_offsets", "ranges", "sorted_union", "sorted_unique", "unique_pairs"]
 
 
 def in_sorted(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -30,6 +30,14 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     first[0] = True
     np.not_equal(values[1:], values[:-1], out=first[1:])
     return values[first]
+
+
+def sorted_union(parts: Sequence[np.ndarray], dtype: type = np.int64) -> np.ndarray:
+    """The distinct values of parts that are each sorted and distinct: a lone part is itself,
+    no part an empty array of `dtype`."""
+    if not parts:
+        return np.empty(0, dtype)
+    return parts[0] if len(parts) == 1 else sorted_unique(np.concatenate(parts))
 
 
 def unique_pairs(keys: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,13 @@ from pipelines.chunk import EventChunk
 from pipelines.config import load_config
 from pipelines.errors import ConfigError
 from pipelines.gate.rows import unearned_strings
-from pipelines.rules.arrays import list_offsets, ranges, sorted_unique, unique_pairs
+from pipelines.rules.arrays import (
+    list_offsets,
+    ranges,
+    sorted_union,
+    sorted_unique,
+    unique_pairs,
+)
 from pipelines.rules.detectors import EchoIndex, KnownIdentifiers
 from pipelines.rules.strings import (
     QualifiedStrings,
@@ -319,3 +325,11 @@ def test_ranges_are_each_start_counted_on_end_to_end() -> None:
 def test_list_offsets_count_each_rows_items() -> None:
     assert list_offsets([0, 0, 2, 2, 2], 4).tolist() == [0, 2, 2, 5, 5]
     assert list_offsets([], 2).tolist() == [0, 0, 0]
+
+
+def test_sorted_union_of_sorted_distinct_parts() -> None:
+    a, b = np.array([1, 4, 9], np.int64), np.array([4, 5], np.int64)
+    assert sorted_union([a, b]).tolist() == [1, 4, 5, 9]
+    assert sorted_union([a]) is a
+    empty = sorted_union([], np.uint64)
+    assert empty.size == 0 and empty.dtype == np.uint64

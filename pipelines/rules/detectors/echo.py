@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.rules.arrays import in_sorted, sorted_unique
+from pipelines.rules.arrays import in_sorted, sorted_union, sorted_unique
 from pipelines.rules.detectors.detector import Finding
 from pipelines.rules.detectors.normalise import UNSPACED_SCRIPTS, View, fold, normalise
 
@@ -171,7 +171,7 @@ class EchoIndex:
         for part in parts:
             if part.k != k:
                 raise ValueError(f"cannot merge echo indexes of {k} and {part.k} word shingles")
-        hashes = sorted_unique(np.concatenate([np.empty(0, np.uint64), *(p.hashes for p in parts)]))
+        hashes = sorted_union([p.hashes for p in parts], np.uint64)
         words = tuple(sorted(set().union(*(p.words for p in parts))))
         meetings = tuple(sorted(set().union(*(p.meetings for p in parts))))
         word_codes = {word: code for code, word in enumerate(words)}
