@@ -60,12 +60,13 @@ def read_bytes(path: str) -> bytes:
         return bytes(f.read())
 
 
-def write_bytes(path: str, data: bytes) -> None:
+def write_bytes(path: str, data: bytes, *, sync: bool = True) -> None:
     """Replace `path` with `data` all at once: readers see the old file or the new one.
 
     On a local disk the data goes to a new temporary file in the same folder (created
     exclusively, never through a link, owner-only), then is renamed over `path`: a rename
-    replaces a link at `path` rather than writing where it points.
+    replaces a link at `path` rather than writing where it points. `sync=False` skips the
+    flush to disk, for scratch files that do not outlive the run.
     """
     path = str(path)
     if is_remote(path):
@@ -78,8 +79,9 @@ def write_bytes(path: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.lexists(tmp):

@@ -15,21 +15,16 @@ the job ends (`pipelines/run.py`).
 
 from __future__ import annotations
 
-import os
-import posixpath
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from pipelines import storage
 from pipelines.chunk import EventChunk
 from pipelines.stage_times import timed
-from pipelines.transforms.write import private_folders
 
 __all__ = ["SPILL_FOLDER", "LoadChunks", "SpillChunks", "SpilledChunk", "load_chunk", "spill_chunk"]
 
@@ -59,25 +54,13 @@ def _frame(table: pa.Table) -> bytes:
     return _LENGTH.pack(body.size) + body.to_pybytes()
 
 
-def _write_private(path: str, data: bytes) -> None:
-    """Write a new file; on a local disk owner-only, created exclusively, never through a link."""
-    if storage.is_remote(path):
-        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            f.write(data)
-        return
-    private_folders(posixpath.dirname(path))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    with os.fdopen(os.open(path, flags, 0o600), "wb") as f:
-        f.write(data)
-
-
 def spill_chunk(chunk: EventChunk, folder: str) -> SpilledChunk:
     """Write `chunk` to `folder/<chunk id>.arrows` and say what the file holds."""
     event_types = tuple(chunk.tables)
     frames = [_frame(chunk.tables[name]) for name in event_types]
     frames.append(_frame(chunk.rejects))
     path = storage.join(folder, f"{chunk.chunk_id}.arrows")
-    _write_private(path, b"".join(frames))
+    storage.write_bytes(path, b"".join(frames), sync=False)
     return SpilledChunk(
         path, chunk.file_index, chunk.chunk_index, chunk.source, chunk.input_source, event_types
     )

@@ -20,14 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.chunk import ChunkOutputs
 from pipelines.stage_times import timed
 
-__all__ = [
-    "PRIVATE_TABLES",
-    "StagedChunk",
-    "StagedFile",
-    "WriteStaged",
-    "private_folders",
-    "write_parquet",
-]
+__all__ = ["PRIVATE_TABLES", "StagedChunk", "StagedFile", "WriteStaged", "write_parquet"]
 
 # Tables with raw records, raw values that failed checks or content subjects: owner-only on
 # local disks even when published. Training files too are owner-only while staged (a run whose
@@ -52,7 +45,7 @@ class StagedChunk:
     counts: dict
 
 
-def private_folders(folder: str) -> None:
+def _private_folders(folder: str) -> None:
     """Create `folder` and any missing parents owner-only (0700), each one of them."""
     missing = []
     while folder and not os.path.isdir(folder):
@@ -71,7 +64,7 @@ def write_parquet(table: pa.Table, path: str, compression: str) -> None:
     """
     private = "://" not in path
     if private:
-        private_folders(posixpath.dirname(path))
+        _private_folders(posixpath.dirname(path))
     with FileSystems.create(path) as sink:
         pq.write_table(
             table,
