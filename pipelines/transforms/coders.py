@@ -47,17 +47,8 @@ class ChunkCoder(beam.coders.Coder):
     def estimate_size(self, value: Any) -> int:
         return chunk_nbytes(value)
 
-    def is_deterministic(self) -> bool:
-        return False
-
     def to_type_hint(self) -> Any:
         return Any
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other)
-
-    def __hash__(self) -> int:
-        return hash(type(self))
 
 
 def register_chunk_coders() -> None:
