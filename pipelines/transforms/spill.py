@@ -68,18 +68,24 @@ def spill_chunk(chunk: EventChunk, folder: str) -> SpilledChunk:
 
 def load_chunk(spilled: SpilledChunk) -> EventChunk:
     """The chunk `spill_chunk` wrote, table for table."""
+    changed = "the run's staging folder was changed during the run"
     data = pa.py_buffer(storage.read_bytes(spilled.path))
     tables: list[pa.Table] = []
     at = 0
-    while at < data.size:
-        (length,) = _LENGTH.unpack_from(data, at)
-        at += _LENGTH.size
-        tables.append(pa.ipc.open_stream(data.slice(at, length)).read_all())
-        at += length
+    try:
+        while at < data.size:
+            (length,) = _LENGTH.unpack_from(data, at)
+            at += _LENGTH.size
+            if at + length > data.size:
+                raise ValueError("a table runs past the end of the file")
+            tables.append(pa.ipc.open_stream(data.slice(at, length)).read_all())
+            at += length
+    except (ValueError, struct.error, pa.ArrowException) as exc:
+        raise ValueError(f"spill file {spilled.path}: unreadable ({exc}); {changed}") from None
     if len(tables) != len(spilled.event_types) + 1:
         raise ValueError(
             f"spill file {spilled.path}: {len(tables)} tables, expected "
-            f"{len(spilled.event_types) + 1}; the run's staging folder was changed during the run"
+            f"{len(spilled.event_types) + 1}; {changed}"
         )
     return EventChunk(
         spilled.file_index,

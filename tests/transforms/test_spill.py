@@ -90,6 +90,17 @@ def test_a_spill_file_missing_a_table_is_an_error_that_names_it(
         load_chunk(spilled)
 
 
+@pytest.mark.parametrize("kept", [3, 8, 200], ids=["in-a-length", "in-a-table", "short-table"])
+def test_a_truncated_spill_file_is_an_error_that_names_it(
+    config, spec_events, jsonl_file, tmp_path, kept
+):
+    spilled = spill_chunk(_chunk(config, spec_events, jsonl_file), str(tmp_path))
+    whole = Path(spilled.path).read_bytes()
+    Path(spilled.path).write_bytes(whole[: kept if kept < 100 else len(whole) - kept])
+    with pytest.raises(ValueError, match=r"03-00007\.arrows: (unreadable|\d+ tables)"):
+        load_chunk(spilled)
+
+
 def test_the_spill_transforms_hand_on_every_record(config, spec_events, jsonl_file, tmp_path):
     source = jsonl_file("events.jsonl", [*spec_events, b"{not json"])
     folder = tmp_path / "spill"
