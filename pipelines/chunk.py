@@ -255,9 +255,10 @@ class EventChunk:
         `max_depth` is quarantined (`too_deep`) before it is parsed."""
 
         def items() -> Iterator[tuple[int, Any, str | None, bytes | None]]:
-            for number, line in lines:
-                record, reason = classify.decode_line(line, max_depth)
-                yield loc_of(file_index, number), record, reason, line
+            first = loc_of(file_index, 0)
+            decoded = classify.decode_lines([line for _, line in lines], max_depth)
+            for (number, line), (record, reason) in zip(lines, decoded, strict=True):
+                yield first | number, record, reason, line
 
         found = classify.classify_records(contract, items())
         return cls(file_index, chunk_index, source, found.tables, found.rejects)
@@ -599,7 +600,10 @@ class EventChunk:
         for name, table in sorted(self.tables.items()):
             event_type = contract.event_types[name]
             record_class = classify.record_class_of(event_type, overrides)
-            to_training = table.filter(pc.equal(table[DEST], "training"))
+            # Each event's pseudonym once: its training row and its audit row both carry it.
+            event_pseudonyms = pseudonyms.array(table["event_id"], remember=False)
+            trains = pc.equal(table[DEST], "training")
+            to_training = table.filter(trains)
             if to_training.num_rows:
                 rows = _deidentify(
                     config,
@@ -607,6 +611,7 @@ class EventChunk:
                     event_type,
                     record_class,
                     to_training,
+                    event_pseudonyms.filter(trains),
                     pseudonyms,
                     strings or QualifiedStrings(),
                     decisions,
@@ -638,7 +643,7 @@ class EventChunk:
             to_quarantine = table.filter(pc.equal(dest, "quarantine"))
             if to_quarantine.num_rows:
                 quarantine.append(self._quarantine_rows(to_quarantine))
-            audit.append(self._audit_rows(table, record_class, name, pseudonyms))
+            audit.append(self._audit_rows(table, record_class, name, event_pseudonyms, pseudonyms))
         rejects = self._rejects_routed(verdicts)
         if rejects.num_rows:
             kept = rejects.filter(pc.equal(rejects[DEST], "quarantine"))
@@ -710,7 +715,12 @@ class EventChunk:
         )
 
     def _audit_rows(
-        self, table: pa.Table, record_class: str, event_type: str, pseudonyms: Pseudonymizer
+        self,
+        table: pa.Table,
+        record_class: str,
+        event_type: str,
+        event_pseudonyms: pa.Array,
+        pseudonyms: Pseudonymizer,
     ) -> pa.Table:
         n = table.num_rows
         if CONSENTED in table.column_names:
@@ -736,7 +746,7 @@ class EventChunk:
                 "consent": consent,
                 "consent_subjects": subjects,
                 "host_only": host_only,
-                "event_pseudonym": pseudonyms.array(table["event_id"]),
+                "event_pseudonym": event_pseudonyms,
                 "source": pa.array([source_of_event_type(event_type)] * n, pa.string()),
             },
             schema=AUDIT_SCHEMA,
@@ -758,7 +768,7 @@ class EventChunk:
                 "consent": pa.nulls(n, pa.string()),
                 "consent_subjects": pa.nulls(n, CONSENT_TYPE),
                 "host_only": pa.nulls(n, pa.bool_()),
-                "event_pseudonym": pseudonyms.array(rejects["event_id"]),
+                "event_pseudonym": pseudonyms.array(rejects["event_id"], remember=False),
                 "source": pa.array(
                     [
                         reject_source(t, self.input_source)
@@ -865,21 +875,27 @@ def _deidentify(
     event_type: EventType,
     record_class: str,
     table: pa.Table,
+    event_pseudonyms: pa.Array,
     pseudonyms: Pseudonymizer,
     strings: QualifiedStrings,
     decisions: dict[str, dict[str, int]],
 ) -> pa.Table:
-    """Training rows of `table`: pseudonyms, generalisations, redactions, and each service
-    string raw, as its template or withheld (counted into `decisions` by field)."""
+    """Training rows of `table`: pseudonyms (`event_pseudonyms` those of its event ids, row
+    for row), generalisations, redactions, and each service string raw, as its template or
+    withheld (counted into `decisions` by field)."""
     schema = training_schema(config, contract, event_type)
     columns: dict[str, Any] = {
         "record_class": pa.array([record_class] * table.num_rows, pa.string())
     }
     for spec in contract.envelope:
         column = table[spec.name]
-        # The event id too: an id is the sender's free choice (a participant id, an email).
-        pseudonymise = spec.name in _ENVELOPE_IDS or spec.name == "event_id"
-        columns[spec.name] = pseudonyms.array(column) if pseudonymise else column
+        if spec.name == "event_id":
+            # The event id too: an id is the sender's free choice (a participant id, an email).
+            columns[spec.name] = event_pseudonyms
+        elif spec.name in _ENVELOPE_IDS:
+            columns[spec.name] = pseudonyms.array(column)
+        else:
+            columns[spec.name] = column
     for spec in event_type.fields:
         rule = _payload_rule(config, spec)
         if rule == "pseudonymise":

@@ -32,6 +32,7 @@ __all__ = [
     "CATEGORIES",
     "ENVELOPE_FIELDS",
     "RECORD_CLASSES",
+    "Columns",
     "Contract",
     "EventType",
     "FieldSpec",
@@ -215,7 +216,9 @@ Check = Callable[[Any, str], Violation | None]
 # A screen looks at one field of many records at once and returns the positions of the records
 # that may break the contract; every other record certainly conforms. The exact check (`Check`)
 # then runs on those few alone, so reason codes and paths come from one place.
-Screen = Callable[[Sequence[Any]], set[int]]
+# A screen given a `columns` dict also leaves in it each field it read from every record, as a
+# list in record order, so the caller need not read the records a second time.
+Screen = Callable[[Sequence[Any], dict[str, list[Any]] | None], set[int]]
 # Compiled schema nodes return (reason code, path below the node) or None; the path is only
 # built on failure, so a conforming record costs no string work.
 _Node = Callable[[Any], tuple[str, str] | None]
@@ -501,7 +504,11 @@ def _compile_screen(schema: Mapping[str, Any], where: str) -> Screen:
         k in schema for k in (*_LEAF_KEYWORDS, "anyOf", "items")
     )
     if not plain_object:
-        return lambda values: {i for i, v in enumerate(values) if node(v) is not None}
+
+        def each(values: Sequence[Any], read: dict[str, list[Any]] | None = None) -> set[int]:
+            return {i for i, v in enumerate(values) if node(v) is not None}
+
+        return each
 
     properties = schema.get("properties", {})
     required = frozenset(schema.get("required", ()))
@@ -518,7 +525,7 @@ def _compile_screen(schema: Mapping[str, Any], where: str) -> Screen:
     def keys_ok(keys: Collection[str]) -> bool:
         return required <= set(keys) and (allowed_keys is None or allowed_keys >= set(keys))
 
-    def screen(values: Sequence[Any]) -> set[int]:
+    def screen(values: Sequence[Any], read: dict[str, list[Any]] | None = None) -> set[int]:
         # Records of one producer share a few key orders: each distinct order is judged once.
         if set(map(type, values)) == {dict} and all(map(keys_ok, set(map(tuple, values)))):
             suspects: set[int] = set()
@@ -538,6 +545,9 @@ def _compile_screen(schema: Mapping[str, Any], where: str) -> Screen:
                 column = list(map(itemgetter(name), records))
             except KeyError:  # an optional field, or a record that lacks it
                 column = [r[name] for r in records if name in r]
+            else:
+                if read is not None:
+                    read[name] = column
             if column_ok(column):
                 continue
             # Some value fails: find it a block at a time, so that one bad value sends its
@@ -622,6 +632,15 @@ class EventType:
         return tuple(f for f in self.fields if f.category == category)
 
 
+@dataclass
+class Columns:
+    """Fields a screen read from every record of a group, as lists in record order: envelope
+    fields by name, payload fields by name. A field some record lacks is not here."""
+
+    envelope: dict[str, list[Any]] = field(default_factory=dict)
+    payload: dict[str, list[Any]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Contract:
     """The whole input contract: envelope, the event types by name, the consent ledger."""
@@ -650,15 +669,23 @@ class Contract:
             return found
         return spec.check(record["payload"], "$.payload")
 
-    def screen(self, event_type: str, records: Sequence[dict[str, Any]]) -> set[int]:
+    def screen(
+        self, event_type: str, records: Sequence[dict[str, Any]], columns: Columns | None = None
+    ) -> set[int]:
         """Positions of the records of `event_type` that may break the contract.
 
         Every other record certainly conforms (`validate` would return None); the ones listed
-        are left to `validate`, which says exactly how. Checks whole columns at a time.
+        are left to `validate`, which says exactly how. Checks whole columns at a time. Given
+        `columns`, leaves in it the fields it read from every record (see `Columns`).
         """
-        suspects = self.envelope_screen(records)
-        payloads = [r.get("payload") for r in records]
-        return suspects | self.event_types[event_type].screen(payloads)
+        envelope = payload = None
+        if columns is not None:
+            envelope, payload = columns.envelope, columns.payload
+        suspects = self.envelope_screen(records, envelope)
+        payloads = envelope.get("payload") if envelope is not None else None
+        if payloads is None:
+            payloads = [r.get("payload") for r in records]
+        return suspects | self.event_types[event_type].screen(payloads, payload)
 
     def validate_consent(self, row: Any) -> Violation | None:
         if not isinstance(row, dict):

@@ -354,6 +354,50 @@ def test_a_column_of_mixed_timestamp_forms_keeps_each_instant(contract, examples
     assert table["event_ts"].to_pylist() == [parse_timestamp(t) for t in texts]
 
 
+def test_the_screen_leaves_the_fields_every_record_has_in_record_order(contract, examples):
+    """What the screen hands classify in place of a second read of the records: each field
+    as read from every record, in order; a field one record lacks is not handed over."""
+    from pipelines.contract import Columns
+
+    records = [copy.deepcopy(examples[0]) for _ in range(4)]
+    for i, record in enumerate(records):
+        record["event_id"] = f"ev-{i}"
+    del records[2]["participant_id"]
+    first_field = next(iter(records[0]["payload"]))
+    records[3]["payload"][first_field] = ["not", "its", "type"]
+    read = Columns()
+
+    suspects = contract.screen(records[0]["event_type"], records, read)
+
+    assert suspects == {3}
+    assert read.envelope["event_id"] == [f"ev-{i}" for i in range(4)]
+    assert "participant_id" not in read.envelope
+    assert read.payload[first_field] == [r["payload"][first_field] for r in records]
+    assert set(read.payload) == set(records[0]["payload"])
+
+
+def test_classify_types_the_records_left_after_a_reject_as_it_types_a_clean_group(
+    contract, examples
+):
+    """The screen's columns, thinned to the records kept, give the table a group without the
+    reject gives: same rows, same order, same positions."""
+    from pipelines.rules.classify import classify_records
+
+    records = [copy.deepcopy(examples[0]) for _ in range(5)]
+    for i, record in enumerate(records):
+        record["event_id"] = f"ev-{i}"
+    records[2]["event_ts"] = "2026-02-30T09:00:00Z"
+    clean = [(i, r, None, None) for i, r in enumerate(records) if i != 2]
+
+    found = classify_records(contract, [(i, r, None, None) for i, r in enumerate(records)])
+    expected = classify_records(contract, clean)
+
+    assert found.rejects.column("reason").to_pylist() == ["bad_timestamp"]
+    assert found.tables == expected.tables
+    [table] = found.tables.values()
+    assert table["event_id"].to_pylist() == ["ev-0", "ev-1", "ev-3", "ev-4"]
+
+
 @pytest.mark.parametrize(
     ("pattern", "texts"),
     [

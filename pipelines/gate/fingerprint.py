@@ -7,11 +7,12 @@ window with a content record of the same account holds that content, whatever th
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 
 import numpy as np
+
+from pipelines.rules.arrays import hashes64
 
 __all__ = ["MIN_WORDS", "SHINGLE_WORDS", "fingerprints", "fingerprints_of_many"]
 
@@ -33,40 +34,28 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
-def _digest(words: list[str]) -> bytes:
-    return hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=8).digest()
+def _windows(words: list[str]) -> list[str]:
+    """The word windows of one text's words, each as its words joined by a space."""
+    count = len(words)
+    if count < MIN_WORDS:
+        return []
+    if count < SHINGLE_WORDS:
+        return [" ".join(words)]
+    return [" ".join(words[i : i + SHINGLE_WORDS]) for i in range(count - SHINGLE_WORDS + 1)]
 
 
 def fingerprints(text: str) -> np.ndarray:
     """The 64-bit hashes of a text's word windows (int64; empty for short texts)."""
-    words = _words(text)
-    if len(words) < MIN_WORDS:
-        return np.empty(0, dtype=np.int64)
-    if len(words) < SHINGLE_WORDS:
-        windows = [words]
-    else:
-        windows = [words[i : i + SHINGLE_WORDS] for i in range(len(words) - SHINGLE_WORDS + 1)]
-    # Each digest read as a little-endian signed 64-bit integer.
-    digests = b"".join(_digest(window) for window in windows)
-    return np.frombuffer(digests, dtype="<i8").astype(np.int64)
+    return hashes64(_windows(_words(text)))
 
 
 def fingerprints_of_many(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """`fingerprints` of many texts at once: all hashes in text order, and how many each text
-    has. One array is built for the lot, not one per text."""
-    digests: list[bytes] = []
+    has. The windows of all the texts are hashed in one pass."""
+    windows: list[str] = []
     sizes = np.zeros(len(texts), np.int64)
     for index, text in enumerate(texts):
-        words = _words(text)
-        count = len(words)
-        if count < MIN_WORDS:
-            continue
-        if count < SHINGLE_WORDS:
-            digests.append(_digest(words))
-            sizes[index] = 1
-            continue
-        digests.extend(
-            _digest(words[i : i + SHINGLE_WORDS]) for i in range(count - SHINGLE_WORDS + 1)
-        )
-        sizes[index] = count - SHINGLE_WORDS + 1
-    return np.frombuffer(b"".join(digests), dtype="<i8").astype(np.int64), sizes
+        found = _windows(_words(text))
+        sizes[index] = len(found)
+        windows.extend(found)
+    return hashes64(windows), sizes

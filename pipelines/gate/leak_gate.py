@@ -30,11 +30,11 @@ from pipelines.chunk import EventChunk
 from pipelines.config import Config
 from pipelines.gate import results
 from pipelines.gate.expectations import validate_table
-from pipelines.gate.fingerprint import fingerprints, fingerprints_of_many
+from pipelines.gate.fingerprint import fingerprints_of_many
+from pipelines.gate.rows import account_prints
 from pipelines.gate.staged import CHECKS, TrainingRules, check_training_table, merge_expectations
 from pipelines.rules.arrays import in_sorted, sorted_union, sorted_unique
 from pipelines.rules.deidentify import pseudonymizer_from_env
-from pipelines.rules.nested import iter_strings
 from pipelines.stage_times import timed
 from pipelines.transforms.context import RunContext
 from pipelines.transforms.write import StagedChunk, StagedFile
@@ -274,20 +274,16 @@ class _ContentPrints(beam.DoFn):
 
     @timed("gate")
     def process(self, chunk: EventChunk) -> Iterator[tuple[str, tuple]]:
-        per_account: dict[str, list[np.ndarray]] = {}
+        pairs: list[tuple[str | None, Any]] = []
         for name, table in chunk.tables.items():
             fields = [f for f in self.contract.event_types[name].fields if f.category == "content"]
             if not fields:
                 continue
             accounts = self.pseudonyms.array(table["account_id"]).to_pylist()
             for spec in fields:
-                for row, value in enumerate(table[spec.name].to_pylist()):
-                    for text in iter_strings(value):
-                        hashes = fingerprints(text)
-                        if hashes.size:
-                            per_account.setdefault(accounts[row], []).append(hashes)
-        for account, parts in per_account.items():
-            yield account, ("content", sorted_unique(np.concatenate(parts)))
+                pairs.extend(zip(accounts, table[spec.name].to_pylist(), strict=True))
+        for account, hashes in account_prints(iter(pairs)).items():
+            yield account, ("content", hashes)
 
 
 @timed("gate")

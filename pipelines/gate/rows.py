@@ -163,7 +163,7 @@ def unearned_strings(
             if not distinct:
                 continue
             if name in pseudonym_columns:
-                ok = np.array([shape.match(v) is not None for v in distinct], bool)
+                ok = _shaped(encoded.dictionary, distinct, shape)
             elif key in vocabularies:
                 ok = np.array([v in vocabularies[key] for v in distinct], bool)
             elif name.endswith("_country"):
@@ -177,6 +177,19 @@ def unearned_strings(
             bad_rows.append(rows[failing])
         if bad_rows:
             yield name, sorted_unique(np.concatenate(bad_rows))
+
+
+def _shaped(values: pa.Array, texts: list[str], shape: re.Pattern[str]) -> np.ndarray:
+    """`shape.match(text) is not None` for each text, the pseudonym pattern judged in RE2 over
+    the column. A pseudonym pattern RE2 accepts, Python accepts too (RE2's `$` is the end of
+    the text, Python's also allows a final newline); what RE2 refuses, Python judges."""
+    try:
+        ok = np.array(pc.match_substring_regex(values, shape.pattern), bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a prefix RE2 reads otherwise
+        ok = np.zeros(len(texts), bool)
+    for i in np.flatnonzero(~ok).tolist():
+        ok[i] = shape.match(texts[i]) is not None
+    return ok
 
 
 def common_in(event_type: str, strings: QualifiedStrings) -> Callable[[str, pa.Array], np.ndarray]:
@@ -243,8 +256,18 @@ def account_prints(pairs: Iterator[tuple[str | None, Any]]) -> dict[str, np.ndar
     for account, value in pairs:
         if account:
             texts.setdefault(account, []).extend(iter_strings(value))
-    found = {a: fingerprints_of_many(t)[0] for a, t in texts.items()}
-    return {a: sorted_unique(hashes) for a, hashes in found.items() if hashes.size}
+    # All accounts' texts in one pass, then cut back into each account's share: the hashes
+    # of texts [first, last) are hashes[at[first]:at[last]].
+    hashes, sizes = fingerprints_of_many([text for part in texts.values() for text in part])
+    at = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+    bounds = at[np.concatenate([[0], np.cumsum(list(map(len, texts.values())), dtype=np.int64)])]
+    return {
+        account: sorted_unique(hashes[start:end])
+        for account, start, end in zip(
+            texts, bounds[:-1].tolist(), bounds[1:].tolist(), strict=True
+        )
+        if end > start
+    }
 
 
 def merge_prints(parts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:

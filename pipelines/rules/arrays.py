@@ -5,8 +5,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["in_sorted", "list_offsets", "ranges", "sorted_union", "sorted_unique", "unique_pairs"]
+__all__ = [
+    "hashes64",
+    "in_sorted",
+    "list_offsets",
+    "ranges",
+    "sorted_union",
+    "sorted_unique",
+    "unique_pairs",
+]
+
+
+def hashes64(texts: Sequence[str | bytes]) -> np.ndarray:
+    """A 64-bit hash of each text (str as UTF-8), as int64, in one pass: SipHash-2-4 under
+    pandas' fixed key (`pandas.util.hash_array`), so every worker, run and machine agrees.
+
+    Several times cheaper than a hashlib call per text; for matching and de-duplication, not
+    for secrets (the key is public).
+    """
+    column = np.empty(len(texts), dtype=object)
+    column[:] = texts
+    return pd.util.hash_array(column, categorize=False).view(np.int64)
 
 
 def in_sorted(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:

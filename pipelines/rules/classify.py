@@ -7,10 +7,9 @@ everything else becomes a reject row with a reason code. Nothing here imports Be
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -20,7 +19,15 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.contract import Contract, EventType, FieldSpec, parse_instant, plain_utc_mask
+from pipelines.contract import (
+    Columns,
+    Contract,
+    EventType,
+    FieldSpec,
+    parse_instant,
+    plain_utc_mask,
+)
+from pipelines.rules.arrays import hashes64
 
 __all__ = [
     "DEFAULT_MAX_NESTING_DEPTH",
@@ -29,6 +36,7 @@ __all__ = [
     "ClassifiedChunk",
     "classify_records",
     "decode_line",
+    "decode_lines",
     "nesting_depth",
     "python_rows",
     "record_class_of",
@@ -90,23 +98,22 @@ def record_hash(record: Any) -> int:
     A record orjson cannot write (an integer past 64 bits) is hashed from Python's JSON text;
     one neither can write hashes as its JSON type name, so its repeats still meet.
     """
-    return int.from_bytes(_record_digest(record), "little", signed=True)
+    return int(record_hashes([record])[0])
 
 
 def record_hashes(records: Iterable[Any]) -> np.ndarray:
-    """`record_hash` of each record, as int64."""
-    return np.frombuffer(b"".join(map(_record_digest, records)), dtype="<i8").astype(np.int64)
+    """`record_hash` of each record, as int64 (`hashes64` of the canonical texts)."""
+    return hashes64(list(map(_canonical, records)))
 
 
-def _record_digest(record: Any) -> bytes:
+def _canonical(record: Any) -> bytes:
     try:
-        canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
         try:
-            canonical = json.dumps(record, sort_keys=True, default=repr).encode("utf-8", "replace")
+            return json.dumps(record, sort_keys=True, default=repr).encode("utf-8", "replace")
         except (ValueError, TypeError, RecursionError):
-            canonical = type(record).__name__.encode()
-    return hashlib.blake2b(canonical, digest_size=8).digest()
+            return type(record).__name__.encode()
 
 
 def decode_line(line: bytes, max_depth: int = DEFAULT_MAX_NESTING_DEPTH) -> tuple[Any, str | None]:
@@ -124,6 +131,25 @@ def decode_line(line: bytes, max_depth: int = DEFAULT_MAX_NESTING_DEPTH) -> tupl
     if not isinstance(record, dict):
         return None, "not_object"
     return record, None
+
+
+def decode_lines(
+    lines: Iterable[bytes], max_depth: int = DEFAULT_MAX_NESTING_DEPTH
+) -> Iterator[tuple[Any, str | None]]:
+    """`decode_line` of each line, the common line (an object with fewer brackets than the
+    limit, so never too deep) parsed at once without the per-line checks."""
+    loads = orjson.loads
+    for line in lines:
+        if line.count(b"[") + line.count(b"{") <= max_depth:
+            try:
+                record = loads(line)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                if type(record) is dict:
+                    yield record, None
+                    continue
+        yield decode_line(line, max_depth)
 
 
 def python_rows(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:
@@ -186,24 +212,50 @@ def build_table(
     records: Sequence[dict[str, Any]],
     locs: Sequence[int],
     hashes: Sequence[int] | np.ndarray,
+    read: Columns | None = None,
 ) -> pa.Table:
-    """Arrow table of conforming records of one type: envelope, payload fields, LOC and HASH."""
+    """Arrow table of conforming records of one type: envelope, payload fields, LOC and HASH.
+
+    `read` holds fields the screen already read from these records (see `Columns`); the rest
+    are read here.
+    """
+    read = read or Columns()
     columns: dict[str, pa.Array] = {}
     for spec in contract.envelope:
-        try:
-            values = list(map(itemgetter(spec.name), records))
-        except KeyError:  # an optional field some records leave out
-            values = [r.get(spec.name) for r in records]
+        values = read.envelope.get(spec.name)
+        if values is None:
+            try:
+                values = list(map(itemgetter(spec.name), records))
+            except KeyError:  # an optional field some records leave out
+                values = [r.get(spec.name) for r in records]
         if spec.name == "event_ts":
             columns[spec.name] = _timestamps(values)
         else:
             columns[spec.name] = pa.array(values, spec.arrow_type)
-    payloads = list(map(itemgetter("payload"), records))
+    payloads: list[dict[str, Any]] | None = None
     for spec in event_type.fields:
-        columns[spec.name] = _column(spec, list(map(itemgetter(spec.name), payloads)))
+        values = read.payload.get(spec.name)
+        if values is None:
+            if payloads is None:
+                payloads = read.envelope.get("payload") or list(map(itemgetter("payload"), records))
+            values = list(map(itemgetter(spec.name), payloads))
+        columns[spec.name] = _column(spec, values)
     columns[LOC] = pa.array(locs, pa.int64())
     columns[HASH] = pa.array(hashes, pa.int64())
     return pa.table(columns)
+
+
+def _without(read: Columns, dropped: set[int], count: int) -> Columns:
+    """`read` without the records at the `dropped` positions (of `count`)."""
+    kept = [i for i in range(count) if i not in dropped]
+
+    def keep(values: list[Any]) -> list[Any]:
+        return list(map(values.__getitem__, kept))
+
+    return Columns(
+        {name: keep(values) for name, values in read.envelope.items()},
+        {name: keep(values) for name, values in read.payload.items()},
+    )
 
 
 def _reject_row(loc: int, record: Any, reason: str, detail: str | None, raw: bytes | None) -> dict:
@@ -265,7 +317,8 @@ def classify_records(
     for name in sorted(groups):
         group = groups[name]
         broken = set()
-        for i in sorted(contract.screen(name, group.records)):
+        read = Columns()
+        for i in sorted(contract.screen(name, group.records, read)):
             violation = contract.validate(group.records[i])
             if violation is not None:
                 broken.add(i)
@@ -280,13 +333,14 @@ def classify_records(
                 )
         records, locs = group.records, group.locs
         if broken:
+            read = _without(read, broken, len(records))
             kept = [i for i in range(len(records)) if i not in broken]
             records, locs = [records[i] for i in kept], [locs[i] for i in kept]
         if not records:
             continue
         hashes = record_hashes(records)
         chunk.tables[name] = build_table(
-            contract, contract.event_types[name], records, locs, hashes
+            contract, contract.event_types[name], records, locs, hashes, read
         )
     if rejects:
         # In input order, as they were read.

@@ -96,9 +96,11 @@ class Pseudonymizer:
     def one(self, value: str) -> str:
         return self.many([value])[0]
 
-    def many(self, values: list[str]) -> list[str]:
-        """The pseudonym of each value, in order."""
-        cache, inner, outer = self._cache, self._inner, self._outer
+    def many(self, values: list[str], *, remember: bool = True) -> list[str]:
+        """The pseudonym of each value, in order. `remember=False` for values that do not
+        come back (event ids): they neither look in the worker's cache nor fill it."""
+        cache: dict[str, str] = self._cache if remember else {}
+        inner, outer = self._inner, self._outer
         prefix, size = self.prefix, self.hex_chars
         out = []
         for value in values:
@@ -109,21 +111,22 @@ class Pseudonymizer:
                 keyed = outer.copy()
                 keyed.update(hashed.digest())
                 pseudonym = prefix + keyed.hexdigest()[:size]
-                if len(cache) < _CACHE_ENTRIES:
+                if remember and len(cache) < _CACHE_ENTRIES:
                     cache[value] = pseudonym
             out.append(pseudonym)
         return out
 
-    def array(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
-        """Pseudonymise a string column (or a list-of-strings column); nulls stay null."""
+    def array(self, values: pa.Array | pa.ChunkedArray, *, remember: bool = True) -> pa.Array:
+        """Pseudonymise a string column (or a list-of-strings column); nulls stay null.
+        `remember`: as for `many`."""
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
         if pa.types.is_list(values.type):
-            flat = self.array(values.flatten())
+            flat = self.array(values.flatten(), remember=remember)
             return pa.ListArray.from_arrays(values.offsets, flat, mask=values.is_null())
         encoded = values.dictionary_encode()
         uniques = encoded.dictionary.to_pylist()
-        mapped = pa.array(self.many(uniques), pa.string())
+        mapped = pa.array(self.many(uniques, remember=remember), pa.string())
         return mapped.take(encoded.indices)
 
 

@@ -14,7 +14,6 @@ memory and in the run's side inputs, never in an output. No Beam here.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ import pyarrow.compute as pc
 
 from pipelines.contract import kept_per_schemas
 from pipelines.errors import ConfigError
-from pipelines.rules.arrays import in_sorted, unique_pairs
+from pipelines.rules.arrays import hashes64, in_sorted, unique_pairs
 from pipelines.sources.declared import compile_sources
 
 __all__ = [
@@ -117,13 +116,9 @@ def field_key(event_type: str, name: str) -> str:
 def string_hashes(kind: str, key: str, texts: Sequence[str]) -> np.ndarray:
     """64-bit hashes of (kind, field, text), one per text, as uint64."""
     prefix = f"{kind}\x1f{key}\x1f".encode()
-    out = np.empty(len(texts), np.uint64)
-    for i, text in enumerate(texts):
-        digest = hashlib.blake2b(
-            prefix + text.encode("utf-8", "surrogatepass"), digest_size=8
-        ).digest()
-        out[i] = int.from_bytes(digest, "little")
-    return out
+    return hashes64([prefix + text.encode("utf-8", "surrogatepass") for text in texts]).view(
+        np.uint64
+    )
 
 
 def _account_hashes(accounts: Sequence[str | None]) -> np.ndarray:

@@ -60,6 +60,17 @@ def test_list_columns_are_pseudonymised_element_by_element():
     assert p.array(column).to_pylist() == [[p.one("a"), p.one("b")], None, [], [p.one("a")]]
 
 
+def test_values_that_do_not_come_back_get_the_same_pseudonyms_and_stay_out_of_the_cache():
+    """Event ids are pseudonymised without the worker's cache: unique ids would fill it and
+    leave no room for the account and meeting ids that do repeat."""
+    p = make()
+    ids = pa.array(["ev-1", "ev-2", None, "ev-1"])
+
+    assert p.array(ids, remember=False).to_pylist() == make().array(ids).to_pylist()
+    assert p.many(["ev-3"], remember=False) == [make().one("ev-3")]
+    assert p._cache == {}
+
+
 def test_chunked_arrays_are_accepted():
     p = make()
     column = pa.chunked_array([["a"], ["b", None]])

@@ -25,6 +25,7 @@ from pipelines.errors import ConfigError
 from pipelines.gate.rows import GateTwin, account_prints, print_hits
 from pipelines.rules.classify import (
     decode_line,
+    decode_lines,
     nesting_depth,
     record_hash,
     record_hashes,
@@ -96,6 +97,39 @@ def test_a_million_brackets_are_counted_not_recursed():
 )
 def test_record_hash_never_raises_and_is_stable(record: dict):
     assert record_hash(record) == record_hash(json.loads(json.dumps(record)))
+
+
+def test_decoding_many_lines_gives_each_lines_own_verdict():
+    """The many-line decoder's shortcut for plain object lines changes no verdict."""
+    lines = [
+        b'{"event_id": "a", "n": [1, [2]]}',
+        b"[" * 40 + b"]" * 40,  # too deep
+        b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}",  # too deep inside an object
+        b'{"a": "' + b"[" * 40 + b'"}',  # many brackets, all inside a string
+        b'["an", "array"]',
+        b'"a string"',
+        b"{not json",
+        b"\xff\xfe",
+        b'{"a": "\xff"}',
+        b"",
+        b"  {}  ",
+    ]
+    lines = [line.decode("unicode_escape").encode("latin-1") for line in lines]
+
+    assert list(decode_lines(lines, 32)) == [decode_line(line, 32) for line in lines]
+    assert [reason for _, reason in decode_lines(lines, 32)] == [
+        None,
+        "too_deep",
+        "too_deep",
+        None,
+        "not_object",
+        "not_object",
+        "not_json",
+        "not_utf8",
+        "not_utf8",
+        "not_json",
+        None,
+    ]
 
 
 # --------------------------------------------------------------------------- numbers and ids

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,10 @@ import pytest
 from pipelines.chunk import EventChunk
 from pipelines.config import load_config
 from pipelines.errors import ConfigError
-from pipelines.gate.rows import unearned_strings
+from pipelines.gate.fingerprint import fingerprints, fingerprints_of_many
+from pipelines.gate.rows import account_prints, unearned_strings
 from pipelines.rules.arrays import (
+    hashes64,
     list_offsets,
     ranges,
     sorted_union,
@@ -218,6 +221,22 @@ def _unearned(table: pa.Table, qualified: QualifiedStrings) -> dict[str, list[in
     }
 
 
+def test_a_pseudonym_column_passes_what_the_pseudonym_pattern_matches_and_nothing_else():
+    """The column is judged in RE2 first; where RE2 refuses, Python's `match` decides, so a
+    final newline (which Python's `$` allows) is judged as Python judges it."""
+    good = "ps_" + "0123456789abcdef" * 2
+    ids = [good, good + "\n", good + "0", "PS_" + good[3:], "ps_" + "g" * 32, good + "\n\n"]
+    table = _log_table(["jitter buffer underrun"] * len(ids))
+    table = table.set_column(1, "event_id", pa.array(ids))
+    qualified = _qualified([(f"acct-{i}", "jitter buffer underrun") for i in range(K)])
+
+    flagged = _unearned(table, qualified)
+
+    python = re.compile(r"^ps_[0-9a-f]{32}$")
+    assert flagged == {"event_id": [i for i, v in enumerate(ids) if not python.match(v)]}
+    assert flagged == {"event_id": [2, 3, 4, 5]}
+
+
 def test_the_gate_check_passes_earned_strings_and_names_each_planted_one():
     qualified = _qualified(
         [(f"acct-{i}", f"ICE restart after {i} failures") for i in range(K)]
@@ -314,6 +333,60 @@ def test_sorted_unique_is_the_sorted_distinct_values(size: int, dtype: type) -> 
 
     assert got.tolist() == sorted(set(values.tolist()))
     assert got.dtype == dtype
+
+
+def test_hashes64_is_a_stable_hash_of_each_texts_utf8() -> None:
+    texts = ["", "a", "Zoë 名前", "a", "x" * 5_000]
+
+    got = hashes64(texts)
+
+    assert got.dtype == np.int64 and len(got) == 5
+    assert got.tolist() == hashes64([t.encode("utf-8") for t in texts]).tolist()
+    assert got[1] == got[3] and len(set(got.tolist())) == 4
+    # The same key on every worker and run: a fixed value, not a per-process seed.
+    assert got.tolist() == hashes64(list(texts)).tolist()
+    assert hashes64([]).tolist() == []
+
+
+def test_fingerprints_of_many_texts_are_each_texts_fingerprints() -> None:
+    texts = [
+        "ok",  # too short
+        "see you Tuesday",  # hashed whole
+        "the budget for next quarter is frozen until March",
+        "Zoë\u2019s Straße — ΑΒΓ δεζ ηθι",
+        "",
+    ]
+
+    hashes, sizes = fingerprints_of_many(texts)
+
+    each = [fingerprints(t) for t in texts]
+    assert sizes.tolist() == [len(h) for h in each] == [0, 1, 5, 2, 0]
+    assert hashes.tolist() == [h for part in each for h in part.tolist()]
+
+
+def test_account_prints_are_each_accounts_own_fingerprints() -> None:
+    """Every account's texts are fingerprinted in one pass and cut back per account: an
+    account with no strings, or only short ones, gets nothing, and no print crosses over."""
+    pairs = [
+        ("acct-z", 7),  # no strings at all
+        ("acct-a", "the budget for next quarter is frozen"),
+        ("acct-b", "ok"),
+        ("acct-a", ["see you on tuesday then", "x"]),
+        (None, "one two three four"),  # no account
+        ("acct-d", {"note": "alpha beta gamma delta"}),
+    ]
+
+    got = account_prints(iter(pairs))
+
+    assert sorted(got) == ["acct-a", "acct-d"]
+    assert got["acct-a"].tolist() == sorted(
+        {
+            *fingerprints("the budget for next quarter is frozen").tolist(),
+            *fingerprints("see you on tuesday then").tolist(),
+        }
+    )
+    assert got["acct-d"].tolist() == sorted(set(fingerprints("alpha beta gamma delta").tolist()))
+    assert account_prints(iter([])) == {}
 
 
 def test_ranges_are_each_start_counted_on_end_to_end() -> None:
