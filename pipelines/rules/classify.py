@@ -245,17 +245,13 @@ def build_table(
     return pa.table(columns)
 
 
-def _without(read: Columns, dropped: set[int], count: int) -> Columns:
-    """`read` without the records at the `dropped` positions (of `count`)."""
-    kept = [i for i in range(count) if i not in dropped]
-
-    def keep(values: list[Any]) -> list[Any]:
-        return list(map(values.__getitem__, kept))
-
-    return Columns(
-        {name: keep(values) for name, values in read.envelope.items()},
-        {name: keep(values) for name, values in read.payload.items()},
-    )
+def _stand_in(records: list[dict[str, Any]], read: Columns, broken: set[int]) -> None:
+    """Put a conforming record (and its read values) in the place of each broken one, so the
+    group's columns type as a whole; the caller then drops those rows from the table."""
+    good = next(i for i in range(len(records)) if i not in broken)
+    for values in (records, *read.envelope.values(), *read.payload.values()):
+        for i in broken:
+            values[i] = values[good]
 
 
 def _reject_row(loc: int, record: Any, reason: str, detail: str | None, raw: bytes | None) -> dict:
@@ -332,16 +328,19 @@ def classify_records(
                     )
                 )
         records, locs = group.records, group.locs
-        if broken:
-            read = _without(read, broken, len(records))
-            kept = [i for i in range(len(records)) if i not in broken]
-            records, locs = [records[i] for i in kept], [locs[i] for i in kept]
-        if not records:
+        if len(broken) == len(records):
             continue
+        if broken:
+            # Typed whole and then filtered in Arrow: thinning every column list in Python
+            # cost more than the rest of the typing.
+            _stand_in(records, read, broken)
         hashes = record_hashes(records)
-        chunk.tables[name] = build_table(
-            contract, contract.event_types[name], records, locs, hashes, read
-        )
+        table = build_table(contract, contract.event_types[name], records, locs, hashes, read)
+        if broken:
+            keep = np.ones(len(records), bool)
+            keep[sorted(broken)] = False
+            table = table.filter(pa.array(keep))
+        chunk.tables[name] = table
     if rejects:
         # In input order, as they were read.
         rejects.sort(key=lambda row: row[LOC])
