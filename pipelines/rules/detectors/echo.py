@@ -26,7 +26,7 @@ import functools
 import hashlib
 import itertools
 import re
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.rules.arrays import in_sorted, sorted_union, sorted_unique
+from pipelines.rules.arrays import hashes64, in_sorted, sorted_union, sorted_unique
 from pipelines.rules.detectors.detector import Finding
 from pipelines.rules.detectors.normalise import UNSPACED_SCRIPTS, View, fold, normalise
 
@@ -70,32 +70,36 @@ def _words_of(text: str) -> re.Pattern[str]:
 MIN_ECHO_WORDS = 3
 
 
-def _shingle_digest(prefix: str, words: list[str]) -> bytes:
-    return hashlib.blake2b((prefix + " ".join(words)).encode("utf-8"), digest_size=8).digest()
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a well-spread 64-bit function of each value."""
+    with np.errstate(over="ignore"):
+        z = values + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
 
 
-def _shingle_hashes(
-    meeting_id: str, words: list[str], windows: Iterable[tuple[int, int]]
+def _chained(
+    meeting_hashes: np.ndarray, word_hashes: np.ndarray, starts: np.ndarray, sizes: np.ndarray
 ) -> np.ndarray:
-    """The hash of each (start, size) window of `words` in one meeting: blake2b of the
-    meeting id, a unit separator and the window's words, read big-endian as uint64."""
-    prefix = meeting_id + "\x1f"
-    digests = b"".join(
-        _shingle_digest(prefix, words[start : start + size]) for start, size in windows
-    )
-    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
+    """The hash of each window: its meeting's hash, then each of its `size` words from `start`
+    folded in by `_mix`. Equal word runs of one meeting hash equal wherever they stand, so a
+    window is hashed from the words' hashes alone, never from its text."""
+    hashes = meeting_hashes.astype(np.uint64)
+    last = len(word_hashes) - 1
+    for offset in range(int(sizes.max(initial=0))):
+        words = word_hashes[np.minimum(starts + offset, last)]
+        hashes = np.where(offset < sizes, _mix(hashes ^ words), hashes)
+    return hashes
 
 
-def _windows(count: int, k: int) -> range:
-    """Start of each shingle window over `count` words ([] below three words)."""
-    if count < MIN_ECHO_WORDS:
-        return range(0)
-    return range(max(count - k, 0) + 1)
+def _hashes(texts: list[str]) -> np.ndarray:
+    return hashes64(texts).view(np.uint64)
 
 
 def shingle_hashes(meeting_id: str, text: str, k: int) -> np.ndarray:
     """Hashes of the k-word shingles of `text` for one meeting (uint64, in text order)."""
-    return _word_shingles(meeting_id, _echo_words(text), k)
+    return _shingles([meeting_id], [_echo_words(text)], k)
 
 
 def _echo_words(text: str) -> list[str]:
@@ -103,9 +107,21 @@ def _echo_words(text: str) -> list[str]:
     return _words_of(folded).findall(folded)
 
 
-def _word_shingles(meeting_id: str, words: list[str], k: int) -> np.ndarray:
-    size = min(k, len(words))
-    return _shingle_hashes(meeting_id, words, ((start, size) for start in _windows(len(words), k)))
+def _shingles(meeting_ids: list[str], texts: list[list[str]], k: int) -> np.ndarray:
+    """Hashes of the k-word shingles of every text (its words) in its meeting, text after
+    text: every word and meeting hashed in one pass, the windows chained in NumPy."""
+    counts = np.fromiter(map(len, texts), np.int64, len(texts))
+    sizes = np.minimum(counts, k)
+    windows = np.where(counts >= MIN_ECHO_WORDS, counts - sizes + 1, 0)
+    text_of = np.repeat(np.arange(len(texts)), windows)
+    if not text_of.size:
+        return np.empty(0, np.uint64)
+    first_word = np.cumsum(counts) - counts
+    first_window = np.cumsum(windows) - windows
+    starts = first_word[text_of] + np.arange(text_of.size) - first_window[text_of]
+    word_hashes = _hashes(list(itertools.chain.from_iterable(texts)))
+    meeting_hashes = _hashes(meeting_ids)[text_of]
+    return _chained(meeting_hashes, word_hashes, starts, sizes[text_of])
 
 
 def _code(sorted_values: tuple[str, ...], value: str) -> int:
@@ -134,26 +150,22 @@ class EchoIndex:
     @classmethod
     def build(cls, pairs: Iterable[tuple[str, str]], k: int) -> EchoIndex:
         """Index (meeting_id, content_text) pairs."""
-        hashes: list[np.ndarray] = []
-        used: set[tuple[str, str]] = set()
+        meeting_ids: list[str] = []
+        texts: list[list[str]] = []
         for meeting_id, text in pairs:
-            words = _echo_words(text)
-            hashes.append(_word_shingles(meeting_id, words, k))
-            used.update(zip(itertools.repeat(meeting_id), words))
-        merged = sorted_unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
-        return cls._of(k, merged.astype(np.uint64), used)
-
-    @classmethod
-    def _of(cls, k: int, hashes: np.ndarray, used: Collection[tuple[str, str]]) -> EchoIndex:
-        words = tuple(sorted({word for _, word in used}))
-        meetings = tuple(sorted({meeting for meeting, _ in used}))
+            meeting_ids.append(meeting_id)
+            texts.append(_echo_words(text))
+        hashes = sorted_unique(_shingles(meeting_ids, texts, k))
+        # Which words each meeting uses, as codes: positions in the sorted words and meetings.
+        every_word = list(itertools.chain.from_iterable(texts))
+        words = tuple(sorted(set(every_word)))
+        meetings = tuple(sorted(set(meeting_ids)))
         word_codes = {word: code for code, word in enumerate(words)}
         meeting_codes = {meeting: code for code, meeting in enumerate(meetings)}
-        keys = np.fromiter(
-            (meeting_codes[meeting] * len(words) + word_codes[word] for meeting, word in used),
-            dtype=np.int64,
-            count=len(used),
-        )
+        counts = np.fromiter(map(len, texts), np.int64, len(texts))
+        meeting_of = np.fromiter(map(meeting_codes.__getitem__, meeting_ids), np.int64)
+        word_of = np.fromiter(map(word_codes.__getitem__, every_word), np.int64, len(every_word))
+        keys = np.repeat(meeting_of, counts) * len(words) + word_of
         return cls(k, hashes, words, meetings, sorted_unique(keys))
 
     def merge(self, other: EchoIndex) -> EchoIndex:
@@ -198,6 +210,15 @@ class EchoIndex:
 
     __hash__ = None  # type: ignore[assignment]
 
+    # Hashes of the words and meetings, by code: what a window's hash is chained from.
+    @functools.cached_property
+    def word_hashes(self) -> np.ndarray:
+        return _hashes(list(self.words))
+
+    @functools.cached_property
+    def meeting_hashes(self) -> np.ndarray:
+        return _hashes(list(self.meetings))
+
     def find(self, meeting_id: str | None, text: str) -> Finding | None:
         """The first window of `text` that repeats content of the same meeting."""
         if meeting_id is None:
@@ -214,16 +235,26 @@ class EchoIndex:
         in_meeting = (codes >= 0) & in_sorted(self.pairs, meeting * len(self.words) + codes)
         # Windows of k words match shingles; of 3..k-1 words, whole short records. Only
         # windows made entirely of this meeting's content words can match: hash just those.
-        windows: list[tuple[int, int]] = []  # (start, size)
+        starts: list[int] = []
+        sizes: list[int] = []
         run = 0
         for index, present in enumerate(in_meeting.tolist()):
             run = run + 1 if present else 0
             for size in range(MIN_ECHO_WORDS, min(run, self.k) + 1):
-                windows.append((index - size + 1, size))
-        if not windows:
+                starts.append(index - size + 1)
+                sizes.append(size)
+        if not starts:
             return None
-        wanted = _shingle_hashes(meeting_id, words, windows)
-        hits = [windows[hit] for hit in np.flatnonzero(in_sorted(self.hashes, wanted)).tolist()]
+        wanted = _chained(
+            np.full(len(starts), self.meeting_hashes[meeting]),
+            self.word_hashes[np.maximum(codes, 0)],  # a window holds only known words
+            np.array(starts),
+            np.array(sizes),
+        )
+        hits = [
+            (starts[hit], sizes[hit])
+            for hit in np.flatnonzero(in_sorted(self.hashes, wanted)).tolist()
+        ]
         if not hits:
             return None
         start, size = min(hits, key=lambda window: (window[0], -window[1]))
@@ -290,15 +321,6 @@ def _text_hashes(text: str, k: int, c: int) -> tuple[frozenset[int], frozenset[i
     for stretch in _UNSPACED_RUN.findall(folded):
         runs.update("c " + stretch[i : i + c] for i in range(len(stretch) - c + 1))
     return frozenset(map(_hash, runs)), frozenset(map(_hash, probes))
-
-
-def _mix(values: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: a well-spread 64-bit function of each value."""
-    with np.errstate(over="ignore"):
-        z = values + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
 
 
 def _keyed(runs: np.ndarray, meeting: str) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import subprocess
@@ -13,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pipelines.rules.arrays import hashes64
 from pipelines.rules.detectors import (
     DETECTORS,
     DetectorSettings,
@@ -480,16 +480,34 @@ def test_content_echo_misses(meeting: str | None, text: str) -> None:
     assert ECHO.find(meeting, text) is None
 
 
-def test_shingle_hashes_are_blake2b_of_meeting_and_words() -> None:
+def test_shingle_hashes_chain_the_meeting_and_word_hashes() -> None:
+    # Written out in Python integers: the meeting's hash, then each word's folded in by
+    # splitmix64's finaliser (after adding its constant), all modulo 2**64.
+    mask = (1 << 64) - 1
+
+    def mixed(value: int) -> int:
+        z = (value + 0x9E3779B97F4A7C15) & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    def one(text: str) -> int:
+        return int(hashes64([text]).view(np.uint64)[0])
+
     def expected(words: str) -> int:
-        digest = hashlib.blake2b(f"m-1\x1f{words}".encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big")
+        value = one("m-1")
+        for word in words.split():
+            value = mixed(value ^ one(word))
+        return value
 
     hashes = shingle_hashes("m-1", "Send ME the, budget now", 4)
     assert hashes.dtype == np.uint64
     assert hashes.tolist() == [expected("send me the budget"), expected("me the budget now")]
     assert shingle_hashes("m-1", "see you soon", 4).tolist() == [expected("see you soon")]
     assert len(shingle_hashes("m-1", "ok thanks", 4)) == 0
+    # The same words in another meeting, or in another order, are another shingle.
+    assert shingle_hashes("m-2", "see you soon", 4).tolist() != [expected("see you soon")]
+    assert shingle_hashes("m-1", "soon you see", 4).tolist() != [expected("see you soon")]
 
 
 def test_echo_index_is_sorted_unique_and_merges() -> None:
